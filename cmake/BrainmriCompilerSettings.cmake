@@ -1,0 +1,23 @@
+# Warnings, ccache and sanitizer flags shared by every target of the project.
+
+find_program(BRAINMRI_CCACHE ccache)
+if(BRAINMRI_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+  # Precompiled headers are only cacheable when ccache is told to tolerate their quirks.
+  set(_brainmri_ccache ${CMAKE_COMMAND} -E env
+      "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+      "${BRAINMRI_CCACHE}")
+  set(CMAKE_C_COMPILER_LAUNCHER ${_brainmri_ccache})
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${_brainmri_ccache})
+endif()
+
+add_library(brainmri_warnings INTERFACE)
+target_compile_options(brainmri_warnings INTERFACE -Wall -Wextra)
+if(BRAINMRI_WARNINGS_AS_ERRORS)
+  target_compile_options(brainmri_warnings INTERFACE -Werror)
+endif()
+
+set(BRAINMRI_SANITIZE "" CACHE STRING "Sanitizers to enable, e.g. address,undefined")
+if(BRAINMRI_SANITIZE)
+  add_compile_options(-fsanitize=${BRAINMRI_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=${BRAINMRI_SANITIZE})
+endif()

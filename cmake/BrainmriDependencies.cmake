@@ -1,0 +1,75 @@
+# Finds every third-party dependency. A missing one stops configure with the package that
+# provides it, so a new user knows what to install instead of reading a CMake backtrace.
+
+function(brainmri_require found what hint)
+  if(NOT ${found})
+    message(FATAL_ERROR "brainmri: ${what} was not found.\n  ${hint}\n"
+                        "  scripts/setup.sh installs everything on Debian/Ubuntu.")
+  endif()
+endfunction()
+
+find_package(HDF5 COMPONENTS C)
+brainmri_require(HDF5_FOUND "HDF5 (C library)" "Debian/Ubuntu: apt-get install libhdf5-dev")
+add_library(brainmri_hdf5 INTERFACE)
+target_include_directories(brainmri_hdf5 SYSTEM INTERFACE ${HDF5_INCLUDE_DIRS})
+target_link_libraries(brainmri_hdf5 INTERFACE ${HDF5_LIBRARIES})
+target_compile_definitions(brainmri_hdf5 INTERFACE ${HDF5_DEFINITIONS} H5_USE_110_API)
+
+find_package(nlohmann_json 3.2 QUIET)
+brainmri_require(nlohmann_json_FOUND "nlohmann_json (JSON for Modern C++)"
+                 "Debian/Ubuntu: apt-get install nlohmann-json3-dev")
+
+find_package(Boost 1.71 COMPONENTS program_options)
+brainmri_require(Boost_FOUND "Boost.Program_options" "Debian/Ubuntu: apt-get install libboost-program-options-dev")
+
+find_package(Threads REQUIRED)
+
+if(BRAINMRI_WITH_OPENCV)
+  find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs img_hash)
+  brainmri_require(OpenCV_FOUND "OpenCV (core, imgproc, imgcodecs, img_hash)"
+                   "Debian/Ubuntu: apt-get install libopencv-dev, or configure with -DBRAINMRI_WITH_OPENCV=OFF to build only the trainer")
+  find_package(OpenSSL QUIET COMPONENTS Crypto)
+  brainmri_require(OpenSSL_FOUND "OpenSSL libcrypto (SHA-256 of shards)" "Debian/Ubuntu: apt-get install libssl-dev")
+  find_package(ZLIB QUIET)
+  brainmri_require(ZLIB_FOUND "zlib (deflate of HDF5 chunks)" "Debian/Ubuntu: apt-get install zlib1g-dev")
+endif()
+
+set(BRAINMRI_NCCL_ENABLED OFF)
+if(BRAINMRI_WITH_TORCH)
+  # Without an architecture list, Torch's CMake compiles and runs a probe on the local GPU, which
+  # fails on a build machine without one (and with CMake < 3.27, on nvcc 13). Our own code has no
+  # CUDA kernels; the list only matters to projects that compile .cu files against Torch.
+  if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+    set(TORCH_CUDA_ARCH_LIST "8.0;9.0")
+  endif()
+  find_package(Torch QUIET)
+  brainmri_require(Torch_FOUND "LibTorch 2.x"
+                   "pip install torch and pass -DCMAKE_PREFIX_PATH=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)'), or point CMAKE_PREFIX_PATH at an unpacked LibTorch download (libtorch/share/cmake)")
+  if(Torch_VERSION VERSION_LESS 2.0)
+    message(FATAL_ERROR "brainmri: LibTorch ${Torch_VERSION} is too old; LibTorch 2.x is required.")
+  endif()
+  # Torch's own flags (the C++ ABI define among them) must reach every consumer.
+  add_library(brainmri_torch INTERFACE)
+  # The torch wheel's libtorch.so exports its own, partial copy of std::filesystem (built with an
+  # older toolchain; remove_all jumps to a null pointer). Listing libstdc++ first makes the
+  # dynamic linker resolve those symbols to the system library.
+  target_link_libraries(brainmri_torch INTERFACE stdc++ ${TORCH_LIBRARIES})
+  target_compile_options(brainmri_torch INTERFACE ${TORCH_CXX_FLAGS})
+
+  find_package(MPI COMPONENTS C)
+  brainmri_require(MPI_FOUND "MPI (C bindings)" "Debian/Ubuntu: apt-get install libopenmpi-dev openmpi-bin")
+
+  if(NOT BRAINMRI_WITH_NCCL STREQUAL "OFF")
+    set(_torch_has_cuda OFF)
+    if(TARGET torch_cuda OR CAFFE2_USE_CUDA OR USE_CUDA)
+      set(_torch_has_cuda ON)
+    endif()
+    find_package(NCCL QUIET)
+    if(_torch_has_cuda AND NCCL_FOUND)
+      set(BRAINMRI_NCCL_ENABLED ON)
+    elseif(BRAINMRI_WITH_NCCL STREQUAL "ON")
+      message(FATAL_ERROR "brainmri: BRAINMRI_WITH_NCCL=ON but CUDA LibTorch=${_torch_has_cuda}, NCCL found=${NCCL_FOUND}.\n"
+                          "  NCCL comes with the CUDA toolkit packages (libnccl-dev) or the nvidia-nccl-cu* wheel; set NCCL_ROOT to its prefix.")
+    endif()
+  endif()
+endif()

@@ -1,0 +1,25 @@
+#pragma once
+// Content hashes (exact duplicates), perceptual hashes (near duplicates) and file digests.
+
+#include <opencv2/core.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+
+namespace brainmri::prep {
+
+// SHA-256 of the decoded pixels together with their shape and type, as 64 hex characters:
+// byte-identical files and re-encodings that decode to the same pixels hash alike.
+std::string content_hash(const cv::Mat& decoded_pixels);
+
+// 64-bit DCT perceptual hash (OpenCV img_hash PHash) of an 8-bit image, bit 63 = first bit.
+std::uint64_t perceptual_hash(const cv::Mat& pixels_8bit);
+
+inline int hamming_distance(std::uint64_t a, std::uint64_t b) { return __builtin_popcountll(a ^ b); }
+
+std::string sha256_hex(std::span<const std::uint8_t> data);
+std::string sha256_file(const std::filesystem::path& path);
+
+}  // namespace brainmri::prep

@@ -1,0 +1,65 @@
+#pragma once
+// Reads a dataset written by brainmri-prep: selection by split and fold, and images as tensors.
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "brainmri/data/manifest.hpp"
+
+namespace brainmri::data {
+
+struct Batch {
+  torch::Tensor images;      // float32 [n, C, H, W], values in [0, 1]
+  torch::Tensor labels;      // int64 [n]
+  torch::Tensor sample_ids;  // int64 [n]
+};
+
+class ShardedDataset {
+ public:
+  // Reads the manifest and the per-sample columns of every shard; pixels are read on demand.
+  explicit ShardedDataset(std::filesystem::path directory);
+
+  const Manifest& manifest() const { return manifest_; }
+  const std::filesystem::path& directory() const { return directory_; }
+  std::int64_t size() const { return manifest_.sample_count; }
+  int image_size() const { return manifest_.image_size; }
+  int channels() const { return manifest_.channels; }
+  const std::vector<std::string>& class_names() const { return manifest_.class_names; }
+
+  int label(std::int64_t sample_id) const { return labels_.at(static_cast<std::size_t>(sample_id)); }
+  const std::string& split(std::int64_t sample_id) const { return splits_.at(static_cast<std::size_t>(sample_id)); }
+  const std::string& source_path(std::int64_t sample_id) const { return paths_.at(static_cast<std::size_t>(sample_id)); }
+  // The sample's fold, format::kFoldHeldOut or format::kFoldExcludedLeak; throws without folds.
+  int fold(std::int64_t sample_id) const;
+
+  std::vector<std::int64_t> all() const;
+  std::vector<std::int64_t> select_split(std::string_view split) const;
+  // Samples whose fold is in `folds` (held-out and excluded samples never match).
+  std::vector<std::int64_t> select_folds(std::span<const int> folds) const;
+  // Cross-validation: every fold but `validation_fold` to train on, and that fold to validate.
+  std::vector<std::int64_t> training_samples_for_fold(int validation_fold) const;
+  std::vector<std::int64_t> validation_samples_for_fold(int validation_fold) const;
+
+  // Pixels as stored: [n, H, W, C], uint8 or float32.
+  torch::Tensor load_stored(std::span<const std::int64_t> sample_ids) const;
+  // Images normalized to [0, 1] in [n, C, H, W] with their labels and ids.
+  Batch load(std::span<const std::int64_t> sample_ids) const;
+
+ private:
+  std::size_t shard_of(std::int64_t sample_id) const;
+  void require_folds() const;
+
+  std::filesystem::path directory_;
+  Manifest manifest_;
+  std::vector<int> labels_;
+  std::vector<std::string> splits_;
+  std::vector<std::string> paths_;
+};
+
+}  // namespace brainmri::data

@@ -1,0 +1,59 @@
+#pragma once
+// Decoding and preprocessing of one image file: the single code path shared by brainmri-prep
+// and by everything that classifies a new image, so training and inference see the same pixels.
+
+#include <opencv2/core.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <stdexcept>
+#include <string>
+
+namespace brainmri::imaging {
+
+// A file that cannot become a training image; what() is a reason fit for a rejection list.
+class ImageRejected : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class ResizeMode { kStretch, kPad };
+
+struct PreprocessOptions {
+  int size = 128;      // output is size x size
+  int channels = 1;    // 1 (grayscale) or 3 (RGB order)
+  ResizeMode resize = ResizeMode::kStretch;
+};
+
+struct DecodedImage {
+  cv::Mat pixels;  // as decoded: 8- or 16-bit, 1, 3 or 4 channels (BGR[A] order)
+};
+
+struct PreprocessedImage {
+  cv::Mat unit_pixels;  // CV_32FC(channels), values in [0,1], size x size
+  int source_width = 0;
+  int source_height = 0;
+  int source_channels = 0;
+  int source_bit_depth = 0;
+  bool colour_discarded = false;  // the source had real colour and channels == 1 removed it
+};
+
+ResizeMode parse_resize_mode(const std::string& name);  // "stretch" | "pad"
+std::string to_string(ResizeMode mode);
+
+// Throws ImageRejected for empty, truncated or undecodable data.
+DecodedImage decode_image(std::span<const std::uint8_t> encoded);
+DecodedImage decode_image_file(const std::filesystem::path& path);
+
+PreprocessedImage preprocess(const DecodedImage& decoded, const PreprocessOptions& options);
+
+// Mean over pixels of (max channel - min channel), in 8-bit grey levels. Grayscale content saved
+// as a colour JPEG stays well below 1 (chroma noise); real tints and colour overlays exceed it.
+double mean_channel_spread(const cv::Mat& pixels);
+inline constexpr double kColourSpreadThreshold = 1.0;
+
+// Quantizes [0,1] floats to uint8 with rounding (value * 255).
+cv::Mat to_uint8(const cv::Mat& unit_pixels);
+
+}  // namespace brainmri::imaging

@@ -1,0 +1,98 @@
+// The trainer's view of a packed dataset: ShardedDataset over the bundled sample.
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "brainmri/data/dataset_format.hpp"
+#include "brainmri/data/sharded_dataset.hpp"
+#include "packer.hpp"
+#include "test_support.hpp"
+
+using brainmri::data::ShardedDataset;
+using namespace brainmri::testing;
+namespace format = brainmri::data::format;
+
+namespace {
+
+class SampleDataset : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    scratch_ = new ScratchDir();
+    brainmri::prep::PackOptions options;
+    options.output = *scratch_ / "packed";
+    options.discovery.roots = {BRAINMRI_SAMPLE_DIR};
+    options.shard_count = 3;
+    options.fold_count = 4;
+    options.seed = 9;
+    brainmri::prep::pack_dataset(options);
+    options.output = *scratch_ / "packed_float";
+    options.store_float32 = true;
+    brainmri::prep::pack_dataset(options);
+  }
+  static void TearDownTestSuite() { delete scratch_; }
+  static ScratchDir* scratch_;
+};
+ScratchDir* SampleDataset::scratch_ = nullptr;
+
+}  // namespace
+
+TEST_F(SampleDataset, LoadsNormalizedImagesLabelsAndIds) {
+  const ShardedDataset dataset(*scratch_ / "packed");
+  EXPECT_EQ(dataset.class_names().size(), 4u);
+  const std::vector<std::int64_t> ids = {dataset.size() - 1, 0, 57, 3};  // any order, across shards
+  const auto batch = dataset.load(ids);
+  EXPECT_EQ(batch.images.sizes(), (std::vector<std::int64_t>{4, 1, 128, 128}));
+  EXPECT_EQ(batch.images.dtype(), torch::kFloat32);
+  EXPECT_GE(batch.images.min().item<float>(), 0.0f);
+  EXPECT_LE(batch.images.max().item<float>(), 1.0f);
+  EXPECT_GT(batch.images.max().item<float>(), 0.5f);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(batch.sample_ids[static_cast<std::int64_t>(i)].item<std::int64_t>(), ids[i]);
+    EXPECT_EQ(batch.labels[static_cast<std::int64_t>(i)].item<std::int64_t>(), dataset.label(ids[i]));
+  }
+  // The same image read alone is the same tensor: order and batching do not change pixels.
+  const std::vector<std::int64_t> single = {57};
+  EXPECT_TRUE(torch::equal(dataset.load(single).images[0], batch.images[2]));
+  const auto stored = dataset.load_stored(single);
+  EXPECT_EQ(stored.dtype(), torch::kUInt8);
+  EXPECT_TRUE(torch::allclose(stored.to(torch::kFloat32).div(255.0).permute({0, 3, 1, 2}), dataset.load(single).images));
+  EXPECT_THROW(dataset.load(std::vector<std::int64_t>{dataset.size()}), std::out_of_range);
+}
+
+TEST_F(SampleDataset, FloatAndByteStorageAgreeWithinQuantization) {
+  const ShardedDataset bytes(*scratch_ / "packed");
+  const ShardedDataset floats(*scratch_ / "packed_float");
+  const auto ids = bytes.all();
+  const auto a = bytes.load(ids).images;
+  const auto b = floats.load(ids).images;
+  EXPECT_LE((a - b).abs().max().item<float>(), 0.5f / 255.0f + 1e-6f);
+}
+
+TEST_F(SampleDataset, FoldSelectionPartitionsTheTrainingData) {
+  const ShardedDataset dataset(*scratch_ / "packed");
+  std::set<std::int64_t> union_of_validation;
+  for (int fold = 0; fold < 4; ++fold) {
+    const auto train = dataset.training_samples_for_fold(fold);
+    const auto validation = dataset.validation_samples_for_fold(fold);
+    EXPECT_EQ(train.size() + validation.size(), static_cast<std::size_t>(dataset.size()));
+    for (const auto id : validation) {
+      EXPECT_EQ(dataset.fold(id), fold);
+      EXPECT_TRUE(union_of_validation.insert(id).second) << "sample in two validation folds";
+    }
+    for (const auto id : train) EXPECT_NE(dataset.fold(id), fold);
+  }
+  EXPECT_EQ(union_of_validation.size(), static_cast<std::size_t>(dataset.size()));
+  EXPECT_EQ(dataset.select_split("Training").size(), static_cast<std::size_t>(dataset.size()));
+  EXPECT_THROW(dataset.select_split("Testing"), std::invalid_argument);
+  EXPECT_THROW(dataset.validation_samples_for_fold(4), std::invalid_argument);
+}
+
+TEST(ShardedDatasetErrors, MissingDirectoryIsAClearError) {
+  try {
+    ShardedDataset dataset("/nonexistent/dataset");
+    FAIL();
+  } catch (const brainmri::data::ManifestError& e) {
+    EXPECT_NE(std::string(e.what()).find("brainmri-prep"), std::string::npos);
+  }
+}
