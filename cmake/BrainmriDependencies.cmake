@@ -43,6 +43,19 @@ if(BRAINMRI_WITH_TORCH)
     set(TORCH_CUDA_ARCH_LIST "8.0;9.0")
   endif()
   find_package(Torch QUIET)
+  if(NOT Torch_FOUND)
+    # Fall back to the torch wheel of the python3 on PATH, so `cmake --preset release` works
+    # after `pip install torch` without naming its CMake prefix.
+    find_package(Python3 QUIET COMPONENTS Interpreter)
+    if(Python3_Interpreter_FOUND)
+      execute_process(COMMAND "${Python3_EXECUTABLE}" -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
+                      OUTPUT_VARIABLE _torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+      if(_torch_prefix)
+        list(APPEND CMAKE_PREFIX_PATH "${_torch_prefix}")
+        find_package(Torch QUIET)
+      endif()
+    endif()
+  endif()
   brainmri_require(Torch_FOUND "LibTorch 2.x"
                    "pip install torch and pass -DCMAKE_PREFIX_PATH=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)'), or point CMAKE_PREFIX_PATH at an unpacked LibTorch download (libtorch/share/cmake)")
   if(Torch_VERSION VERSION_LESS 2.0)

@@ -66,6 +66,7 @@ struct SampleInfo {
   int label;
   std::string split;
   std::string path;
+  std::string content_hash;
   bool colour_discarded;
 };
 
@@ -76,7 +77,7 @@ std::vector<SampleInfo> read_samples(const fs::path& dir, const data::Manifest& 
     const auto file = hdf5::open_file_readonly(dir / entry.file);
     const auto c = data::read_shard_columns(file);
     for (std::size_t i = 0; i < c.labels.size(); ++i) {
-      samples.push_back({c.labels[i], c.source_split[i], c.source_paths[i], c.colour_discarded[i] != 0});
+      samples.push_back({c.labels[i], c.source_split[i], c.source_paths[i], c.content_hash[i], c.colour_discarded[i] != 0});
     }
   }
   return samples;
@@ -145,7 +146,17 @@ json build_audit(const fs::path& dataset_dir) {
       conflicts.push_back({{"exact", group.exact}, {"members", members}});
     }
   }
+  // Byte-level duplication alone (same decoded pixels), whatever the near-duplicate threshold.
+  std::map<std::string, std::int64_t> copies_of_hash;
+  for (const auto& s : samples) ++copies_of_hash[s.content_hash];
+  std::int64_t identical_groups = 0, identical_redundant = 0;
+  for (const auto& [hash, copies] : copies_of_hash) {
+    identical_groups += copies > 1;
+    identical_redundant += copies - 1;
+  }
   audit["duplicates"] = {{"near_duplicate_bits", m.near_duplicate_bits},
+                         {"identical_pixel_groups", identical_groups},
+                         {"identical_pixel_redundant_images", identical_redundant},
                          {"groups", m.duplicate_groups.size()},
                          {"exact_groups", exact_groups},
                          {"near_only_groups", static_cast<std::int64_t>(m.duplicate_groups.size()) - exact_groups},
@@ -219,9 +230,10 @@ std::string render_audit(const json& a) {
     out << "\n";
   }
   const auto& dup = a["duplicates"];
-  out << "\nDuplicates (exact content hash, or perceptual hash within " << dup["near_duplicate_bits"] << " bits)\n"
-      << "  " << dup["groups"] << " groups (" << dup["exact_groups"] << " exact, " << dup["near_only_groups"]
-      << " near-only) hold " << dup["images_in_groups"] << " images; " << dup["redundant_images"]
+  out << "\nDuplicates\n  identical pixels: " << dup["identical_pixel_groups"] << " groups, "
+      << dup["identical_pixel_redundant_images"] << " redundant copies\n"
+      << "  identical or perceptual hash within " << dup["near_duplicate_bits"] << " bits: " << dup["groups"] << " groups (" << dup["exact_groups"] << " all identical, " << dup["near_only_groups"]
+      << " with near matches) hold " << dup["images_in_groups"] << " images; " << dup["redundant_images"]
       << " are redundant copies, leaving " << dup["unique_images"] << " unique images; largest group: "
       << dup["largest_group"] << "\n";
   for (const auto& [split, others] : dup["samples_with_duplicate_in_split"].items()) {
