@@ -1,7 +1,9 @@
 #include "chunk_codec.hpp"
 
+#include <libdeflate.h>
 #include <zlib.h>
 
+#include <array>
 #include <stdexcept>
 #include <string>
 
@@ -18,15 +20,41 @@ std::vector<std::uint8_t> shuffle_bytes(std::span<const std::uint8_t> data, std:
   return out;
 }
 
+namespace {
+
+// libdeflate writes the same zlib stream format as zlib's compress2 (what HDF5's deflate filter
+// reads back) at two to three times the speed. Compressors are not thread-safe: one per thread
+// and level.
+struct ThreadCompressors {
+  std::array<libdeflate_compressor*, 10> by_level{};
+  ThreadCompressors() = default;
+  ThreadCompressors(const ThreadCompressors&) = delete;
+  ThreadCompressors& operator=(const ThreadCompressors&) = delete;
+  ~ThreadCompressors() {
+    for (auto* compressor : by_level) libdeflate_free_compressor(compressor);
+  }
+};
+
+libdeflate_compressor& compressor_for(int level) {
+  if (level < 0 || level > 9) throw std::invalid_argument("deflate level must be 0..9, got " + std::to_string(level));
+  thread_local ThreadCompressors compressors;
+  auto*& slot = compressors.by_level[static_cast<std::size_t>(level)];
+  if (!slot && !(slot = libdeflate_alloc_compressor(level))) {
+    throw std::runtime_error("libdeflate: cannot allocate a compressor");
+  }
+  return *slot;
+}
+
+}  // namespace
+
 std::vector<std::uint8_t> encode_chunk(std::span<const std::uint8_t> raw, std::size_t element_size,
                                        int deflate_level) {
   const auto shuffled = shuffle_bytes(raw, element_size);
-  uLongf capacity = compressBound(static_cast<uLong>(shuffled.size()));
-  std::vector<std::uint8_t> out(capacity);
-  const int status = compress2(out.data(), &capacity, shuffled.data(), static_cast<uLong>(shuffled.size()),
-                               deflate_level);
-  if (status != Z_OK) throw std::runtime_error("zlib compress2 failed with status " + std::to_string(status));
-  out.resize(capacity);
+  auto& compressor = compressor_for(deflate_level);
+  std::vector<std::uint8_t> out(libdeflate_zlib_compress_bound(&compressor, shuffled.size()));
+  const std::size_t size = libdeflate_zlib_compress(&compressor, shuffled.data(), shuffled.size(), out.data(), out.size());
+  if (size == 0) throw std::runtime_error("libdeflate: compression failed");
+  out.resize(size);
   return out;
 }
 

@@ -120,7 +120,7 @@ int run_pack(int argc, const char* const argv[]) {
   pack.preprocess.channels = vm["channels"].as<int>();
   const auto dtype = vm["dtype"].as<std::string>();
   if (dtype != "uint8" && dtype != "float32") throw UsageError("--dtype must be uint8 or float32, got " + dtype);
-  pack.store_float32 = dtype == "float32";
+  pack.preprocess.output = dtype == "float32" ? brainmri::imaging::PixelType::kFloat32 : brainmri::imaging::PixelType::kUint8;
   pack.shard_count = vm["shards"].as<int>();
   if (pack.shard_count < 0) throw UsageError("--shards must be 0 (automatic) or positive");
   const int shard_mb = vm["shard-size-mb"].as<int>();

@@ -49,9 +49,8 @@ ProcessedSample process_candidate(const Candidate& candidate, const imaging::Pre
   try {
     const auto decoded = imaging::decode_image_file(candidate.absolute_path);
     const auto image = imaging::preprocess(decoded, preprocess);
-    const cv::Mat quantized = imaging::to_uint8(image.unit_pixels);
-    const cv::Mat& stored = geometry.float32 ? image.unit_pixels : quantized;
-    const auto* begin = stored.ptr<std::uint8_t>(0);
+    const cv::Mat quantized = imaging::to_uint8(image.pixels);
+    const auto* begin = image.pixels.ptr<std::uint8_t>(0);
     result.chunk = encode_chunk({begin, geometry.bytes_per_image()}, geometry.element_size(), compression_level);
     result.content_hash = content_hash(decoded.pixels);
     cv::Mat gray;
@@ -191,21 +190,21 @@ class OrderedPipeline {
       std::lock_guard lock(mutex_);
       stopping_ = true;
     }
-    changed_.notify_all();
+    space_freed_.notify_all();
   }
 
   // Blocks until input `index` (which must be the next one) is processed.
   ProcessedSample take(std::size_t index) {
     std::unique_lock lock(mutex_);
     // Timed waits: a cancellation request arrives from a signal handler, which cannot notify.
-    while (!(slots_[index % window_].has_value() || failure_ || cancelled())) changed_.wait_for(lock, kPollInterval);
+    while (!(slots_[index % window_].has_value() || failure_ || cancelled())) result_ready_.wait_for(lock, kPollInterval);
     if (failure_) std::rethrow_exception(failure_);
     if (cancelled()) throw PackError("interrupted");
     ProcessedSample sample = std::move(*slots_[index % window_]);
     slots_[index % window_].reset();
     ++consumed_;
     lock.unlock();
-    changed_.notify_all();
+    space_freed_.notify_one();  // one more input may now start
     return sample;
   }
 
@@ -220,7 +219,7 @@ class OrderedPipeline {
       {
         std::unique_lock lock(mutex_);
         while (!(index < consumed_ + window_ || stopping_ || failure_ || cancelled())) {
-          changed_.wait_for(lock, kPollInterval);
+          space_freed_.wait_for(lock, kPollInterval);
         }
         if (stopping_ || failure_ || cancelled()) return;
       }
@@ -231,8 +230,9 @@ class OrderedPipeline {
       } catch (...) {
         std::lock_guard lock(mutex_);
         if (!failure_) failure_ = std::current_exception();
+        space_freed_.notify_all();  // the other workers stop too
       }
-      changed_.notify_all();
+      result_ready_.notify_one();  // only the consumer waits for results
     }
   }
 
@@ -243,7 +243,8 @@ class OrderedPipeline {
   std::vector<std::optional<ProcessedSample>> slots_;
   std::atomic<std::size_t> next_{0};
   std::mutex mutex_;
-  std::condition_variable changed_;
+  std::condition_variable result_ready_;  // workers -> consumer
+  std::condition_variable space_freed_;   // consumer -> workers
   std::size_t consumed_ = 0;
   bool stopping_ = false;
   std::exception_ptr failure_;
@@ -326,7 +327,8 @@ data::Manifest pack_dataset(const PackOptions& options, const std::atomic<bool>*
           discovery.split_names.end()) {
     throw PackError("--holdout-split " + options.held_out_split + " is not one of the packed splits");
   }
-  const Geometry geometry{options.preprocess.size, options.preprocess.channels, options.store_float32};
+  const Geometry geometry{options.preprocess.size, options.preprocess.channels,
+                          options.preprocess.output == imaging::PixelType::kFloat32};
   data::Manifest manifest = manifest_header(options, discovery, geometry);
 
   std::vector<int> candidate_labels;

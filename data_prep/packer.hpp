@@ -25,8 +25,7 @@ struct PackOptions {
   std::filesystem::path output;
   bool force = false;
   DiscoveryOptions discovery;
-  imaging::PreprocessOptions preprocess;
-  bool store_float32 = false;
+  imaging::PreprocessOptions preprocess;  // preprocess.output decides the stored dtype
   int shard_count = 0;  // 0: sized from shard_target_bytes
   std::size_t shard_target_bytes = 64u << 20;
   int threads = 0;  // 0: all cores

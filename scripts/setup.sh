@@ -15,7 +15,7 @@ torch_version="${BRAINMRI_TORCH_VERSION:-2.11.0}"
 apt_packages=(
   build-essential cmake ninja-build ccache pkg-config git time
   libopencv-dev libhdf5-dev hdf5-tools libboost-program-options-dev
-  libopenmpi-dev openmpi-bin nlohmann-json3-dev libssl-dev zlib1g-dev libgtest-dev
+  libopenmpi-dev openmpi-bin nlohmann-json3-dev libssl-dev zlib1g-dev libdeflate-dev libturbojpeg0-dev libgtest-dev
 )
 python_packages=("torch==${torch_version}" numpy h5py pillow scikit-learn)
 

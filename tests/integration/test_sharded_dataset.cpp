@@ -27,7 +27,7 @@ class SampleDataset : public ::testing::Test {
     options.seed = 9;
     brainmri::prep::pack_dataset(options);
     options.output = *scratch_ / "packed_float";
-    options.store_float32 = true;
+    options.preprocess.output = brainmri::imaging::PixelType::kFloat32;
     brainmri::prep::pack_dataset(options);
   }
   static void TearDownTestSuite() { delete scratch_; }

@@ -20,10 +20,13 @@ class ImageRejected : public std::runtime_error {
 
 enum class ResizeMode { kStretch, kPad };
 
+enum class PixelType { kUint8, kFloat32 };
+
 struct PreprocessOptions {
   int size = 128;      // output is size x size
   int channels = 1;    // 1 (grayscale) or 3 (RGB order)
   ResizeMode resize = ResizeMode::kStretch;
+  PixelType output = PixelType::kUint8;
 };
 
 struct DecodedImage {
@@ -31,7 +34,8 @@ struct DecodedImage {
 };
 
 struct PreprocessedImage {
-  cv::Mat unit_pixels;  // CV_32FC(channels), values in [0,1], size x size
+  // size x size x channels: CV_8U (value / 255 in [0,1]) or CV_32F (in [0,1]), per options.output.
+  cv::Mat pixels;
   int source_width = 0;
   int source_height = 0;
   int source_channels = 0;
@@ -53,7 +57,7 @@ PreprocessedImage preprocess(const DecodedImage& decoded, const PreprocessOption
 double mean_channel_spread(const cv::Mat& pixels);
 inline constexpr double kColourSpreadThreshold = 1.0;
 
-// Quantizes [0,1] floats to uint8 with rounding (value * 255).
-cv::Mat to_uint8(const cv::Mat& unit_pixels);
+// The preprocessed pixels as 8-bit (floats in [0,1] are rounded from value * 255).
+cv::Mat to_uint8(const cv::Mat& pixels);
 
 }  // namespace brainmri::imaging
