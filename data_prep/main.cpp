@@ -4,6 +4,7 @@
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -84,7 +85,8 @@ int run_pack(int argc, const char* const argv[]) {
     ("seed", po::value<std::uint64_t>()->default_value(42), "seed of the fold assignment")
     ("holdout-split", po::value<std::string>()->default_value(""), "keep this split (e.g. Testing) out of the folds as a fixed test set")
     ("strict", po::bool_switch(), "fail on any unreadable input instead of skipping it")
-    ("quiet,q", po::bool_switch(), "print only errors");
+    ("quiet,q", po::bool_switch(), "print only errors")
+    ("config", po::value<std::string>(), "read options from an INI file (key = value, same names without --; 'root' may be repeated); the command line wins");
   // clang-format on
   po::options_description hidden;
   hidden.add_options()("root", po::value<std::vector<std::string>>(), "dataset roots");
@@ -93,7 +95,15 @@ int run_pack(int argc, const char* const argv[]) {
   po::positional_options_description positional;
   positional.add("root", -1);
 
-  const auto vm = parse(argc, argv, all, positional);
+  po::variables_map vm;
+  po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+  if (vm.count("config")) {
+    const auto config_path = vm["config"].as<std::string>();
+    std::ifstream config(config_path);
+    if (!config) throw UsageError("cannot read --config " + config_path);
+    po::store(po::parse_config_file(config, all), vm);  // values already set on the command line win
+  }
+  po::notify(vm);
   if (vm.count("help")) {
     std::cout << kUsage << "\n" << options << "\n";
     return kExitOk;

@@ -15,6 +15,7 @@
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/data/dataset_format.hpp"
 #include "brainmri/data/hdf5.hpp"
+#include "brainmri/data/shard_file.hpp"
 #include "brainmri/version.hpp"
 #include "chunk_codec.hpp"
 #include "grouping.hpp"
@@ -26,14 +27,6 @@ namespace format = data::format;
 
 namespace {
 
-struct Geometry {
-  int size;
-  int channels;
-  bool float32;
-  std::size_t element_size() const { return float32 ? 4 : 1; }
-  std::size_t bytes_per_image() const { return static_cast<std::size_t>(size) * size * channels * element_size(); }
-};
-
 // Everything a worker learns about one candidate; `chunk` is ready for H5Dwrite_chunk.
 struct ProcessedSample {
   std::optional<std::string> rejection;
@@ -44,7 +37,7 @@ struct ProcessedSample {
 };
 
 ProcessedSample process_candidate(const Candidate& candidate, const imaging::PreprocessOptions& preprocess,
-                                  const Geometry& geometry, int compression_level) {
+                                  const data::ShardGeometry& geometry, int compression_level) {
   ProcessedSample result;
   try {
     const auto decoded = imaging::decode_image_file(candidate.absolute_path);
@@ -68,104 +61,6 @@ ProcessedSample process_candidate(const Candidate& candidate, const imaging::Pre
   }
   return result;
 }
-
-struct SampleRecord {
-  int label;
-  int split;
-  int root;
-  std::string source_path;
-  std::string content_hash;
-  std::uint64_t perceptual_hash;
-  bool colour_discarded;
-};
-
-// Writes one shard file: images through direct chunk writes, per-sample columns at the end.
-class ShardWriter {
- public:
-  ShardWriter(fs::path path, const Geometry& geometry, std::size_t capacity, int compression_level)
-      : path_(std::move(path)), geometry_(geometry), file_(hdf5::create_file(path_)) {
-    const hsize_t extent[4] = {capacity, static_cast<hsize_t>(geometry.size), static_cast<hsize_t>(geometry.size),
-                               static_cast<hsize_t>(geometry.channels)};
-    const hsize_t max_extent[4] = {H5S_UNLIMITED, extent[1], extent[2], extent[3]};
-    const hsize_t chunk[4] = {1, extent[1], extent[2], extent[3]};
-    hdf5::Handle space(hdf5::check(H5Screate_simple(4, extent, max_extent), "create image dataspace"), H5Sclose);
-    hdf5::Handle properties(hdf5::check(H5Pcreate(H5P_DATASET_CREATE), "create dataset properties"), H5Pclose);
-    hdf5::check(H5Pset_chunk(properties, 4, chunk), "set image chunking");
-    hdf5::check(H5Pset_shuffle(properties), "enable shuffle filter");
-    hdf5::check(H5Pset_deflate(properties, static_cast<unsigned>(compression_level)), "enable deflate filter");
-    const hid_t stored_type = geometry.float32 ? H5T_IEEE_F32LE : H5T_STD_U8LE;
-    images_ = hdf5::Handle(hdf5::check(H5Dcreate2(file_, format::kImages, stored_type, space, H5P_DEFAULT, properties,
-                                                  H5P_DEFAULT),
-                                       "create images dataset in " + path_.string()),
-                           H5Dclose);
-  }
-
-  void append(const std::vector<std::uint8_t>& chunk, SampleRecord record, std::int64_t sample_id) {
-    const hsize_t offset[4] = {rows_, 0, 0, 0};
-    hdf5::check(H5Dwrite_chunk(images_, H5P_DEFAULT, 0, offset, chunk.size(), chunk.data()),
-                "write image " + record.source_path + " to " + path_.string());
-    ++rows_;
-    sample_ids_.push_back(sample_id);
-    records_.push_back(std::move(record));
-  }
-
-  std::size_t rows() const { return rows_; }
-  const std::vector<SampleRecord>& records() const { return records_; }
-
-  void finish(const data::Manifest& header, int shard_index, int shard_count, std::int64_t first_sample_id,
-              const std::vector<std::string>& split_names) {
-    const hsize_t extent[4] = {rows_, static_cast<hsize_t>(geometry_.size), static_cast<hsize_t>(geometry_.size),
-                               static_cast<hsize_t>(geometry_.channels)};
-    hdf5::check(H5Dset_extent(images_, extent), "trim images dataset of " + path_.string());
-    images_.close();
-
-    std::vector<std::int32_t> labels, roots;
-    std::vector<std::string> paths, splits, hashes;
-    std::vector<std::uint64_t> phashes;
-    std::vector<std::uint8_t> colour;
-    for (const auto& r : records_) {
-      labels.push_back(r.label);
-      roots.push_back(r.root);
-      paths.push_back(r.source_path);
-      splits.push_back(split_names[static_cast<std::size_t>(r.split)]);
-      hashes.push_back(r.content_hash);
-      phashes.push_back(r.perceptual_hash);
-      colour.push_back(r.colour_discarded ? 1 : 0);
-    }
-    hdf5::write_vector(file_, format::kLabels, labels);
-    hdf5::write_vector(file_, format::kSampleIds, sample_ids_);
-    hdf5::write_strings(file_, format::kSourcePaths, paths);
-    hdf5::write_vector(file_, format::kSourceRoots, roots);
-    hdf5::write_strings(file_, format::kSourceSplit, splits);
-    hdf5::write_fixed_strings(file_, format::kContentHash, hashes, format::kContentHashHexLength);
-    hdf5::write_vector(file_, format::kPerceptualHash, phashes);
-    hdf5::write_vector(file_, format::kColourDiscarded, colour);
-
-    hdf5::write_attribute(file_, format::kAttrFormatVersion, std::int64_t{format::kFormatVersion});
-    hdf5::write_attribute(file_, format::kAttrClassNames, header.class_names);
-    hdf5::write_attribute(file_, format::kAttrImageSize, std::int64_t{header.image_size});
-    hdf5::write_attribute(file_, format::kAttrChannels, std::int64_t{header.channels});
-    hdf5::write_attribute(file_, format::kAttrDtype, header.dtype);
-    hdf5::write_attribute(file_, format::kAttrScale, header.normalization_scale);
-    hdf5::write_attribute(file_, format::kAttrOffset, header.normalization_offset);
-    hdf5::write_attribute(file_, format::kAttrToolVersion, header.tool_version);
-    hdf5::write_attribute(file_, format::kAttrShardIndex, std::int64_t{shard_index});
-    hdf5::write_attribute(file_, format::kAttrShardCount, std::int64_t{shard_count});
-    hdf5::write_attribute(file_, format::kAttrFirstSampleId, first_sample_id);
-    hdf5::check(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush " + path_.string());
-    file_.close();
-    fsync_path(path_);
-  }
-
- private:
-  fs::path path_;
-  Geometry geometry_;
-  hdf5::Handle file_;
-  hdf5::Handle images_;
-  hsize_t rows_ = 0;
-  std::vector<std::int64_t> sample_ids_;
-  std::vector<SampleRecord> records_;
-};
 
 std::string shard_file_name(int index, int count) {
   char name[64];
@@ -270,7 +165,8 @@ class TemporaryDirectory {
   fs::path path_;
 };
 
-data::Manifest manifest_header(const PackOptions& options, const Discovery& discovery, const Geometry& geometry) {
+data::Manifest manifest_header(const PackOptions& options, const Discovery& discovery,
+                               const data::ShardGeometry& geometry) {
   data::Manifest m;
   m.format_version = format::kFormatVersion;
   m.tool_version = std::string("brainmri-prep ") + kVersion;
@@ -278,7 +174,7 @@ data::Manifest manifest_header(const PackOptions& options, const Discovery& disc
   for (const auto& root : options.discovery.roots) m.roots.push_back(fs::absolute(root).lexically_normal().string());
   m.class_names = discovery.class_names;
   m.split_names = discovery.split_names;
-  m.image_size = geometry.size;
+  m.image_size = geometry.image_size;
   m.channels = geometry.channels;
   m.dtype = geometry.float32 ? "float32" : "uint8";
   m.normalization_scale = geometry.float32 ? 1.0 : 1.0 / 255.0;
@@ -316,21 +212,33 @@ void validate(const PackOptions& options) {
 fs::path temporary_output_path(const fs::path& output) {
   const fs::path absolute = fs::absolute(output).lexically_normal();
   const fs::path clean = absolute.has_filename() ? absolute : absolute.parent_path();
-  return clean.parent_path() / ("." + clean.filename().string() + ".partial-" + std::to_string(::getpid()));
+  // Appended piecewise: GCC 12 at -O3 reports a false -Wrestrict on the chained operator+.
+  std::string name = ".";
+  name += clean.filename().string();
+  name += ".partial-";
+  name += std::to_string(::getpid());
+  return clean.parent_path() / name;
 }
 
-data::Manifest pack_dataset(const PackOptions& options, const std::atomic<bool>* cancel) {
-  validate(options);
-  const Discovery discovery = discover_dataset(options.discovery);
-  if (!options.held_out_split.empty() &&
-      std::find(discovery.split_names.begin(), discovery.split_names.end(), options.held_out_split) ==
-          discovery.split_names.end()) {
-    throw PackError("--holdout-split " + options.held_out_split + " is not one of the packed splits");
-  }
-  const Geometry geometry{options.preprocess.size, options.preprocess.channels,
-                          options.preprocess.output == imaging::PixelType::kFloat32};
-  data::Manifest manifest = manifest_header(options, discovery, geometry);
+namespace {
 
+// The per-sample facts the whole-dataset analysis needs, indexed by sample id.
+struct PackedSamples {
+  std::vector<int> labels;
+  std::vector<int> splits;
+  std::vector<std::string> content_hashes;
+  std::vector<std::uint64_t> perceptual_hashes;
+};
+
+data::ShardHeader shard_header(const data::Manifest& m, int shard_index, int shard_count, std::int64_t first_id) {
+  return {m.format_version, m.class_names, m.image_size, m.channels, m.dtype, m.normalization_scale,
+          m.normalization_offset, m.tool_version, shard_index, shard_count, first_id};
+}
+
+// Runs the pipeline over every candidate and writes the shards into `directory`; fills the
+// manifest's shard list and rejections.
+PackedSamples write_shards(const PackOptions& options, const Discovery& discovery, const data::ShardGeometry& geometry,
+                           const fs::path& directory, data::Manifest& manifest, const std::atomic<bool>* cancel) {
   std::vector<int> candidate_labels;
   for (const auto& c : discovery.candidates) candidate_labels.push_back(c.label);
   const int shard_count =
@@ -347,30 +255,22 @@ data::Manifest pack_dataset(const PackOptions& options, const std::atomic<bool>*
     for (auto index : shard) ordered.push_back(&discovery.candidates[index]);
   }
 
-  const fs::path final_output = fs::absolute(options.output).lexically_normal();
-  TemporaryDirectory temporary(temporary_output_path(options.output));
-  std::error_code error;
-  fs::remove_all(temporary.path(), error);
-  if (!fs::create_directories(temporary.path(), error) || error) {
-    throw PackError("cannot create " + temporary.path().string() + ": " + error.message() +
-                    " (is the parent of --out writable?)");
-  }
-
-  const int threads = options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   OrderedPipeline pipeline(
       ordered, threads,
       [&](const Candidate& c) { return process_candidate(c, options.preprocess, geometry, options.compression_level); },
       cancel);
 
-  std::vector<SampleRecord> all_records;
+  PackedSamples packed;
   std::size_t next_input = 0;
   std::size_t last_report = 0;
   for (int shard_index = 0; shard_index < shard_count; ++shard_index) {
     const auto& members = plan[static_cast<std::size_t>(shard_index)];
     const std::string file_name = shard_file_name(shard_index, shard_count);
-    const fs::path shard_path = temporary.path() / file_name;
-    ShardWriter writer(shard_path, geometry, members.size(), options.compression_level);
-    const auto first_sample_id = static_cast<std::int64_t>(all_records.size());
+    const fs::path shard_path = directory / file_name;
+    data::ShardWriter writer(shard_path, geometry, members.size(), options.compression_level);
+    data::ShardColumns columns;
+    const auto first_sample_id = static_cast<std::int64_t>(packed.labels.size());
     for (std::size_t k = 0; k < members.size(); ++k, ++next_input) {
       ProcessedSample sample = pipeline.take(next_input);
       const Candidate& candidate = *ordered[next_input];
@@ -381,18 +281,26 @@ data::Manifest pack_dataset(const PackOptions& options, const std::atomic<bool>*
         manifest.rejected.push_back({candidate.absolute_path.string(), *sample.rejection});
         continue;
       }
-      SampleRecord record{candidate.label,        candidate.split_index,  candidate.root_index,
-                          candidate.relative_path, std::move(sample.content_hash), sample.perceptual_hash,
-                          sample.colour_discarded};
-      writer.append(sample.chunk, record, first_sample_id + static_cast<std::int64_t>(writer.rows()));
-      all_records.push_back(std::move(record));
+      writer.append_encoded(sample.chunk);
+      columns.labels.push_back(candidate.label);
+      columns.sample_ids.push_back(first_sample_id + static_cast<std::int64_t>(columns.sample_ids.size()));
+      columns.source_paths.push_back(candidate.relative_path);
+      columns.source_roots.push_back(candidate.root_index);
+      columns.source_split.push_back(discovery.split_names[static_cast<std::size_t>(candidate.split_index)]);
+      columns.content_hash.push_back(sample.content_hash);
+      columns.phash.push_back(sample.perceptual_hash);
+      columns.colour_discarded.push_back(sample.colour_discarded ? 1 : 0);
+      packed.labels.push_back(candidate.label);
+      packed.splits.push_back(candidate.split_index);
+      packed.content_hashes.push_back(std::move(sample.content_hash));
+      packed.perceptual_hashes.push_back(sample.perceptual_hash);
       if (options.progress && next_input + 1 >= last_report + std::max<std::size_t>(ordered.size() / 10, 1)) {
         last_report = next_input + 1;
         options.progress("processed " + std::to_string(next_input + 1) + "/" + std::to_string(ordered.size()) +
                          " images");
       }
     }
-    writer.finish(manifest, shard_index, shard_count, first_sample_id, discovery.split_names);
+    writer.finish(shard_header(manifest, shard_index, shard_count, first_sample_id), columns);
 
     data::ShardEntry entry;
     entry.file = file_name;
@@ -401,15 +309,22 @@ data::Manifest pack_dataset(const PackOptions& options, const std::atomic<bool>*
     entry.bytes = static_cast<std::int64_t>(fs::file_size(shard_path));
     entry.sha256 = sha256_file(shard_path);
     entry.class_counts.assign(discovery.class_names.size(), 0);
-    for (const auto& r : writer.records()) ++entry.class_counts[static_cast<std::size_t>(r.label)];
+    for (const auto label : columns.labels) ++entry.class_counts[static_cast<std::size_t>(label)];
     manifest.shards.push_back(std::move(entry));
   }
+  return packed;
+}
 
-  manifest.sample_count = static_cast<std::int64_t>(all_records.size());
+// Counts, duplicate groups and the fold assignment: everything that needs all samples at once.
+void analyse_dataset(const PackOptions& options, const Discovery& discovery, const PackedSamples& packed,
+                     data::Manifest& manifest) {
+  manifest.sample_count = static_cast<std::int64_t>(packed.labels.size());
   std::vector<std::int64_t> per_class(discovery.class_names.size(), 0);
-  for (const auto& r : all_records) {
-    ++manifest.counts_by_split_and_class[discovery.split_names[r.split]][discovery.class_names[r.label]];
-    ++per_class[static_cast<std::size_t>(r.label)];
+  for (std::size_t i = 0; i < packed.labels.size(); ++i) {
+    const auto label = static_cast<std::size_t>(packed.labels[i]);
+    ++manifest.counts_by_split_and_class[discovery.split_names[static_cast<std::size_t>(packed.splits[i])]]
+                                        [discovery.class_names[label]];
+    ++per_class[label];
   }
   for (std::size_t c = 0; c < per_class.size(); ++c) {
     if (per_class[c] == 0) {
@@ -417,21 +332,14 @@ data::Manifest pack_dataset(const PackOptions& options, const std::atomic<bool>*
     }
   }
 
-  std::vector<std::string> hashes;
-  std::vector<std::uint64_t> phashes;
-  std::vector<int> labels, splits;
-  for (const auto& r : all_records) {
-    hashes.push_back(r.content_hash);
-    phashes.push_back(r.perceptual_hash);
-    labels.push_back(r.label);
-    splits.push_back(r.split);
-  }
-  const auto duplicates = find_duplicate_groups(hashes, phashes, options.near_duplicate_bits);
+  const auto duplicates =
+      find_duplicate_groups(packed.content_hashes, packed.perceptual_hashes, options.near_duplicate_bits);
   for (std::size_t g = 0; g < duplicates.groups.size(); ++g) {
     const auto& members = duplicates.groups[g];
     if (members.size() < 2) continue;
-    const bool conflict = std::any_of(members.begin(), members.end(),
-                                      [&](std::int64_t m) { return labels[m] != labels[members[0]]; });
+    const bool conflict = std::any_of(members.begin(), members.end(), [&](std::int64_t m) {
+      return packed.labels[static_cast<std::size_t>(m)] != packed.labels[static_cast<std::size_t>(members[0])];
+    });
     manifest.duplicate_groups.push_back({members, duplicates.exact[g], conflict});
   }
 
@@ -445,15 +353,17 @@ data::Manifest pack_dataset(const PackOptions& options, const std::atomic<bool>*
     manifest.folds.fold_count = options.fold_count;
     manifest.folds.seed = options.seed;
     manifest.folds.held_out_split = options.held_out_split;
-    manifest.folds.fold_of_sample = assign_group_folds(labels, splits, duplicates.group_of_sample,
+    manifest.folds.fold_of_sample = assign_group_folds(packed.labels, packed.splits, duplicates.group_of_sample,
                                                        static_cast<int>(discovery.class_names.size()), fold_options);
   }
+}
 
+// Writes the manifest last and renames the finished directory into place. An existing output
+// (only with --force) is moved aside first and removed after the new one is in place, so at no
+// moment is there a half-written directory at --out.
+void publish(const data::Manifest& manifest, TemporaryDirectory& temporary, const fs::path& final_output) {
   write_file_atomically(temporary.path() / format::kManifestFile, data::serialize_manifest(manifest));
   fsync_path(temporary.path());
-
-  // Swap into place: an existing output (only with --force) is moved aside first and removed
-  // after the new one is in place, so at no moment is there a half-written directory at --out.
   std::optional<TemporaryDirectory> previous;
   if (fs::exists(final_output)) {
     auto aside = temporary.path();
@@ -464,6 +374,32 @@ data::Manifest pack_dataset(const PackOptions& options, const std::atomic<bool>*
   fs::rename(temporary.path(), final_output);
   temporary.release();
   fsync_path(final_output.parent_path());
+}
+
+}  // namespace
+
+data::Manifest pack_dataset(const PackOptions& options, const std::atomic<bool>* cancel) {
+  validate(options);
+  const Discovery discovery = discover_dataset(options.discovery);
+  if (!options.held_out_split.empty() &&
+      std::find(discovery.split_names.begin(), discovery.split_names.end(), options.held_out_split) ==
+          discovery.split_names.end()) {
+    throw PackError("--holdout-split " + options.held_out_split + " is not one of the packed splits");
+  }
+  const data::ShardGeometry geometry{options.preprocess.size, options.preprocess.channels,
+                                     options.preprocess.output == imaging::PixelType::kFloat32};
+  data::Manifest manifest = manifest_header(options, discovery, geometry);
+
+  TemporaryDirectory temporary(temporary_output_path(options.output));
+  std::error_code error;
+  fs::remove_all(temporary.path(), error);
+  if (!fs::create_directories(temporary.path(), error) || error) {
+    throw PackError("cannot create " + temporary.path().string() + ": " + error.message() +
+                    " (is the parent of --out writable?)");
+  }
+  const PackedSamples packed = write_shards(options, discovery, geometry, temporary.path(), manifest, cancel);
+  analyse_dataset(options, discovery, packed, manifest);
+  publish(manifest, temporary, fs::absolute(options.output).lexically_normal());
   return manifest;
 }
 

@@ -6,11 +6,18 @@
 namespace brainmri::hdf5 {
 namespace {
 
-// HDF5 prints its error stack to stderr by default; we turn that off once and put the stack
-// into the exception message instead, so errors reach the user once, with our context.
-void silence_automatic_error_printing() {
+// Runs before the first HDF5 call of the process.
+// - HDF5 prints its error stack to stderr by default; we turn that off and put the stack into
+//   the exception message instead, so errors reach the user once, with our context.
+// - HDF5 closes every open object at exit. After a failed write (a full disk) a file whose
+//   close already failed stays half-open, and that exit handler then crashes; every file we
+//   own is closed by RAII, so the handler is not needed.
+void initialise_library() {
   static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  std::call_once(once, [] {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  });
 }
 
 herr_t append_error(unsigned depth, const H5E_error2_t* error, void* client) {
@@ -118,14 +125,14 @@ hid_t check(hid_t status, const std::string& what) {
 }
 
 Handle create_file(const std::filesystem::path& path) {
-  silence_automatic_error_printing();
+  initialise_library();
   return Handle(check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT),
                       "create HDF5 file " + path.string()),
                 H5Fclose);
 }
 
 Handle open_file_readonly(const std::filesystem::path& path) {
-  silence_automatic_error_printing();
+  initialise_library();
   return Handle(check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open HDF5 file " + path.string()),
                 H5Fclose);
 }

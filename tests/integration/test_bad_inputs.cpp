@@ -146,3 +146,28 @@ TEST(PrepUsage, UnwritableOutputFailsCleanly) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.output.find("cannot create"), std::string::npos) << result.output;
 }
+
+TEST(PrepUsage, DiskFullMidRunFailsAndRemovesThePartialOutput) {
+  ScratchDir scratch;
+  // A file-size limit makes every write past 64 KiB fail with EFBIG, as a full disk would
+  // (SIGXFSZ is ignored so the write returns an error instead of killing the process).
+  const std::string script = "trap '' XFSZ; ulimit -f 64; exec " + shell_quote(kPrep) + " -q --out " +
+                             shell_quote(scratch / "out") + " " + shell_quote(kSampleRoot);
+  const auto result = run_command("bash -c " + shell_quote(script));
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("error"), std::string::npos) << result.output;
+  for (const auto& entry : fs::directory_iterator(scratch.path())) ADD_FAILURE() << "left behind: " << entry.path();
+}
+
+TEST(PrepUsage, ConfigFileSetsOptionsAndTheCommandLineWins) {
+  ScratchDir scratch;
+  std::ofstream(scratch / "prep.ini") << "size = 48\nfolds = 3\nseed = 5\n";
+  const auto result = prep("-q --config " + shell_quote(scratch / "prep.ini") + " --seed 6 --out " +
+                           shell_quote(scratch / "out") + " " + shell_quote(kSampleRoot));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto m = brainmri::data::read_manifest(scratch / "out");
+  EXPECT_EQ(m.image_size, 48);
+  EXPECT_EQ(m.folds.fold_count, 3);
+  EXPECT_EQ(m.folds.seed, 6u);
+  EXPECT_EQ(prep("-q --config " + shell_quote(scratch / "missing.ini") + " --out x " + shell_quote(kSampleRoot)).exit_code, 2);
+}

@@ -6,13 +6,60 @@
 
 #include "brainmri/data/dataset_format.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
-#include "packer.hpp"
+#include "synthetic_dataset.hpp"
 #include "test_support.hpp"
+#ifdef BRAINMRI_HAVE_PREP
+#include "packer.hpp"
+#endif
 
 using brainmri::data::ShardedDataset;
 using namespace brainmri::testing;
 namespace format = brainmri::data::format;
 
+TEST(SyntheticDataset, PixelsLabelsAndIdsComeBackExactly) {
+  ScratchDir dir;
+  write_synthetic_dataset(dir / "bytes", 23, 3, 6, 1, false, 3, 4);
+  write_synthetic_dataset(dir / "floats", 23, 3, 6, 3, true, 2, 0);
+  const ShardedDataset bytes(dir / "bytes");
+  const ShardedDataset floats(dir / "floats");
+  const std::vector<std::int64_t> ids = {22, 0, 7, 8, 15};  // unordered, across shards
+  const auto a = bytes.load(ids);
+  const auto b = floats.load(ids);
+  EXPECT_EQ(a.images.sizes(), (std::vector<std::int64_t>{5, 1, 6, 6}));
+  EXPECT_EQ(b.images.sizes(), (std::vector<std::int64_t>{5, 3, 6, 6}));
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto row = static_cast<std::int64_t>(i);
+    EXPECT_FLOAT_EQ(a.images[row].max().item<float>(), static_cast<float>(ids[i] % 251) / 255.0f);
+    EXPECT_FLOAT_EQ(a.images[row].min().item<float>(), static_cast<float>(ids[i] % 251) / 255.0f);
+    EXPECT_FLOAT_EQ(b.images[row].mean().item<float>(), static_cast<float>(ids[i] % 251) / 250.0f);
+    EXPECT_EQ(a.labels[row].item<std::int64_t>(), ids[i] % 3);
+    EXPECT_EQ(a.sample_ids[row].item<std::int64_t>(), ids[i]);
+    EXPECT_EQ(bytes.source_path(ids[i]), "Training/class" + std::to_string(ids[i] % 3) + "/" + std::to_string(ids[i]) + ".png");
+  }
+  EXPECT_EQ(bytes.validation_samples_for_fold(1), (std::vector<std::int64_t>{1, 5, 9, 13, 17, 21}));
+  EXPECT_THROW(floats.fold(0), std::invalid_argument);  // packed without folds
+}
+
+TEST(SyntheticDataset, ShardDisagreeingWithTheManifestIsRefused) {
+  ScratchDir dir;
+  write_synthetic_dataset(dir / "a", 10, 2, 4, 1, false, 2, 0);
+  write_synthetic_dataset(dir / "b", 10, 2, 8, 1, false, 2, 0);
+  std::filesystem::copy_file(dir / "b" / "shard-1.h5", dir / "a" / "shard-1.h5",
+                             std::filesystem::copy_options::overwrite_existing);
+  EXPECT_THROW(ShardedDataset(dir / "a"), brainmri::data::ManifestError);
+}
+
+TEST(ShardedDatasetErrors, MissingDirectoryIsAClearError) {
+  try {
+    ShardedDataset dataset("/nonexistent/dataset");
+    FAIL();
+  } catch (const brainmri::data::ManifestError& e) {
+    EXPECT_NE(std::string(e.what()).find("brainmri-prep"), std::string::npos);
+  }
+}
+
+#ifdef BRAINMRI_HAVE_PREP
+// The bundled sample packed by the real packer.
 namespace {
 
 class SampleDataset : public ::testing::Test {
@@ -87,12 +134,4 @@ TEST_F(SampleDataset, FoldSelectionPartitionsTheTrainingData) {
   EXPECT_THROW(dataset.select_split("Testing"), std::invalid_argument);
   EXPECT_THROW(dataset.validation_samples_for_fold(4), std::invalid_argument);
 }
-
-TEST(ShardedDatasetErrors, MissingDirectoryIsAClearError) {
-  try {
-    ShardedDataset dataset("/nonexistent/dataset");
-    FAIL();
-  } catch (const brainmri::data::ManifestError& e) {
-    EXPECT_NE(std::string(e.what()).find("brainmri-prep"), std::string::npos);
-  }
-}
+#endif  // BRAINMRI_HAVE_PREP

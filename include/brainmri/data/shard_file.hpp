@@ -1,8 +1,10 @@
 #pragma once
-// Reads the header and the per-sample columns of one shard (everything but the pixels).
+// One shard file: its header attributes, its per-sample columns and its images. The writer is
+// used by brainmri-prep; the readers by the trainer, verify and audit.
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,5 +40,43 @@ struct ShardColumns {
 ShardHeader read_shard_header(hid_t file);
 // Throws hdf5::Hdf5Error when a column is missing or the columns differ in length.
 ShardColumns read_shard_columns(hid_t file);
+
+struct ShardGeometry {
+  int image_size = 0;
+  int channels = 0;
+  bool float32 = false;
+  std::size_t element_size() const { return float32 ? 4 : 1; }
+  std::size_t bytes_per_image() const {
+    return static_cast<std::size_t>(image_size) * image_size * channels * element_size();
+  }
+};
+
+// Writes one shard: images row by row, then the columns and the header. The image dataset is
+// chunked one image per chunk with the shuffle and deflate filters.
+class ShardWriter {
+ public:
+  ShardWriter(std::filesystem::path path, const ShardGeometry& geometry, std::size_t capacity, int deflate_level);
+
+  // A chunk already shuffled and deflated exactly as HDF5's filters would do it, so callers can
+  // compress in parallel threads; it is stored with H5Dwrite_chunk.
+  void append_encoded(std::span<const std::uint8_t> chunk);
+  // Raw pixels [H, W, C] of the geometry's type; HDF5 runs the filters itself.
+  void append_pixels(const void* pixels);
+  std::size_t rows() const { return static_cast<std::size_t>(rows_); }
+
+  // Trims the images to rows(), writes `columns` (rows() entries each) and `header`, then
+  // flushes, closes and fsyncs the file.
+  void finish(const ShardHeader& header, const ShardColumns& columns);
+
+ private:
+  void grow_to(hsize_t rows);
+
+  std::filesystem::path path_;
+  ShardGeometry geometry_;
+  hdf5::Handle file_;
+  hdf5::Handle images_;
+  hsize_t rows_ = 0;
+  hsize_t capacity_ = 0;
+};
 
 }  // namespace brainmri::data
