@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -38,6 +39,10 @@ class SampleWithBadFiles : public ::testing::Test {
     cv::Mat ramp(200, 256, CV_16UC1);
     for (int x = 0; x < 256; ++x) ramp.col(x).setTo(x * 257);
     ASSERT_TRUE(cv::imwrite((root() / "Training/notumor/sixteen_bit.png").string(), ramp));
+    // The other formats OpenCV reads: BMP and TIFF.
+    cv::Mat gray(90, 70, CV_8UC1, cv::Scalar(120));
+    ASSERT_TRUE(cv::imwrite((root() / "Training/meningioma/bitmap.bmp").string(), gray));
+    ASSERT_TRUE(cv::imwrite((root() / "Training/meningioma/scan.tiff").string(), gray));
     // An RGBA PNG with real colour (a red square on a blue field).
     cv::Mat rgba(180, 180, CV_8UC4, cv::Scalar(200, 40, 10, 255));
     rgba(cv::Rect(40, 40, 100, 100)).setTo(cv::Scalar(10, 20, 220, 128));
@@ -82,6 +87,7 @@ TEST_F(SampleWithBadFiles, BadFilesAreRejectedWithReasonsGoodOnesPacked) {
   }
   EXPECT_TRUE(saw_sixteen);
   EXPECT_TRUE(saw_rgba);
+  EXPECT_EQ(m.counts_by_split_and_class.at("Training").at("meningioma"), 42);  // 40 JPEGs + BMP + TIFF
 
   const auto audit = prep("audit " + shell_quote(scratch_ / "out"));
   EXPECT_EQ(audit.exit_code, 0) << audit.output;

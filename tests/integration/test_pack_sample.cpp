@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <set>
@@ -243,4 +244,89 @@ TEST(PackOutput, TerminatedRunCleansUpAndExits130) {
   for (const auto& entry : fs::directory_iterator(scratch.path())) {
     EXPECT_EQ(entry.path().filename(), "big") << "left behind: " << entry.path();
   }
+}
+
+TEST(PackLayouts, TwoSplitsWithAHeldOutTestSetAndItsLeaks) {
+  // Kaggle layout with Training and Testing; one Testing image is a byte copy of a Training image.
+  ScratchDir scratch;
+  const fs::path root = scratch / "kaggle";
+  fs::create_directories(root);
+  fs::copy(kSampleRoot / "Training", root / "Training", fs::copy_options::recursive);
+  for (const auto* name : {"glioma", "meningioma", "notumor", "pituitary"}) {
+    fs::create_directories(root / "Testing" / name);
+    int copied = 0;
+    for (const auto& entry : fs::directory_iterator(root / "Training" / name)) {
+      if (copied++ == 3) break;
+      fs::rename(entry.path(), root / "Testing" / name / entry.path().filename());  // moved: unique to Testing
+    }
+  }
+  const fs::path leaked = *fs::directory_iterator(root / "Training/glioma");
+  fs::copy_file(leaked, root / "Testing/glioma/copy_of_training.jpg");
+
+  const auto result = prep("-q --out " + shell_quote(scratch / "out") + " --folds 3 --holdout-split Testing " +
+                           shell_quote(root));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto m = brainmri::data::read_manifest(scratch / "out");
+  EXPECT_EQ(m.split_names, (std::vector<std::string>{"Testing", "Training"}));
+  EXPECT_EQ(m.counts_by_split_and_class.at("Testing").at("glioma"), 4);
+  EXPECT_EQ(m.folds.held_out_split, "Testing");
+
+  std::map<std::string, int> fold_of_path;
+  std::map<std::string, std::string> split_of_path;
+  for (const auto& entry : m.shards) {
+    const auto file = brainmri::hdf5::open_file_readonly(scratch / "out" / entry.file);
+    const auto c = brainmri::data::read_shard_columns(file);
+    for (std::size_t i = 0; i < c.labels.size(); ++i) {
+      fold_of_path[c.source_paths[i]] = m.folds.fold_of_sample[static_cast<std::size_t>(c.sample_ids[i])];
+      split_of_path[c.source_paths[i]] = c.source_split[i];
+    }
+  }
+  for (const auto& [path, fold] : fold_of_path) {
+    if (split_of_path[path] == "Testing") {
+      EXPECT_EQ(fold, format::kFoldHeldOut) << path;
+    }
+  }
+  EXPECT_EQ(fold_of_path.at("Training/glioma/" + leaked.filename().string()), format::kFoldExcludedLeak);
+
+  // The moved files may include one half of a duplicate pair already in the sample, so count
+  // the leaks from the manifest and check that the audit reports the same.
+  int excluded = 0;
+  for (const auto& [path, fold] : fold_of_path) excluded += fold == format::kFoldExcludedLeak;
+  EXPECT_GE(excluded, 1);
+  const auto audit = prep("audit " + shell_quote(scratch / "out") + " --json " + shell_quote(scratch / "audit.json"));
+  ASSERT_EQ(audit.exit_code, 0) << audit.output;
+  const auto json = read_json(scratch / "audit.json");
+  EXPECT_EQ(json["folds"]["excluded_duplicates_of_held_out"].get<int>(), excluded);
+  EXPECT_EQ(json["folds"]["held_out_samples"].get<int>(), 13);
+  EXPECT_GE(json["duplicates"]["samples_with_duplicate_in_split"]["Testing"]["Training"].get<int>(), 1);
+  EXPECT_NE(audit.output.find("Testing images with a duplicate in Training"), std::string::npos) << audit.output;
+
+  // Only Training, then: the split filter.
+  const auto training_only = prep("-q --splits Training --out " + shell_quote(scratch / "train") + " " + shell_quote(root));
+  ASSERT_EQ(training_only.exit_code, 0) << training_only.output;
+  EXPECT_EQ(brainmri::data::read_manifest(scratch / "train").split_names, (std::vector<std::string>{"Training"}));
+}
+
+TEST(PackLayouts, SeveralRootsAreMergedAndRecorded) {
+  ScratchDir scratch;
+  for (const auto* name : {"glioma", "notumor"}) {
+    fs::create_directories(scratch / "a/Training" / name);
+    fs::create_directories(scratch / "b/Training" / name);
+    int n = 0;
+    for (const auto& entry : fs::directory_iterator(kSampleRoot / "Training" / name)) {
+      fs::copy_file(entry.path(), scratch / (n % 2 ? "a/Training" : "b/Training") / name / entry.path().filename());
+      if (++n == 10) break;
+    }
+  }
+  const auto result = prep("-q --class-map notumor=healthy --out " + shell_quote(scratch / "out") + " " +
+                           shell_quote(scratch / "a") + " " + shell_quote(scratch / "b"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto m = brainmri::data::read_manifest(scratch / "out");
+  EXPECT_EQ(m.sample_count, 20);
+  EXPECT_EQ(m.roots.size(), 2u);
+  EXPECT_EQ(m.class_names, (std::vector<std::string>{"glioma", "healthy"}));
+  const auto file = brainmri::hdf5::open_file_readonly(scratch / "out" / m.shards[0].file);
+  const auto c = brainmri::data::read_shard_columns(file);
+  EXPECT_EQ(std::count(c.source_roots.begin(), c.source_roots.end(), 0), 10);
+  EXPECT_EQ(std::count(c.source_roots.begin(), c.source_roots.end(), 1), 10);
 }
