@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Writes random classification cases and scikit-learn's answers for them as JSON.
+
+The C++ test (tests/unit/test_metrics_oracle.cpp) computes the same metrics and requires equality
+to 1e-12. Cases include heavy ties (quantized scores), classes absent from the truth, classes never
+predicted, and tiny evaluation sets.
+
+    sklearn_metrics_oracle.py OUT.json [--cases N] [--seed S]
+Exit code 77 when scikit-learn is not installed (the test then skips).
+"""
+import argparse
+import json
+import sys
+import warnings
+
+try:
+    import numpy as np
+    from sklearn.metrics import classification_report, roc_auc_score, roc_curve
+except ImportError as error:
+    print(f"scikit-learn oracle unavailable: {error}", file=sys.stderr)
+    sys.exit(77)
+
+
+def finite_or_none(values):
+    return [None if not np.isfinite(v) else float(v) for v in values]
+
+
+def make_case(rng, index):
+    k = int(rng.integers(2, 7))
+    n = int(rng.choice([1, 2, 5, 17, 60, 250]))
+    present = k if index % 4 else int(rng.integers(1, k + 1))  # every 4th case: some classes absent
+    truth = rng.integers(0, present, size=n)
+    scores = rng.dirichlet(np.ones(k), size=n)
+    style = index % 3
+    if style == 1:
+        scores = np.round(scores, 1)  # many ties
+    elif style == 2:
+        scores = np.round(scores * 4) / 4  # very coarse scores, ties everywhere
+    return k, truth, scores
+
+
+def answer(k, truth, scores, names):
+    predicted = scores.argmax(axis=1)
+    labels = list(range(k))
+    expected = {
+        "report_text_2": classification_report(truth, predicted, labels=labels, target_names=names, digits=2,
+                                               zero_division=0),
+        "report_text_4": classification_report(truth, predicted, labels=labels, target_names=names, digits=4,
+                                               zero_division=0),
+        "report": classification_report(truth, predicted, labels=labels, target_names=names, output_dict=True,
+                                        zero_division=0),
+    }
+    curves, aucs = [], []
+    for c in range(k):
+        positive = (truth == c).astype(int)
+        fpr, tpr, thresholds = roc_curve(positive, scores[:, c])
+        curves.append({"fpr": finite_or_none(fpr), "tpr": finite_or_none(tpr), "thresholds": finite_or_none(thresholds)})
+        aucs.append(float(roc_auc_score(positive, scores[:, c])) if 0 < positive.sum() < len(positive) else None)
+    expected["roc"] = curves
+    expected["auc_per_class"] = aucs
+    defined = [a for a in aucs if a is not None]
+    sums_to_one = np.allclose(scores.sum(axis=1), 1.0)
+    if k >= 3 and len(set(truth.tolist())) == k and sums_to_one:
+        expected["macro_auc"] = float(roc_auc_score(truth, scores, multi_class="ovr", average="macro"))
+    else:  # sklearn refuses these inputs; its macro is the mean of the per-class binary AUCs
+        expected["macro_auc"] = float(np.mean(defined)) if defined else None
+    # label_binarize gives one column for two classes; micro-averaging needs one per class.
+    flat = (truth[:, None] == np.arange(k)[None, :]).astype(int).ravel()
+    expected["micro_auc"] = float(roc_auc_score(flat, scores.ravel())) if 0 < flat.sum() < len(flat) else None
+    return expected
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    warnings.simplefilter("ignore")
+    cases = []
+    for index in range(args.cases):
+        k, truth, scores = make_case(rng, index)
+        names = [f"class_{c}" if c % 2 else f"c{c}" for c in range(k)]
+        cases.append({"class_count": k, "names": names, "truth": truth.tolist(),
+                      "probabilities": scores.ravel().tolist(), "expected": answer(k, truth, scores, names)})
+    with open(args.out, "w") as f:
+        json.dump({"cases": cases}, f)
+
+
+if __name__ == "__main__":
+    main()

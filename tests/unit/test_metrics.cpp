@@ -1,0 +1,90 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "brainmri/metrics/bootstrap.hpp"
+#include "brainmri/metrics/classification.hpp"
+#include "brainmri/metrics/roc.hpp"
+
+using namespace brainmri::metrics;
+
+TEST(ConfusionMatrix, CountsRowsAsTruthAndColumnsAsPredictions) {
+  const std::vector<int> truth = {0, 0, 1, 2, 2, 2};
+  const std::vector<int> predicted = {0, 1, 1, 2, 0, 2};
+  const ConfusionMatrix m(truth, predicted, 3);
+  EXPECT_EQ(m.at(0, 0), 1);
+  EXPECT_EQ(m.at(0, 1), 1);
+  EXPECT_EQ(m.at(2, 0), 1);
+  EXPECT_EQ(m.support(2), 3);
+  EXPECT_EQ(m.predicted_count(0), 2);
+  EXPECT_THROW(ConfusionMatrix(truth, std::vector<int>{0}, 3), std::invalid_argument);
+  EXPECT_THROW(ConfusionMatrix(std::vector<int>{3}, std::vector<int>{0}, 3), std::out_of_range);
+}
+
+TEST(ClassificationReport, ZeroDivisionGivesZeroAndAbsentClassesCountInTheMacroAverage) {
+  // Class 2 never occurs and is never predicted; class 1 is never predicted.
+  const std::vector<int> truth = {0, 0, 1};
+  const std::vector<int> predicted = {0, 0, 0};
+  const auto report = classification_report(ConfusionMatrix(truth, predicted, 3), {"a", "b", "c"});
+  EXPECT_DOUBLE_EQ(report.per_class[1].precision, 0.0);
+  EXPECT_DOUBLE_EQ(report.per_class[2].f1, 0.0);
+  EXPECT_DOUBLE_EQ(report.per_class[0].precision, 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(report.accuracy, 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(report.macro_average.recall, 1.0 / 3.0);
+  EXPECT_NE(format_classification_report(report).find("weighted avg"), std::string::npos);
+}
+
+TEST(RocCurve, PerfectRandomAndTiedScores) {
+  const std::vector<int> positive = {1, 1, 0, 0};
+  const auto perfect = roc_curve(positive, std::vector<double>{0.9, 0.8, 0.2, 0.1});
+  EXPECT_DOUBLE_EQ(area_under_curve(perfect), 1.0);
+  EXPECT_TRUE(std::isinf(perfect.thresholds.front()));
+  const auto inverted = roc_curve(positive, std::vector<double>{0.1, 0.2, 0.8, 0.9});
+  EXPECT_DOUBLE_EQ(area_under_curve(inverted), 0.0);
+  const auto tied = roc_curve(positive, std::vector<double>{0.5, 0.5, 0.5, 0.5});
+  EXPECT_EQ(tied.thresholds.size(), 2u);  // (0,0) and one threshold for the whole tie
+  EXPECT_DOUBLE_EQ(area_under_curve(tied), 0.5);
+  const auto no_negatives = roc_curve(std::vector<int>{1, 1}, std::vector<double>{0.3, 0.4});
+  EXPECT_TRUE(std::isnan(area_under_curve(no_negatives)));
+}
+
+TEST(OneVsRest, AbsentClassIsUndefinedAndLeftOutOfTheMacroAverage) {
+  const std::vector<int> truth = {0, 1, 0, 1};
+  const std::vector<double> probabilities = {0.8, 0.1, 0.1, 0.2, 0.7, 0.1, 0.6, 0.3, 0.1, 0.3, 0.6, 0.1};
+  const auto roc = one_vs_rest_roc(truth, probabilities, 3);
+  EXPECT_DOUBLE_EQ(roc.auc_per_class[0], 1.0);
+  EXPECT_DOUBLE_EQ(roc.auc_per_class[1], 1.0);
+  EXPECT_TRUE(std::isnan(roc.auc_per_class[2]));
+  EXPECT_EQ(roc.classes_in_macro, 2);
+  EXPECT_DOUBLE_EQ(roc.macro_auc, 1.0);
+}
+
+TEST(Bootstrap, SeededIntervalsAreReproducibleAndContainTheEstimate) {
+  std::vector<int> truth;
+  std::vector<double> probabilities;
+  for (int i = 0; i < 200; ++i) {
+    const int label = i % 3;
+    truth.push_back(label);
+    for (int c = 0; c < 3; ++c) probabilities.push_back(c == label ? 0.5 + 0.002 * (i % 50) : 0.25 - 0.001 * (i % 50));
+    if (i % 7 == 0) std::swap(probabilities[probabilities.size() - 1], probabilities[probabilities.size() - 3]);
+  }
+  const BootstrapOptions options{300, 0.95, 17};
+  const auto a = bootstrap_intervals(truth, probabilities, 3, options);
+  const auto b = bootstrap_intervals(truth, probabilities, 3, options);
+  EXPECT_EQ(a.accuracy.low, b.accuracy.low);
+  EXPECT_EQ(a.macro_auc.high, b.macro_auc.high);
+  EXPECT_LE(a.accuracy.low, a.accuracy.estimate);
+  EXPECT_GE(a.accuracy.high, a.accuracy.estimate);
+  EXPECT_LT(a.accuracy.low, a.accuracy.high);
+  EXPECT_EQ(a.accuracy.resamples_used, 300);
+  const auto c = bootstrap_intervals(truth, probabilities, 3, {300, 0.95, 18});
+  EXPECT_NE(a.accuracy.low + a.accuracy.high, c.accuracy.low + c.accuracy.high + 1.0);  // runs with another seed
+  EXPECT_TRUE(a.accuracy.low != c.accuracy.low || a.accuracy.high != c.accuracy.high || a.macro_f1.low != c.macro_f1.low);
+}
+
+TEST(Bootstrap, PercentileMatchesNumpyLinearInterpolation) {
+  const std::vector<double> values = {1, 2, 3, 4};
+  EXPECT_DOUBLE_EQ(percentile_of_sorted(values, 50), 2.5);  // numpy.percentile([1,2,3,4], 50)
+  EXPECT_DOUBLE_EQ(percentile_of_sorted(values, 2.5), 1.075);
+  EXPECT_DOUBLE_EQ(percentile_of_sorted(values, 100), 4);
+}

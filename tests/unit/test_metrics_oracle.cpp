@@ -1,0 +1,119 @@
+// scikit-learn as the oracle: 200 random cases with ties, absent classes and tiny sets; every
+// number must match to 1e-12 and the report text character for character.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "brainmri/metrics/classification.hpp"
+#include "brainmri/metrics/roc.hpp"
+#include "test_support.hpp"
+
+using namespace brainmri::metrics;
+using brainmri::testing::ScratchDir;
+using nlohmann::json;
+
+namespace {
+
+constexpr double kTolerance = 1e-12;
+
+void expect_close_or_both_undefined(const json& expected, double actual, const std::string& what) {
+  if (expected.is_null()) {
+    EXPECT_TRUE(std::isnan(actual)) << what << ": sklearn has no value, we have " << actual;
+  } else {
+    EXPECT_NEAR(actual, expected.get<double>(), kTolerance) << what;
+  }
+}
+
+void expect_curve(const json& expected, const RocCurve& actual, const std::string& what) {
+  ASSERT_EQ(expected["fpr"].size(), actual.false_positive_rate.size()) << what;
+  for (std::size_t i = 0; i < actual.false_positive_rate.size(); ++i) {
+    expect_close_or_both_undefined(expected["fpr"][i], actual.false_positive_rate[i], what + " fpr");
+    expect_close_or_both_undefined(expected["tpr"][i], actual.true_positive_rate[i], what + " tpr");
+    if (i == 0) {
+      EXPECT_TRUE(std::isinf(actual.thresholds[0])) << what;
+    } else {
+      EXPECT_NEAR(actual.thresholds[i], expected["thresholds"][i].get<double>(), kTolerance) << what;
+    }
+  }
+}
+
+// When no prediction at all is correct, sklearn takes a "pathological case" branch in
+// multilabel_confusion_matrix that makes the supports floats, printed "2.0". Supports are
+// counts; we print them as integers and compare after the same normalization.
+std::string integer_supports(const std::string& text) {
+  std::string out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    const auto space = line.find_last_of(' ');
+    if (space != std::string::npos && line.size() > 2 && line.ends_with(".0")) {
+      const std::string number = line.substr(space + 1, line.size() - space - 3);
+      line = line.substr(0, space + 1 - (9 - (line.size() - space - 1))) +
+             std::string(9 - number.size(), ' ') + number;
+    }
+    out += line;
+    if (end < text.size()) out += '\n';
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(MetricsOracle, EqualsScikitLearnOnRandomCases) {
+  ScratchDir scratch;
+  const auto result = brainmri::testing::run_command("python3 " + brainmri::testing::shell_quote(std::string(BRAINMRI_ORACLE_SCRIPT)) +
+                                                     " " + brainmri::testing::shell_quote(scratch / "cases.json") +
+                                                     " --cases 200 --seed 1");
+  if (result.exit_code == 77 || result.exit_code == 127) GTEST_SKIP() << "python3 with scikit-learn is not installed";
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  std::ifstream in(scratch / "cases.json");
+  const json cases = json::parse(in)["cases"];
+  ASSERT_EQ(cases.size(), 200u);
+
+  int index = 0;
+  for (const auto& c : cases) {
+    const std::string where = "case " + std::to_string(index++);
+    const int k = c["class_count"].get<int>();
+    const auto truth = c["truth"].get<std::vector<int>>();
+    const auto probabilities = c["probabilities"].get<std::vector<double>>();
+    const auto names = c["names"].get<std::vector<std::string>>();
+    const auto& expected = c["expected"];
+
+    const auto predicted = argmax_rows(probabilities, k);
+    const auto report = classification_report(ConfusionMatrix(truth, predicted, k), names);
+    EXPECT_EQ(format_classification_report(report, 2), integer_supports(expected["report_text_2"].get<std::string>()))
+        << where;
+    EXPECT_EQ(format_classification_report(report, 4), integer_supports(expected["report_text_4"].get<std::string>()))
+        << where;
+    const auto& numbers = expected["report"];
+    for (int label = 0; label < k; ++label) {
+      const auto& row = numbers[names[static_cast<std::size_t>(label)]];
+      const auto& ours = report.per_class[static_cast<std::size_t>(label)];
+      EXPECT_NEAR(ours.precision, row["precision"].get<double>(), kTolerance) << where;
+      EXPECT_NEAR(ours.recall, row["recall"].get<double>(), kTolerance) << where;
+      EXPECT_NEAR(ours.f1, row["f1-score"].get<double>(), kTolerance) << where;
+      EXPECT_EQ(ours.support, row["support"].get<std::int64_t>()) << where;
+    }
+    EXPECT_NEAR(report.accuracy, numbers["accuracy"].get<double>(), kTolerance) << where;
+    EXPECT_NEAR(report.macro_average.f1, numbers["macro avg"]["f1-score"].get<double>(), kTolerance) << where;
+    EXPECT_NEAR(report.macro_average.precision, numbers["macro avg"]["precision"].get<double>(), kTolerance) << where;
+    EXPECT_NEAR(report.weighted_average.recall, numbers["weighted avg"]["recall"].get<double>(), kTolerance) << where;
+    EXPECT_NEAR(report.weighted_average.f1, numbers["weighted avg"]["f1-score"].get<double>(), kTolerance) << where;
+
+    const auto roc = one_vs_rest_roc(truth, probabilities, k);
+    for (int label = 0; label < k; ++label) {
+      const auto l = static_cast<std::size_t>(label);
+      expect_curve(expected["roc"][l], roc.per_class[l], where + " class " + std::to_string(label));
+      expect_close_or_both_undefined(expected["auc_per_class"][l], roc.auc_per_class[l], where + " AUC");
+    }
+    expect_close_or_both_undefined(expected["macro_auc"], roc.macro_auc, where + " macro AUC");
+    expect_close_or_both_undefined(expected["micro_auc"], roc.micro_auc, where + " micro AUC");
+    if (testing::Test::HasFailure()) break;  // one broken case is enough to read
+  }
+}
