@@ -141,6 +141,10 @@ Handle open_dataset(hid_t file, const std::string& name) {
   return Handle(check(H5Dopen2(file, name.c_str(), H5P_DEFAULT), "open dataset '" + name + "'"), H5Dclose);
 }
 
+Handle open_group(hid_t file, const std::string& name) {
+  return Handle(check(H5Gopen2(file, name.c_str(), H5P_DEFAULT), "open group '" + name + "'"), H5Gclose);
+}
+
 bool has_dataset(hid_t file, const std::string& name) {
   return check(H5Lexists(file, name.c_str(), H5P_DEFAULT), "look up '" + name + "'") > 0;
 }
@@ -204,13 +208,56 @@ std::vector<std::string> read_string_list_attribute(hid_t object, const std::str
   Handle space(check(H5Aget_space(attribute), "get attribute dataspace"), H5Sclose);
   const auto count = static_cast<std::size_t>(check(H5Sget_simple_extent_npoints(space), "count attribute"));
   Handle stored_type(check(H5Aget_type(attribute), "get attribute type"), H5Tclose);
-  if (H5Tget_class(stored_type) != H5T_STRING || H5Tis_variable_str(stored_type) <= 0) {
-    throw Hdf5Error("attribute '" + name + "' is not a variable-length string");
+  // An empty list may come with any element type (Keras writes an empty float array).
+  if (count == 0) return {};
+  if (H5Tget_class(stored_type) != H5T_STRING) throw Hdf5Error("attribute '" + name + "' is not a string");
+  if (H5Tis_variable_str(stored_type) > 0) {
+    // Read in the stored character set: HDF5 does not convert between ASCII and UTF-8.
+    Handle type = utf8_variable_string_type();
+    check(H5Tset_cset(type, H5Tget_cset(stored_type)), "set character set");
+    return read_variable_strings(space, type, count, [&](char** buffer) {
+      check(H5Aread(attribute, type, buffer), "read attribute '" + name + "'");
+    });
   }
-  Handle type = utf8_variable_string_type();
-  return read_variable_strings(space, type, count, [&](char** buffer) {
-    check(H5Aread(attribute, type, buffer), "read attribute '" + name + "'");
-  });
+  const std::size_t width = H5Tget_size(stored_type);
+  std::vector<char> packed(count * width);
+  if (!packed.empty()) check(H5Aread(attribute, stored_type, packed.data()), "read attribute '" + name + "'");
+  std::vector<std::string> values;
+  for (std::size_t i = 0; i < count; ++i) {
+    const char* start = packed.data() + i * width;
+    values.emplace_back(start, strnlen(start, width));
+  }
+  return values;
+}
+
+FloatArray read_float_array(hid_t location, const std::string& path) {
+  Handle dataset = open_dataset(location, path);
+  Handle type(check(H5Dget_type(dataset), "get dataset type"), H5Tclose);
+  if (H5Tget_class(type) != H5T_FLOAT) throw Hdf5Error("dataset '" + path + "' is not floating point");
+  FloatArray array;
+  array.shape = dataset_shape(dataset);
+  std::size_t count = 1;
+  for (const auto dim : array.shape) count *= dim;
+  array.values.resize(count);
+  if (count > 0) {
+    check(H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, array.values.data()),
+          "read dataset '" + path + "'");
+  }
+  return array;
+}
+
+void write_float_array(hid_t location, const std::string& path, const std::vector<hsize_t>& shape,
+                       const std::vector<float>& values) {
+  Handle space(check(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr), "create dataspace"),
+               H5Sclose);
+  Handle links(check(H5Pcreate(H5P_LINK_CREATE), "create link properties"), H5Pclose);
+  check(H5Pset_create_intermediate_group(links, 1), "allow intermediate groups");
+  Handle dataset(check(H5Dcreate2(location, path.c_str(), H5T_IEEE_F32LE, space, links, H5P_DEFAULT, H5P_DEFAULT),
+                       "create dataset '" + path + "'"),
+                 H5Dclose);
+  if (!values.empty()) {
+    check(H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "write dataset '" + path + "'");
+  }
 }
 
 template <typename T>
@@ -268,6 +315,7 @@ std::vector<std::string> read_strings(hid_t file, const std::string& name) {
     throw Hdf5Error("dataset '" + name + "' is not variable-length strings");
   }
   Handle type = utf8_variable_string_type();
+  check(H5Tset_cset(type, H5Tget_cset(stored_type)), "set character set");
   if (count == 0) return {};
   return read_variable_strings(space, type, count, [&](char** buffer) {
     check(H5Dread(dataset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer), "read dataset '" + name + "'");

@@ -47,6 +47,7 @@ hid_t check(hid_t status, const std::string& what);
 Handle create_file(const std::filesystem::path& path);
 Handle open_file_readonly(const std::filesystem::path& path);
 Handle open_dataset(hid_t file, const std::string& name);
+Handle open_group(hid_t file, const std::string& name);
 bool has_dataset(hid_t file, const std::string& name);
 std::vector<hsize_t> dataset_shape(hid_t dataset);
 
@@ -59,6 +60,7 @@ bool has_attribute(hid_t object, const std::string& name);
 std::string read_string_attribute(hid_t object, const std::string& name);
 std::int64_t read_int_attribute(hid_t object, const std::string& name);
 double read_double_attribute(hid_t object, const std::string& name);
+// Variable-length (h5py's str) or fixed-length (numpy bytes) strings, scalar or 1-D.
 std::vector<std::string> read_string_list_attribute(hid_t object, const std::string& name);
 
 // 1-D datasets of numbers (int32, int64, uint8, uint64) and of variable-length UTF-8 strings.
@@ -68,6 +70,15 @@ template <typename T>
 std::vector<T> read_vector(hid_t file, const std::string& name);
 void write_strings(hid_t file, const std::string& name, const std::vector<std::string>& values);
 std::vector<std::string> read_strings(hid_t file, const std::string& name);
+// Any floating-point dataset of any rank, converted to float32.
+struct FloatArray {
+  std::vector<hsize_t> shape;
+  std::vector<float> values;  // row-major
+};
+FloatArray read_float_array(hid_t location, const std::string& path);
+void write_float_array(hid_t location, const std::string& path, const std::vector<hsize_t>& shape,
+                       const std::vector<float>& values);
+
 // Fixed-length ASCII strings, all of `width` characters (for hex digests).
 void write_fixed_strings(hid_t file, const std::string& name, const std::vector<std::string>& values, std::size_t width);
 std::vector<std::string> read_fixed_strings(hid_t file, const std::string& name);

@@ -1,0 +1,80 @@
+#pragma once
+// The interface every network implements, and the registry that builds one by name.
+//
+// Models take images as the dataset stores them — [N, C, H, W] floats in [0, 1] — and apply their
+// own input adaptation (channel replication, ImageNet-style scaling) inside forward(), so a
+// checkpoint carries everything needed to classify a new image.
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace brainmri::models {
+
+struct ModelOptions {
+  int num_classes = 4;
+  int input_channels = 1;  // channels of the stored images
+  int image_size = 128;
+  double dropout = 0.5;
+  int dense_units = 128;
+  std::vector<int> filters = {32, 64, 128};  // baseline_cnn: filters of its three conv blocks
+  double width_multiplier = 1.0;             // mobilenet_v2: Keras "alpha"
+};
+
+struct FeaturesAndLogits {
+  torch::Tensor features;  // the Grad-CAM target activations, [N, C', H', W']
+  torch::Tensor logits;    // [N, num_classes]
+};
+
+// Modules that train (or freeze) together: backbone blocks in input-to-output order, then "head".
+struct ParameterGroup {
+  std::string name;
+  std::vector<std::shared_ptr<torch::nn::Module>> modules;
+  bool is_head = false;
+};
+
+class Classifier : public torch::nn::Module {
+ public:
+  ~Classifier() override = default;
+
+  virtual std::string model_name() const = 0;
+  const ModelOptions& options() const { return options_; }
+  // Human-readable description of the adaptation forward() applies to [0,1] input.
+  virtual std::string input_normalization() const = 0;
+
+  torch::Tensor forward(const torch::Tensor& images) { return forward_with_features(images).logits; }
+  virtual FeaturesAndLogits forward_with_features(const torch::Tensor& images) = 0;
+
+  const std::vector<ParameterGroup>& parameter_groups() const { return groups_; }
+  std::vector<std::string> backbone_group_names() const;
+
+  // Trains only the head and the last `count` backbone groups (0: whole backbone frozen;
+  // negative or >= the number of groups: everything trains).
+  void set_trainable_backbone_groups(int count);
+  // Trains the backbone from the group that contains module `layer` (e.g. "block_13_expand" or
+  // "block_13") onwards, and the head. Throws std::invalid_argument for an unknown layer.
+  void set_trainable_from(const std::string& layer);
+  // Frozen batch-norm layers stay in inference mode even in training, as in Keras: their
+  // statistics are part of the pretrained weights.
+  void train(bool on = true) override;
+
+ protected:
+  explicit Classifier(ModelOptions options) : options_(std::move(options)) {}
+  void add_group(std::string name, std::vector<std::shared_ptr<torch::nn::Module>> modules, bool is_head = false);
+
+ private:
+  void apply_batch_norm_modes();
+
+  ModelOptions options_;
+  std::vector<ParameterGroup> groups_;
+};
+
+using ClassifierPtr = std::shared_ptr<Classifier>;
+
+ClassifierPtr create_model(const std::string& name, const ModelOptions& options);
+std::vector<std::string> registered_models();
+
+}  // namespace brainmri::models

@@ -1,0 +1,116 @@
+#include "brainmri/models/classifier.hpp"
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+
+#include "brainmri/models/baseline_cnn.hpp"
+#include "brainmri/models/mobilenet_v2.hpp"
+
+namespace brainmri::models {
+namespace {
+
+using Factory = std::function<ClassifierPtr(const ModelOptions&)>;
+
+const std::map<std::string, Factory>& registry() {
+  static const std::map<std::string, Factory> factories = {
+      {"baseline_cnn", [](const ModelOptions& o) { return std::make_shared<BaselineCnn>(o); }},
+      {"mobilenet_v2", [](const ModelOptions& o) { return std::make_shared<MobileNetV2>(o); }},
+  };
+  return factories;
+}
+
+void set_requires_grad(const ParameterGroup& group, bool trainable) {
+  for (const auto& module : group.modules) {
+    for (auto& parameter : module->parameters()) parameter.set_requires_grad(trainable);
+  }
+}
+
+bool is_trainable(const ParameterGroup& group) {
+  for (const auto& module : group.modules) {
+    for (const auto& parameter : module->parameters()) {
+      if (parameter.requires_grad()) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+ClassifierPtr create_model(const std::string& name, const ModelOptions& options) {
+  const auto it = registry().find(name);
+  if (it == registry().end()) {
+    std::string known;
+    for (const auto& entry : registry()) known += (known.empty() ? "" : ", ") + entry.first;
+    throw std::invalid_argument("unknown model '" + name + "' (known: " + known + ")");
+  }
+  if (options.num_classes < 2) throw std::invalid_argument("a classifier needs at least 2 classes");
+  if (options.input_channels != 1 && options.input_channels != 3) {
+    throw std::invalid_argument("input channels must be 1 or 3, got " + std::to_string(options.input_channels));
+  }
+  return it->second(options);
+}
+
+std::vector<std::string> registered_models() {
+  std::vector<std::string> names;
+  for (const auto& entry : registry()) names.push_back(entry.first);
+  return names;
+}
+
+void Classifier::add_group(std::string name, std::vector<std::shared_ptr<torch::nn::Module>> modules, bool is_head) {
+  groups_.push_back({std::move(name), std::move(modules), is_head});
+}
+
+std::vector<std::string> Classifier::backbone_group_names() const {
+  std::vector<std::string> names;
+  for (const auto& group : groups_) {
+    if (!group.is_head) names.push_back(group.name);
+  }
+  return names;
+}
+
+void Classifier::set_trainable_backbone_groups(int count) {
+  const auto backbone = static_cast<int>(backbone_group_names().size());
+  const int first_trainable = count < 0 || count >= backbone ? 0 : backbone - count;
+  int index = 0;
+  for (const auto& group : groups_) {
+    set_requires_grad(group, group.is_head || index >= first_trainable);
+    if (!group.is_head) ++index;
+  }
+  apply_batch_norm_modes();
+}
+
+void Classifier::set_trainable_from(const std::string& layer) {
+  int found = -1;
+  int index = 0;
+  for (const auto& group : groups_) {
+    if (group.is_head) continue;
+    bool match = group.name == layer;
+    for (const auto& item : named_modules("", false)) {
+      if (item.key() != layer) continue;
+      match = match || std::any_of(group.modules.begin(), group.modules.end(),
+                                   [&](const auto& m) { return m.get() == item.value().get(); });
+    }
+    if (match && found < 0) found = index;
+    ++index;
+  }
+  if (found < 0) throw std::invalid_argument("no backbone layer or block named '" + layer + "' in " + model_name());
+  set_trainable_backbone_groups(index - found);
+}
+
+void Classifier::train(bool on) {
+  torch::nn::Module::train(on);
+  apply_batch_norm_modes();
+}
+
+void Classifier::apply_batch_norm_modes() {
+  if (!is_training()) return;
+  for (const auto& group : groups_) {
+    if (is_trainable(group)) continue;
+    for (const auto& module : group.modules) {
+      if (module->as<torch::nn::BatchNorm2d>() != nullptr) module->eval();
+    }
+  }
+}
+
+}  // namespace brainmri::models
