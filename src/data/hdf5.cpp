@@ -230,34 +230,57 @@ std::vector<std::string> read_string_list_attribute(hid_t object, const std::str
   return values;
 }
 
-FloatArray read_float_array(hid_t location, const std::string& path) {
+namespace {
+
+template <typename Array, typename T>
+Array read_array(hid_t location, const std::string& path, hid_t memory_type) {
   Handle dataset = open_dataset(location, path);
   Handle type(check(H5Dget_type(dataset), "get dataset type"), H5Tclose);
   if (H5Tget_class(type) != H5T_FLOAT) throw Hdf5Error("dataset '" + path + "' is not floating point");
-  FloatArray array;
+  Array array;
   array.shape = dataset_shape(dataset);
   std::size_t count = 1;
   for (const auto dim : array.shape) count *= dim;
   array.values.resize(count);
   if (count > 0) {
-    check(H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, array.values.data()),
-          "read dataset '" + path + "'");
+    check(H5Dread(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, array.values.data()), "read dataset '" + path + "'");
   }
   return array;
 }
 
-void write_float_array(hid_t location, const std::string& path, const std::vector<hsize_t>& shape,
-                       const std::vector<float>& values) {
+template <typename T>
+void write_array(hid_t location, const std::string& path, const std::vector<hsize_t>& shape, const std::vector<T>& values,
+                 hid_t file_type, hid_t memory_type) {
   Handle space(check(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr), "create dataspace"),
                H5Sclose);
   Handle links(check(H5Pcreate(H5P_LINK_CREATE), "create link properties"), H5Pclose);
   check(H5Pset_create_intermediate_group(links, 1), "allow intermediate groups");
-  Handle dataset(check(H5Dcreate2(location, path.c_str(), H5T_IEEE_F32LE, space, links, H5P_DEFAULT, H5P_DEFAULT),
+  Handle dataset(check(H5Dcreate2(location, path.c_str(), file_type, space, links, H5P_DEFAULT, H5P_DEFAULT),
                        "create dataset '" + path + "'"),
                  H5Dclose);
   if (!values.empty()) {
-    check(H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "write dataset '" + path + "'");
+    check(H5Dwrite(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "write dataset '" + path + "'");
   }
+}
+
+}  // namespace
+
+FloatArray read_float_array(hid_t location, const std::string& path) {
+  return read_array<FloatArray, float>(location, path, H5T_NATIVE_FLOAT);
+}
+
+void write_float_array(hid_t location, const std::string& path, const std::vector<hsize_t>& shape,
+                       const std::vector<float>& values) {
+  write_array(location, path, shape, values, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT);
+}
+
+DoubleArray read_double_array(hid_t location, const std::string& path) {
+  return read_array<DoubleArray, double>(location, path, H5T_NATIVE_DOUBLE);
+}
+
+void write_double_array(hid_t location, const std::string& path, const std::vector<hsize_t>& shape,
+                        const std::vector<double>& values) {
+  write_array(location, path, shape, values, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE);
 }
 
 template <typename T>

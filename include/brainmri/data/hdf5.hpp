@@ -78,6 +78,14 @@ struct FloatArray {
 FloatArray read_float_array(hid_t location, const std::string& path);
 void write_float_array(hid_t location, const std::string& path, const std::vector<hsize_t>& shape,
                        const std::vector<float>& values);
+// The same in double precision (probabilities, where float32 would merge near-ties).
+struct DoubleArray {
+  std::vector<hsize_t> shape;
+  std::vector<double> values;
+};
+DoubleArray read_double_array(hid_t location, const std::string& path);
+void write_double_array(hid_t location, const std::string& path, const std::vector<hsize_t>& shape,
+                        const std::vector<double>& values);
 
 // Fixed-length ASCII strings, all of `width` characters (for hex digests).
 void write_fixed_strings(hid_t file, const std::string& name, const std::vector<std::string>& values, std::size_t width);

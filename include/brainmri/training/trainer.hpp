@@ -1,0 +1,146 @@
+#pragma once
+// Single-process training and evaluation of a Classifier: optimizers, learning-rate schedules,
+// early stopping, checkpoints that resume bit-identically on CPU, and per-epoch logs.
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brainmri/models/classifier.hpp"
+#include "brainmri/training/augmentation.hpp"
+#include "brainmri/training/data_loader.hpp"
+
+namespace brainmri::training {
+
+struct OptimizerOptions {
+  std::string name = "adam";  // adam | adamw | sgd (with momentum)
+  double learning_rate = 1e-3;
+  double weight_decay = 0.0;
+  double momentum = 0.9;  // sgd only
+};
+
+struct ScheduleOptions {
+  std::string name = "constant";  // constant | step | cosine | plateau
+  int warmup_epochs = 0;          // linear warm-up from lr / (warmup + 1), for every schedule
+  int step_epochs = 10;           // step: multiply by step_gamma every step_epochs
+  double step_gamma = 0.1;
+  double min_learning_rate = 0.0;  // cosine floor
+  int plateau_patience = 3;        // plateau: epochs without improvement of the monitored metric
+  double plateau_factor = 0.1;
+};
+
+struct EarlyStoppingOptions {
+  std::string metric = "val_macro_f1";  // val_loss | val_accuracy | val_macro_f1 | val_macro_auc
+  int patience = 0;                      // 0: never stop early
+  bool restore_best = true;              // end with the best epoch's weights
+};
+
+struct TrainOptions {
+  int epochs = 10;
+  std::int64_t batch_size = 32;
+  std::int64_t eval_batch_size = 256;
+  std::uint64_t seed = 42;
+  OptimizerOptions optimizer;
+  ScheduleOptions schedule;
+  EarlyStoppingOptions early_stopping;
+  double label_smoothing = 0.0;
+  std::string class_weights = "none";  // none | balanced (n / (k * count), as sklearn)
+  double gradient_clip_norm = 0.0;     // 0: no clipping
+  bool augment = true;
+  AugmentationOptions augmentation;
+  std::string precision = "auto";  // auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+  std::filesystem::path output_dir;  // checkpoints and train_log.jsonl; empty: none written
+  std::string stage_name = "train";  // prefix of checkpoint files and log records
+  int rank = 0;
+  int world_size = 1;
+};
+
+struct EpochRecord {
+  std::string stage;
+  int epoch = 0;  // 1-based
+  double learning_rate = 0;
+  double train_loss = 0;
+  double train_accuracy = 0;
+  double val_loss = 0;
+  double val_accuracy = 0;
+  double val_macro_f1 = 0;
+  double val_macro_auc = 0;
+  double images_per_second = 0;
+  double seconds = 0;
+  bool best = false;
+};
+
+struct Predictions {
+  std::vector<std::int64_t> sample_ids;
+  std::vector<int> labels;
+  std::vector<double> probabilities;  // row-major [n, classes]
+  double loss = 0;                    // mean cross-entropy, no smoothing
+};
+
+struct ValidationScores {
+  double loss = 0;
+  double accuracy = 0;
+  double macro_f1 = 0;
+  double macro_auc = 0;
+};
+ValidationScores score_predictions(const Predictions& predictions, int class_count);
+
+class Trainer {
+ public:
+  Trainer(models::ClassifierPtr model, TrainOptions options, torch::Device device);
+
+  // Trains up to options.epochs (or until early stopping) and returns one record per epoch run by
+  // this call; `max_epochs_now` > 0 returns after that many epochs, as an interrupted run would,
+  // leaving the rest to resume(). `validation` may be null (no early stopping, no best-model
+  // selection).
+  std::vector<EpochRecord> fit(const InMemoryLoader& train, const InMemoryLoader* validation, int max_epochs_now = 0);
+  Predictions predict(const InMemoryLoader& loader);
+
+  // Continues from a checkpoint written by fit(): weights, optimizer, schedule and early-stopping
+  // state, epoch. Throws std::runtime_error if it belongs to another model or stage.
+  void resume(const std::filesystem::path& checkpoint);
+  std::filesystem::path last_checkpoint() const;
+  std::filesystem::path best_checkpoint() const;
+
+  models::Classifier& model() { return *model_; }
+  std::function<void(const EpochRecord&)> on_epoch;  // console output; called on rank 0 only
+
+ private:
+  struct State {
+    int epochs_done = 0;
+    double learning_rate = 0;
+    double best_metric = 0;
+    int best_epoch = 0;
+    int epochs_without_improvement = 0;
+    double plateau_best = 0;
+    int plateau_bad_epochs = 0;
+    bool stopped_early = false;
+  };
+
+  void build_optimizer();
+  double scheduled_learning_rate(int epoch) const;
+  void set_learning_rate(double lr);
+  bool improved(double value, double reference) const;
+  torch::Tensor loss_weights(const InMemoryLoader& train) const;
+  void save_checkpoint(const std::filesystem::path& path) const;
+  void write_log(const EpochRecord& record) const;
+  bool use_bf16() const;
+
+  models::ClassifierPtr model_;
+  TrainOptions options_;
+  torch::Device device_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  BatchAugmenter augmenter_;
+  State state_;
+};
+
+// Reads a checkpoint written by Trainer and rebuilds its model.
+models::ClassifierPtr load_model_from_checkpoint(const std::filesystem::path& checkpoint, torch::Device device);
+std::string model_config_json(const models::Classifier& model);
+
+}  // namespace brainmri::training

@@ -1,0 +1,401 @@
+// brainmri: train and evaluate brain MRI classifiers on datasets packed by brainmri-prep.
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "brainmri/common/atomic_file.hpp"
+#include "brainmri/data/dataset_format.hpp"
+#include "brainmri/data/sharded_dataset.hpp"
+#include "brainmri/metrics/classification.hpp"
+#include "brainmri/models/classifier.hpp"
+#include "brainmri/models/keras_weights.hpp"
+#include "brainmri/training/data_loader.hpp"
+#include "brainmri/training/evaluation_files.hpp"
+#include "brainmri/training/trainer.hpp"
+#include "brainmri/version.hpp"
+#include "options.hpp"
+
+namespace fs = std::filesystem;
+using namespace brainmri;
+using namespace brainmri::cli;
+using nlohmann::json;
+
+namespace {
+
+const char* kUsage =
+    "Usage: brainmri <command> [options]\n\n"
+    "Commands:\n"
+    "  train      train a model on a packed dataset (brainmri train --help)\n"
+    "  evaluate   evaluate a checkpoint on a split or fold (brainmri evaluate --help)\n"
+    "  version    print the version\n";
+
+std::vector<int> parse_int_list(const std::string& text) {
+  std::vector<int> values;
+  std::stringstream stream(text);
+  for (std::string item; std::getline(stream, item, ',');) {
+    try {
+      values.push_back(std::stoi(item));
+    } catch (const std::exception&) {
+      throw UsageError("'" + item + "' in '" + text + "' is not an integer");
+    }
+  }
+  return values;
+}
+
+torch::Device pick_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda") {
+    if (!torch::cuda::is_available()) throw UsageError("--device cuda, but no CUDA device is available");
+    return torch::kCUDA;
+  }
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  throw UsageError("--device must be auto, cpu or cuda, got " + name);
+}
+
+void set_threads(int threads) {
+  if (threads > 0) {
+    torch::set_num_threads(threads);
+    torch::set_num_interop_threads(1);
+  }
+}
+
+// Training and validation sample ids: a validation fold of the manifest's group k-fold (the
+// leakage-free default), or a whole split such as Testing.
+std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> select_samples(const data::ShardedDataset& dataset,
+                                                                              int val_fold, const std::string& val_split) {
+  if (!val_split.empty()) {
+    auto validation = dataset.select_split(val_split);
+    std::vector<std::int64_t> training;
+    const bool has_folds = dataset.manifest().folds.fold_count > 0;
+    for (std::int64_t id = 0; id < dataset.size(); ++id) {
+      if (dataset.split(id) == val_split) continue;
+      // With folds, training images that duplicate held-out ones are excluded.
+      if (has_folds && dataset.fold(id) < 0) continue;
+      training.push_back(id);
+    }
+    return {training, validation};
+  }
+  if (dataset.manifest().folds.fold_count == 0) {
+    throw UsageError(dataset.directory().string() +
+                     " has no fold assignment; pack it with brainmri-prep --folds K or pass --val-split");
+  }
+  if (val_fold < 0 || val_fold >= dataset.manifest().folds.fold_count) {
+    throw UsageError("--val-fold " + std::to_string(val_fold) + " is outside 0.." +
+                     std::to_string(dataset.manifest().folds.fold_count - 1));
+  }
+  return {dataset.training_samples_for_fold(val_fold), dataset.validation_samples_for_fold(val_fold)};
+}
+
+std::string format_epoch(const training::EpochRecord& r) {
+  char line[320];
+  std::snprintf(line, sizeof(line),
+                "[%s] epoch %3d  lr %.2e  loss %.4f  acc %.4f | val loss %.4f  acc %.4f  macro-F1 %.4f  AUC %.4f | "
+                "%6.0f img/s  %5.1f s%s",
+                r.stage.c_str(), r.epoch, r.learning_rate, r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy,
+                r.val_macro_f1, r.val_macro_auc, r.images_per_second, r.seconds, r.best ? "  *" : "");
+  return line;
+}
+
+po::options_description train_options() {
+  po::options_description general("General");
+  // clang-format off
+  general.add_options()
+    ("help,h", "show this help and exit")
+    ("config", po::value<std::string>(), "INI file with any of these options (key = value); the command line wins")
+    ("data", po::value<std::string>(), "dataset directory written by brainmri-prep (required)")
+    ("output", po::value<std::string>(), "run directory for checkpoints, logs and metrics (required)")
+    ("device", po::value<std::string>()->default_value("auto"), "auto (CUDA when available), cpu or cuda")
+    ("threads", po::value<int>()->default_value(0), "CPU threads for LibTorch (0: its default)")
+    ("seed", po::value<std::uint64_t>()->default_value(42), "seed of data order, augmentation, dropout and initialization")
+    ("resume", po::value<bool>()->default_value(false)->implicit_value(true), "continue from the run directory's last checkpoints")
+    ("val-fold", po::value<int>()->default_value(0), "validation fold of the dataset's group k-fold; the other folds train")
+    ("val-split", po::value<std::string>()->default_value(""), "validate on this split (e.g. Testing) instead of a fold");
+  po::options_description model("Model");
+  model.add_options()
+    ("model", po::value<std::string>()->default_value("baseline_cnn"), "baseline_cnn or mobilenet_v2")
+    ("dropout", po::value<double>()->default_value(0.5), "dropout before the dense layer")
+    ("dense-units", po::value<int>()->default_value(128), "units of the hidden dense layer of the head")
+    ("filters", po::value<std::string>()->default_value("32,64,128"), "baseline_cnn: filters of its conv blocks")
+    ("width", po::value<double>()->default_value(1.0), "mobilenet_v2: width multiplier (Keras alpha)")
+    ("pretrained", po::value<std::string>()->default_value(""), "mobilenet_v2: Keras HDF5 ImageNet weights of the same width")
+    ("trainable-blocks", po::value<int>()->default_value(-1), "backbone groups that train, counted from the top (-1: all, 0: frozen backbone)");
+  po::options_description train("Training");
+  train.add_options()
+    ("epochs", po::value<int>()->default_value(20), "epochs of the first stage")
+    ("batch-size", po::value<std::int64_t>()->default_value(32), "training batch size")
+    ("eval-batch-size", po::value<std::int64_t>()->default_value(256), "evaluation batch size")
+    ("optimizer", po::value<std::string>()->default_value("adam"), "adam, adamw or sgd (momentum)")
+    ("lr", po::value<double>()->default_value(1e-3), "learning rate")
+    ("weight-decay", po::value<double>()->default_value(0.0), "weight decay")
+    ("momentum", po::value<double>()->default_value(0.9), "sgd momentum")
+    ("schedule", po::value<std::string>()->default_value("constant"), "constant, step, cosine or plateau")
+    ("warmup-epochs", po::value<int>()->default_value(0), "linear learning-rate warm-up epochs")
+    ("step-epochs", po::value<int>()->default_value(10), "step schedule: epochs per step")
+    ("step-gamma", po::value<double>()->default_value(0.1), "step schedule: factor per step")
+    ("min-lr", po::value<double>()->default_value(0.0), "cosine schedule: final learning rate")
+    ("plateau-patience", po::value<int>()->default_value(3), "plateau schedule: epochs without improvement before lowering")
+    ("plateau-factor", po::value<double>()->default_value(0.1), "plateau schedule: factor")
+    ("label-smoothing", po::value<double>()->default_value(0.0), "label smoothing of the cross-entropy")
+    ("class-weights", po::value<std::string>()->default_value("none"), "none or balanced")
+    ("grad-clip", po::value<double>()->default_value(0.0), "clip the gradient norm to this value (0: off)")
+    ("early-stopping-metric", po::value<std::string>()->default_value("val_macro_f1"), "val_loss, val_accuracy, val_macro_f1 or val_macro_auc")
+    ("patience", po::value<int>()->default_value(0), "stop after this many epochs without improvement (0: never)")
+    ("restore-best", po::value<bool>()->default_value(true), "end each stage with its best epoch's weights")
+    ("precision", po::value<std::string>()->default_value("auto"), "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16")
+    ("augment", po::value<bool>()->default_value(true), "augment training batches")
+    ("flip", po::value<bool>()->default_value(true), "random horizontal flip")
+    ("rotation", po::value<double>()->default_value(0.08), "random rotation factor (fraction of 360 degrees)")
+    ("zoom", po::value<double>()->default_value(0.08), "random zoom factor")
+    ("contrast", po::value<double>()->default_value(0.1), "random contrast factor")
+    ("bootstrap-seed", po::value<std::uint64_t>()->default_value(7), "seed of the bootstrap confidence intervals");
+  po::options_description finetune("Fine-tuning (second stage)");
+  finetune.add_options()
+    ("finetune-epochs", po::value<int>()->default_value(0), "epochs of a second stage from the first stage's best weights (0: none)")
+    ("finetune-lr", po::value<double>()->default_value(1e-5), "learning rate of the second stage")
+    ("finetune-trainable-blocks", po::value<int>()->default_value(4), "backbone groups that train in the second stage, from the top")
+    ("finetune-from", po::value<std::string>()->default_value(""), "or: train the backbone from this layer or block on (e.g. block_13)");
+  // clang-format on
+  po::options_description all("brainmri train");
+  all.add(general).add(model).add(train).add(finetune);
+  return all;
+}
+
+training::TrainOptions trainer_options(const po::variables_map& vm, const fs::path& output) {
+  training::TrainOptions o;
+  o.epochs = vm["epochs"].as<int>();
+  o.batch_size = vm["batch-size"].as<std::int64_t>();
+  o.eval_batch_size = vm["eval-batch-size"].as<std::int64_t>();
+  o.seed = vm["seed"].as<std::uint64_t>();
+  o.optimizer = {vm["optimizer"].as<std::string>(), vm["lr"].as<double>(), vm["weight-decay"].as<double>(),
+                 vm["momentum"].as<double>()};
+  o.schedule = {vm["schedule"].as<std::string>(), vm["warmup-epochs"].as<int>(), vm["step-epochs"].as<int>(),
+                vm["step-gamma"].as<double>(),    vm["min-lr"].as<double>(),       vm["plateau-patience"].as<int>(),
+                vm["plateau-factor"].as<double>()};
+  o.early_stopping = {vm["early-stopping-metric"].as<std::string>(), vm["patience"].as<int>(),
+                      vm["restore-best"].as<bool>()};
+  o.label_smoothing = vm["label-smoothing"].as<double>();
+  o.class_weights = vm["class-weights"].as<std::string>();
+  o.gradient_clip_norm = vm["grad-clip"].as<double>();
+  o.augment = vm["augment"].as<bool>();
+  o.augmentation = {vm["flip"].as<bool>(), vm["rotation"].as<double>(), vm["zoom"].as<double>(),
+                    vm["contrast"].as<double>()};
+  o.precision = vm["precision"].as<std::string>();
+  o.output_dir = output;
+  return o;
+}
+
+int run_train(int argc, const char* const argv[]) {
+  const auto options = train_options();
+  const auto vm = parse_with_config(argc, argv, options);
+  if (vm.count("help")) {
+    std::cout << "Usage: brainmri train --data DIR --output DIR [options]\n\n" << options << "\n";
+    return kExitOk;
+  }
+  if (!vm.count("data") || !vm.count("output")) throw UsageError("train needs --data and --output");
+  const fs::path output = vm["output"].as<std::string>();
+  set_threads(vm["threads"].as<int>());
+  const auto device = pick_device(vm["device"].as<std::string>());
+  auto stage1 = trainer_options(vm, output);
+  stage1.stage_name = vm["finetune-epochs"].as<int>() > 0 ? "stage1" : "train";
+  torch::manual_seed(stage1.seed);
+
+  const data::ShardedDataset dataset(vm["data"].as<std::string>());
+  const auto [train_ids, val_ids] = select_samples(dataset, vm["val-fold"].as<int>(), vm["val-split"].as<std::string>());
+  if (train_ids.empty() || val_ids.empty()) throw UsageError("the training or the validation selection is empty");
+
+  models::ModelOptions model_options;
+  model_options.num_classes = static_cast<int>(dataset.class_names().size());
+  model_options.input_channels = dataset.channels();
+  model_options.image_size = dataset.image_size();
+  model_options.dropout = vm["dropout"].as<double>();
+  model_options.dense_units = vm["dense-units"].as<int>();
+  model_options.filters = parse_int_list(vm["filters"].as<std::string>());
+  model_options.width_multiplier = vm["width"].as<double>();
+  auto model = models::create_model(vm["model"].as<std::string>(), model_options);
+  const auto pretrained = vm["pretrained"].as<std::string>();
+  if (!pretrained.empty()) {
+    const auto report = models::load_keras_weights(*model, pretrained);
+    std::cout << "Loaded " << report.layers_loaded << " layers (" << report.tensors_loaded << " tensors) from "
+              << pretrained << "\n";
+  }
+  model->set_trainable_backbone_groups(vm["trainable-blocks"].as<int>());
+
+  fs::create_directories(output);
+  write_file_atomically(output / "config.ini", "# brainmri " + std::string(kVersion) + " train\n" +
+                                                   resolved_config(options, vm));
+  std::cout << "Training " << model->model_name() << " on " << train_ids.size() << " images, validating on "
+            << val_ids.size() << " (" << (vm["val-split"].as<std::string>().empty()
+                                              ? "fold " + std::to_string(vm["val-fold"].as<int>())
+                                              : "split " + vm["val-split"].as<std::string>())
+            << "), device " << device.str() << "\n";
+  const training::InMemoryLoader train_loader(dataset, train_ids, device);
+  const training::InMemoryLoader val_loader(dataset, val_ids, device);
+
+  auto run_stage = [&](const training::TrainOptions& stage_options) {
+    training::Trainer trainer(model, stage_options, device);
+    trainer.on_epoch = [](const training::EpochRecord& r) { std::cout << format_epoch(r) << std::endl; };
+    if (vm["resume"].as<bool>() && fs::exists(trainer.last_checkpoint())) {
+      trainer.resume(trainer.last_checkpoint());
+      std::cout << "Resumed " << stage_options.stage_name << " from " << trainer.last_checkpoint() << "\n";
+    }
+    trainer.fit(train_loader, &val_loader);
+    return trainer.predict(val_loader);
+  };
+  auto predictions = run_stage(stage1);
+  fs::path final_checkpoint = output / (stage1.stage_name + (stage1.early_stopping.restore_best ? "_best.pt" : "_last.pt"));
+
+  if (vm["finetune-epochs"].as<int>() > 0) {
+    const auto from = vm["finetune-from"].as<std::string>();
+    if (from.empty()) {
+      model->set_trainable_backbone_groups(vm["finetune-trainable-blocks"].as<int>());
+    } else {
+      model->set_trainable_from(from);
+    }
+    auto stage2 = stage1;
+    stage2.stage_name = "finetune";
+    stage2.epochs = vm["finetune-epochs"].as<int>();
+    stage2.optimizer.learning_rate = vm["finetune-lr"].as<double>();
+    predictions = run_stage(stage2);
+    final_checkpoint = output / (stage2.early_stopping.restore_best ? "finetune_best.pt" : "finetune_last.pt");
+  }
+  if (fs::exists(final_checkpoint)) fs::copy_file(final_checkpoint, output / "model.pt", fs::copy_options::overwrite_existing);
+
+  const json context = {{"command", "train"},
+                        {"dataset", fs::absolute(dataset.directory()).string()},
+                        {"selection", vm["val-split"].as<std::string>().empty()
+                                          ? "fold " + std::to_string(vm["val-fold"].as<int>())
+                                          : "split " + vm["val-split"].as<std::string>()},
+                        {"model", model->model_name()},
+                        {"checkpoint", (output / "model.pt").string()}};
+  training::write_evaluation(output / "validation", predictions, dataset.class_names(), context,
+                             vm["bootstrap-seed"].as<std::uint64_t>());
+  const auto predicted = metrics::argmax_rows(predictions.probabilities, static_cast<int>(dataset.class_names().size()));
+  std::cout << "\nValidation (" << predictions.labels.size() << " images):\n"
+            << metrics::format_classification_report(
+                   metrics::classification_report(
+                       metrics::ConfusionMatrix(predictions.labels, predicted, static_cast<int>(dataset.class_names().size())),
+                       dataset.class_names()),
+                   4)
+            << "\nRun directory: " << output.string() << " (model.pt, validation/metrics.json, train_log.jsonl)\n";
+  return kExitOk;
+}
+
+int run_evaluate(int argc, const char* const argv[]) {
+  po::options_description options("brainmri evaluate");
+  // clang-format off
+  options.add_options()
+    ("help,h", "show this help and exit")
+    ("config", po::value<std::string>(), "INI file with any of these options")
+    ("checkpoint", po::value<std::string>(), "model.pt or any checkpoint written by brainmri train (required)")
+    ("data", po::value<std::string>(), "dataset directory written by brainmri-prep (required)")
+    ("split", po::value<std::string>()->default_value(""), "evaluate this split (e.g. Testing)")
+    ("fold", po::value<int>()->default_value(-1), "or: evaluate this fold of the dataset's k-fold")
+    ("output", po::value<std::string>()->default_value(""), "where to write predictions.h5, metrics.json and classification_report.txt (default: next to the checkpoint)")
+    ("device", po::value<std::string>()->default_value("auto"), "auto, cpu or cuda")
+    ("threads", po::value<int>()->default_value(0), "CPU threads for LibTorch (0: its default)")
+    ("batch-size", po::value<std::int64_t>()->default_value(256), "evaluation batch size")
+    ("bootstrap-seed", po::value<std::uint64_t>()->default_value(7), "seed of the bootstrap confidence intervals");
+  // clang-format on
+  const auto vm = parse_with_config(argc, argv, options);
+  if (vm.count("help")) {
+    std::cout << "Usage: brainmri evaluate --checkpoint FILE --data DIR [--split NAME | --fold K]\n\n" << options << "\n";
+    return kExitOk;
+  }
+  if (!vm.count("checkpoint") || !vm.count("data")) throw UsageError("evaluate needs --checkpoint and --data");
+  const auto split = vm["split"].as<std::string>();
+  const int fold = vm["fold"].as<int>();
+  if (!split.empty() && fold >= 0) throw UsageError("give --split or --fold, not both");
+  set_threads(vm["threads"].as<int>());
+  const auto device = pick_device(vm["device"].as<std::string>());
+  const fs::path checkpoint = vm["checkpoint"].as<std::string>();
+  auto model = training::load_model_from_checkpoint(checkpoint, device);
+  const data::ShardedDataset dataset(vm["data"].as<std::string>());
+  const auto& m = model->options();
+  if (m.image_size != dataset.image_size() || m.input_channels != dataset.channels() ||
+      m.num_classes != static_cast<int>(dataset.class_names().size())) {
+    throw std::runtime_error("checkpoint " + checkpoint.string() + " expects " + std::to_string(m.image_size) + "x" +
+                             std::to_string(m.image_size) + "x" + std::to_string(m.input_channels) + " images and " +
+                             std::to_string(m.num_classes) + " classes, but " + dataset.directory().string() + " has " +
+                             std::to_string(dataset.image_size()) + "x" + std::to_string(dataset.image_size()) + "x" +
+                             std::to_string(dataset.channels()) + " and " +
+                             std::to_string(dataset.class_names().size()) + " classes; repack or pick another checkpoint");
+  }
+  std::vector<std::int64_t> ids;
+  std::string selection;
+  if (!split.empty()) {
+    ids = dataset.select_split(split);
+    selection = "split-" + split;
+  } else if (fold >= 0) {
+    ids = dataset.validation_samples_for_fold(fold);
+    selection = "fold-" + std::to_string(fold);
+  } else {
+    ids = dataset.all();
+    selection = "all";
+  }
+  if (ids.empty()) throw UsageError("the selection " + selection + " is empty");
+  const fs::path output =
+      vm["output"].as<std::string>().empty() ? checkpoint.parent_path() / ("eval-" + selection) : fs::path(vm["output"].as<std::string>());
+
+  training::TrainOptions eval_options;
+  eval_options.epochs = 0;
+  eval_options.eval_batch_size = vm["batch-size"].as<std::int64_t>();
+  training::Trainer trainer(model, eval_options, device);
+  const training::InMemoryLoader loader(dataset, ids, device);
+  const auto predictions = trainer.predict(loader);
+  const json context = {{"command", "evaluate"},
+                        {"checkpoint", fs::absolute(checkpoint).string()},
+                        {"dataset", fs::absolute(dataset.directory()).string()},
+                        {"selection", selection},
+                        {"model", model->model_name()}};
+  training::write_evaluation(output, predictions, dataset.class_names(), context, vm["bootstrap-seed"].as<std::uint64_t>());
+  const int k = static_cast<int>(dataset.class_names().size());
+  const auto predicted = metrics::argmax_rows(predictions.probabilities, k);
+  std::cout << metrics::format_classification_report(
+                   metrics::classification_report(metrics::ConfusionMatrix(predictions.labels, predicted, k),
+                                                  dataset.class_names()),
+                   4)
+            << "\nWrote " << (output / "predictions.h5").string() << ", metrics.json and classification_report.txt\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  const std::string command = argc > 1 ? argv[1] : "";
+  try {
+    if (command == "train") return run_train(argc - 1, argv + 1);
+    if (command == "evaluate") return run_evaluate(argc - 1, argv + 1);
+    if (command == "version" || command == "--version") {
+      std::cout << "brainmri " << kVersion << " (LibTorch " << TORCH_VERSION << ")\n";
+      return kExitOk;
+    }
+    if (command == "--help" || command == "-h" || command == "help") {
+      std::cout << kUsage;
+      return kExitOk;
+    }
+    std::cerr << (command.empty() ? "brainmri: no command given\n" : "brainmri: unknown command '" + command + "'\n")
+              << kUsage;
+    return kExitUsage;
+  } catch (const po::error& e) {
+    std::cerr << "brainmri " << command << ": " << e.what() << "\nTry 'brainmri " << command << " --help'.\n";
+    return kExitUsage;
+  } catch (const UsageError& e) {
+    std::cerr << "brainmri " << command << ": " << e.what() << "\nTry 'brainmri " << command << " --help'.\n";
+    return kExitUsage;
+  } catch (const c10::Error& e) {
+    std::cerr << "brainmri " << command << ": error: " << e.what_without_backtrace() << "\n";
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "brainmri " << command << ": error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+}

@@ -1,0 +1,403 @@
+#include "brainmri/training/trainer.hpp"
+
+#include <ATen/autocast_mode.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numbers>
+#include <stdexcept>
+
+#include "brainmri/metrics/classification.hpp"
+#include "brainmri/metrics/roc.hpp"
+
+namespace brainmri::training {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kModelConfigKey = "brainmri_model_config";
+constexpr const char* kTrainerStateKey = "brainmri_trainer_state";
+constexpr const char* kOptimizerKey = "brainmri_optimizer";
+
+// bf16 autocast for the forward pass on CUDA; a no-op otherwise.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+  ~AutocastScope() {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool enabled_;
+};
+
+json model_config(const models::Classifier& model) {
+  const auto& o = model.options();
+  return {{"model", model.model_name()},     {"num_classes", o.num_classes}, {"input_channels", o.input_channels},
+          {"image_size", o.image_size},      {"dropout", o.dropout},         {"dense_units", o.dense_units},
+          {"filters", o.filters},            {"width_multiplier", o.width_multiplier}};
+}
+
+bool lower_is_better(const std::string& metric) { return metric == "val_loss"; }
+
+double metric_value(const EpochRecord& r, const std::string& metric) {
+  if (metric == "val_loss") return r.val_loss;
+  if (metric == "val_accuracy") return r.val_accuracy;
+  if (metric == "val_macro_f1") return r.val_macro_f1;
+  if (metric == "val_macro_auc") return r.val_macro_auc;
+  throw std::invalid_argument("unknown early-stopping metric '" + metric +
+                              "' (expected val_loss, val_accuracy, val_macro_f1 or val_macro_auc)");
+}
+
+void atomic_save(torch::serialize::OutputArchive& archive, const fs::path& path) {
+  auto temporary = path;
+  temporary += ".partial";
+  archive.save_to(temporary.string());
+  fs::rename(temporary, path);
+}
+
+}  // namespace
+
+std::string model_config_json(const models::Classifier& model) { return model_config(model).dump(); }
+
+ValidationScores score_predictions(const Predictions& p, int class_count) {
+  ValidationScores s;
+  s.loss = p.loss;
+  if (p.labels.empty()) return s;
+  const auto predicted = metrics::argmax_rows(p.probabilities, class_count);
+  const auto report = metrics::classification_report(metrics::ConfusionMatrix(p.labels, predicted, class_count),
+                                                     std::vector<std::string>(static_cast<std::size_t>(class_count)));
+  s.accuracy = report.accuracy;
+  s.macro_f1 = report.macro_average.f1;
+  s.macro_auc = metrics::one_vs_rest_roc(p.labels, p.probabilities, class_count).macro_auc;
+  return s;
+}
+
+Trainer::Trainer(models::ClassifierPtr model, TrainOptions options, torch::Device device)
+    : model_(std::move(model)), options_(std::move(options)), device_(device), augmenter_(options_.augmentation) {
+  if (options_.epochs < 0 || options_.batch_size < 1 || options_.eval_batch_size < 1) {
+    throw std::invalid_argument("epochs must be >= 0 and batch sizes >= 1");
+  }
+  if (options_.precision != "auto" && options_.precision != "fp32" && options_.precision != "bf16") {
+    throw std::invalid_argument("precision must be auto, fp32 or bf16, got " + options_.precision);
+  }
+  if (options_.class_weights != "none" && options_.class_weights != "balanced") {
+    throw std::invalid_argument("class weights must be none or balanced, got " + options_.class_weights);
+  }
+  metric_value(EpochRecord{}, options_.early_stopping.metric);  // validates the name
+  model_->to(device_);
+  build_optimizer();
+  state_.learning_rate = options_.optimizer.learning_rate;
+  state_.best_metric = lower_is_better(options_.early_stopping.metric) ? INFINITY : -INFINITY;
+  state_.plateau_best = state_.best_metric;
+  if (!options_.output_dir.empty()) fs::create_directories(options_.output_dir);
+}
+
+bool Trainer::use_bf16() const {
+  return options_.precision == "bf16" || (options_.precision == "auto" && device_.is_cuda());
+}
+
+void Trainer::build_optimizer() {
+  std::vector<torch::Tensor> trainable;
+  for (const auto& p : model_->parameters()) {
+    if (p.requires_grad()) trainable.push_back(p);
+  }
+  if (trainable.empty()) throw std::invalid_argument("the model has no trainable parameters");
+  const auto& o = options_.optimizer;
+  if (o.name == "adam") {
+    optimizer_ = std::make_unique<torch::optim::Adam>(trainable,
+                                                      torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay));
+  } else if (o.name == "adamw") {
+    optimizer_ = std::make_unique<torch::optim::AdamW>(trainable,
+                                                       torch::optim::AdamWOptions(o.learning_rate).weight_decay(o.weight_decay));
+  } else if (o.name == "sgd") {
+    optimizer_ = std::make_unique<torch::optim::SGD>(
+        trainable, torch::optim::SGDOptions(o.learning_rate).momentum(o.momentum).weight_decay(o.weight_decay));
+  } else {
+    throw std::invalid_argument("unknown optimizer '" + o.name + "' (expected adam, adamw or sgd)");
+  }
+}
+
+double Trainer::scheduled_learning_rate(int epoch) const {
+  const auto& s = options_.schedule;
+  const double base = options_.optimizer.learning_rate;
+  double lr = base;
+  if (s.name == "constant") {
+    lr = base;
+  } else if (s.name == "step") {
+    lr = base * std::pow(s.step_gamma, (epoch - 1) / std::max(1, s.step_epochs));
+  } else if (s.name == "cosine") {
+    const int span = std::max(1, options_.epochs - s.warmup_epochs);
+    const double progress = std::clamp(static_cast<double>(epoch - 1 - s.warmup_epochs) / span, 0.0, 1.0);
+    lr = s.min_learning_rate + (base - s.min_learning_rate) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+  } else if (s.name == "plateau") {
+    lr = state_.learning_rate;  // lowered in fit() when the metric stalls
+  } else {
+    throw std::invalid_argument("unknown schedule '" + s.name + "' (expected constant, step, cosine or plateau)");
+  }
+  if (epoch <= s.warmup_epochs) lr = lr * epoch / (s.warmup_epochs + 1);
+  return lr;
+}
+
+void Trainer::set_learning_rate(double lr) {
+  for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+}
+
+bool Trainer::improved(double value, double reference) const {
+  return lower_is_better(options_.early_stopping.metric) ? value < reference : value > reference;
+}
+
+torch::Tensor Trainer::loss_weights(const InMemoryLoader& train) const {
+  if (options_.class_weights == "none") return {};
+  const int k = model_->options().num_classes;
+  const auto counts = train.class_counts(k);
+  std::vector<float> weights;
+  for (const auto count : counts) {
+    weights.push_back(count > 0 ? static_cast<float>(train.size()) / static_cast<float>(k * count) : 0.0f);
+  }
+  return torch::tensor(weights).to(device_);
+}
+
+std::vector<EpochRecord> Trainer::fit(const InMemoryLoader& train, const InMemoryLoader* validation, int max_epochs_now) {
+  const auto weights = loss_weights(train);
+  const int k = model_->options().num_classes;
+  std::vector<EpochRecord> records;
+  const bool drop_last = train.size() >= options_.batch_size * options_.world_size;
+  const int last_epoch = max_epochs_now > 0 ? std::min(options_.epochs, state_.epochs_done + max_epochs_now) : options_.epochs;
+  for (int epoch = state_.epochs_done + 1; epoch <= last_epoch && !state_.stopped_early; ++epoch) {
+    const auto started = std::chrono::steady_clock::now();
+    torch::manual_seed(augmentation_seed(options_.seed, options_.rank, epoch, -2));  // dropout
+    const double lr = scheduled_learning_rate(epoch);
+    set_learning_rate(lr);
+    model_->train();
+
+    const auto plan = train.plan_epoch(options_.seed, epoch, options_.batch_size, true, drop_last, options_.rank,
+                                       options_.world_size);
+    double loss_sum = 0;
+    std::int64_t correct = 0, seen = 0;
+    for (std::size_t step = 0; step < plan.batches.size(); ++step) {
+      auto [images, labels] = train.gather(plan.batches[step]);
+      if (options_.augment && options_.augmentation.enabled()) {
+        images = augmenter_.apply(images, augmentation_seed(options_.seed, options_.rank, epoch, static_cast<std::int64_t>(step)));
+      }
+      optimizer_->zero_grad();
+      torch::Tensor logits;
+      {
+        AutocastScope autocast(use_bf16());
+        logits = model_->forward(images);
+      }
+      logits = logits.to(torch::kFloat32);
+      auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing);
+      if (weights.defined()) loss_options.weight(weights);
+      const auto loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+      loss.backward();
+      if (options_.gradient_clip_norm > 0) {
+        torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.gradient_clip_norm);
+      }
+      optimizer_->step();
+      const auto batch = labels.size(0);
+      loss_sum += loss.item<double>() * static_cast<double>(batch);
+      correct += logits.argmax(1).eq(labels).sum().item<std::int64_t>();
+      seen += batch;
+    }
+
+    EpochRecord record;
+    record.stage = options_.stage_name;
+    record.epoch = epoch;
+    record.learning_rate = lr;
+    record.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
+    record.train_accuracy = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0;
+    const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    record.images_per_second = train_seconds > 0 ? static_cast<double>(seen) / train_seconds : 0;
+
+    if (validation != nullptr && validation->size() > 0) {
+      const auto scores = score_predictions(predict(*validation), k);
+      record.val_loss = scores.loss;
+      record.val_accuracy = scores.accuracy;
+      record.val_macro_f1 = scores.macro_f1;
+      record.val_macro_auc = scores.macro_auc;
+      const double value = metric_value(record, options_.early_stopping.metric);
+      if (improved(value, state_.best_metric)) {
+        state_.best_metric = value;
+        state_.best_epoch = epoch;
+        state_.epochs_without_improvement = 0;
+        record.best = true;
+        if (!options_.output_dir.empty() && options_.rank == 0) save_checkpoint(best_checkpoint());
+      } else {
+        ++state_.epochs_without_improvement;
+      }
+      if (options_.schedule.name == "plateau") {
+        if (improved(value, state_.plateau_best)) {
+          state_.plateau_best = value;
+          state_.plateau_bad_epochs = 0;
+        } else if (++state_.plateau_bad_epochs >= options_.schedule.plateau_patience) {
+          state_.learning_rate *= options_.schedule.plateau_factor;
+          state_.plateau_bad_epochs = 0;
+        }
+      }
+      if (options_.early_stopping.patience > 0 &&
+          state_.epochs_without_improvement >= options_.early_stopping.patience) {
+        state_.stopped_early = true;
+      }
+    }
+    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    state_.epochs_done = epoch;
+    if (!options_.output_dir.empty() && options_.rank == 0) {
+      save_checkpoint(last_checkpoint());
+      write_log(record);
+    }
+    if (on_epoch && options_.rank == 0) on_epoch(record);
+    records.push_back(record);
+  }
+
+  const bool finished = state_.stopped_early || state_.epochs_done >= options_.epochs;
+  if (finished && validation != nullptr && options_.early_stopping.restore_best && state_.best_epoch > 0 &&
+      state_.best_epoch != state_.epochs_done && fs::exists(best_checkpoint())) {
+    torch::serialize::InputArchive archive;
+    archive.load_from(best_checkpoint().string(), device_);
+    model_->load(archive);
+  }
+  return records;
+}
+
+Predictions Trainer::predict(const InMemoryLoader& loader) {
+  torch::NoGradGuard no_grad;
+  model_->eval();
+  Predictions out;
+  const int k = model_->options().num_classes;
+  const auto plan = loader.plan_epoch(0, 0, options_.eval_batch_size, false, false);
+  double loss_sum = 0;
+  for (const auto& positions : plan.batches) {
+    auto [images, labels] = loader.gather(positions);
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(use_bf16());
+      logits = model_->forward(images);
+    }
+    logits = logits.to(torch::kFloat32);
+    loss_sum += torch::nn::functional::cross_entropy(
+                    logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .item<double>();
+    const auto probabilities = torch::softmax(logits, 1).to(torch::kFloat64).cpu().contiguous();
+    const auto labels_cpu = labels.cpu();
+    out.probabilities.insert(out.probabilities.end(), probabilities.data_ptr<double>(),
+                             probabilities.data_ptr<double>() + probabilities.numel());
+    for (std::int64_t i = 0; i < labels_cpu.size(0); ++i) out.labels.push_back(static_cast<int>(labels_cpu[i].item<std::int64_t>()));
+    for (const auto position : positions) out.sample_ids.push_back(loader.sample_ids()[static_cast<std::size_t>(position)]);
+  }
+  out.loss = out.labels.empty() ? 0 : loss_sum / static_cast<double>(out.labels.size());
+  (void)k;
+  return out;
+}
+
+fs::path Trainer::last_checkpoint() const { return options_.output_dir / (options_.stage_name + "_last.pt"); }
+fs::path Trainer::best_checkpoint() const { return options_.output_dir / (options_.stage_name + "_best.pt"); }
+
+void Trainer::save_checkpoint(const fs::path& path) const {
+  torch::serialize::OutputArchive archive;
+  model_->save(archive);
+  torch::serialize::OutputArchive optimizer_archive;
+  optimizer_->save(optimizer_archive);
+  archive.write(kOptimizerKey, optimizer_archive);
+  archive.write(kModelConfigKey, c10::IValue(model_config(*model_).dump()));
+  const json state = {{"stage", options_.stage_name},
+                      {"epochs_done", state_.epochs_done},
+                      {"learning_rate", state_.learning_rate},
+                      {"best_metric", state_.best_metric},
+                      {"best_epoch", state_.best_epoch},
+                      {"epochs_without_improvement", state_.epochs_without_improvement},
+                      {"plateau_best", state_.plateau_best},
+                      {"plateau_bad_epochs", state_.plateau_bad_epochs},
+                      {"stopped_early", state_.stopped_early},
+                      {"seed", options_.seed}};
+  archive.write(kTrainerStateKey, c10::IValue(state.dump()));
+  atomic_save(archive, path);
+}
+
+void Trainer::resume(const fs::path& checkpoint) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(checkpoint.string(), device_);
+  c10::IValue config_value, state_value;
+  if (!archive.try_read(kModelConfigKey, config_value) || !archive.try_read(kTrainerStateKey, state_value)) {
+    throw std::runtime_error(checkpoint.string() + " is not a brainmri training checkpoint");
+  }
+  const auto config = json::parse(config_value.toStringRef());
+  const auto ours = model_config(*model_);
+  if (config != ours) {
+    throw std::runtime_error(checkpoint.string() + " holds a " + config.value("model", "?") + " model " + config.dump() +
+                             " but this run builds " + ours.dump());
+  }
+  const auto state = json::parse(state_value.toStringRef());
+  if (state.at("stage").get<std::string>() != options_.stage_name) {
+    throw std::runtime_error(checkpoint.string() + " is from stage '" + state.at("stage").get<std::string>() +
+                             "', not '" + options_.stage_name + "'");
+  }
+  model_->load(archive);
+  torch::serialize::InputArchive optimizer_archive;
+  archive.read(kOptimizerKey, optimizer_archive);
+  optimizer_->load(optimizer_archive);
+  state_.epochs_done = state.at("epochs_done");
+  state_.learning_rate = state.at("learning_rate");
+  state_.best_metric = state.at("best_metric").is_null() ? state_.best_metric : state.at("best_metric").get<double>();
+  state_.best_epoch = state.at("best_epoch");
+  state_.epochs_without_improvement = state.at("epochs_without_improvement");
+  state_.plateau_best = state.at("plateau_best").is_null() ? state_.plateau_best : state.at("plateau_best").get<double>();
+  state_.plateau_bad_epochs = state.at("plateau_bad_epochs");
+  state_.stopped_early = state.at("stopped_early");
+}
+
+void Trainer::write_log(const EpochRecord& r) const {
+  const json line = {{"stage", r.stage},
+                     {"epoch", r.epoch},
+                     {"learning_rate", r.learning_rate},
+                     {"train_loss", r.train_loss},
+                     {"train_accuracy", r.train_accuracy},
+                     {"val_loss", r.val_loss},
+                     {"val_accuracy", r.val_accuracy},
+                     {"val_macro_f1", r.val_macro_f1},
+                     {"val_macro_auc", std::isnan(r.val_macro_auc) ? json(nullptr) : json(r.val_macro_auc)},
+                     {"images_per_second", r.images_per_second},
+                     {"seconds", r.seconds},
+                     {"best", r.best}};
+  std::ofstream out(options_.output_dir / "train_log.jsonl", std::ios::app);
+  out << line.dump() << "\n";
+}
+
+models::ClassifierPtr load_model_from_checkpoint(const fs::path& checkpoint, torch::Device device) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(checkpoint.string(), device);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("cannot read checkpoint " + checkpoint.string() + ": " + e.what_without_backtrace());
+  }
+  c10::IValue config_value;
+  if (!archive.try_read(kModelConfigKey, config_value)) {
+    throw std::runtime_error(checkpoint.string() + " is not a brainmri checkpoint (no model configuration)");
+  }
+  const auto config = json::parse(config_value.toStringRef());
+  models::ModelOptions options;
+  options.num_classes = config.at("num_classes");
+  options.input_channels = config.at("input_channels");
+  options.image_size = config.at("image_size");
+  options.dropout = config.at("dropout");
+  options.dense_units = config.at("dense_units");
+  options.filters = config.at("filters").get<std::vector<int>>();
+  options.width_multiplier = config.at("width_multiplier");
+  auto model = models::create_model(config.at("model").get<std::string>(), options);
+  model->load(archive);
+  model->to(device);
+  return model;
+}
+
+}  // namespace brainmri::training

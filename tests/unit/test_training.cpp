@@ -1,0 +1,218 @@
+// Trainer, augmentation and checkpoints on small synthetic datasets (fast on CPU).
+
+#include <gtest/gtest.h>
+
+#include <numbers>
+#include <set>
+
+#include "brainmri/data/dataset_format.hpp"
+#include "brainmri/data/hdf5.hpp"
+#include "brainmri/data/sharded_dataset.hpp"
+#include "brainmri/models/classifier.hpp"
+#include "brainmri/training/augmentation.hpp"
+#include "brainmri/training/data_loader.hpp"
+#include "brainmri/training/trainer.hpp"
+#include "synthetic_dataset.hpp"
+#include "test_support.hpp"
+
+using namespace brainmri;
+using namespace brainmri::training;
+using brainmri::testing::ScratchDir;
+
+namespace {
+
+models::ClassifierPtr small_cnn(int classes, int size, double dropout = 0.0) {
+  models::ModelOptions o;
+  o.num_classes = classes;
+  o.image_size = size;
+  o.filters = {8, 16};
+  o.dense_units = 32;
+  o.dropout = dropout;
+  return models::create_model("baseline_cnn", o);
+}
+
+// Images whose class is the position of a bright square: learnable, but not from the mean alone.
+void write_square_dataset(const std::filesystem::path& dir, int count, int size) {
+  const auto m = brainmri::testing::write_synthetic_dataset(dir, count, 4, size, 1, true, 1, 4);
+  auto file = hdf5::Handle();  // rewrite the pixels in place with the pattern
+  (void)m;
+  file = hdf5::Handle(H5Fopen((dir / "shard-0.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+  auto images = hdf5::open_dataset(file, data::format::kImages);
+  std::vector<float> pixels(static_cast<std::size_t>(count) * size * size, 0.1f);
+  for (int i = 0; i < count; ++i) {
+    const int label = i % 4;
+    const int top = (label / 2) * size / 2 + 2 + (i / 4) % 3;
+    const int left = (label % 2) * size / 2 + 2 + (i / 8) % 3;
+    for (int y = top; y < top + size / 4; ++y) {
+      for (int x = left; x < left + size / 4; ++x) pixels[static_cast<std::size_t>((i * size + y) * size + x)] = 0.9f;
+    }
+  }
+  H5Dwrite(images, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pixels.data());
+}
+
+std::vector<float> flatten_parameters(models::Classifier& model) {
+  std::vector<float> values;
+  for (const auto& p : model.parameters()) {
+    const auto c = p.detach().cpu().contiguous();
+    values.insert(values.end(), c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  }
+  return values;
+}
+
+}  // namespace
+
+TEST(Augmentation, DrawsFollowKerasRangesAndAreReproducible) {
+  const BatchAugmenter augmenter({true, 0.08, 0.08, 0.2});
+  const auto d = augmenter.draw(4000, 11);
+  const double flip_rate = d.flipped.to(torch::kFloat32).mean().item<double>();
+  EXPECT_NEAR(flip_rate, 0.5, 0.04);
+  const double max_angle = 0.08 * 2 * std::numbers::pi;  // 28.8 degrees
+  EXPECT_LE(d.angles.abs().max().item<double>(), max_angle + 1e-6);
+  EXPECT_GT(d.angles.abs().max().item<double>(), 0.95 * max_angle);
+  EXPECT_GE(d.zooms.min().item<double>(), 0.92 - 1e-6);
+  EXPECT_LE(d.zooms.max().item<double>(), 1.08 + 1e-6);
+  EXPECT_GE(d.contrast.min().item<double>(), 0.8 - 1e-6);
+  EXPECT_LE(d.contrast.max().item<double>(), 1.2 + 1e-6);
+  EXPECT_TRUE(torch::equal(augmenter.draw(64, 11).angles, augmenter.draw(64, 11).angles));
+  EXPECT_FALSE(torch::equal(augmenter.draw(64, 11).angles, augmenter.draw(64, 12).angles));
+  EXPECT_NE(augmentation_seed(1, 0, 3, 5), augmentation_seed(1, 1, 3, 5));  // every rank differs
+  EXPECT_NE(augmentation_seed(1, 0, 3, 5), augmentation_seed(1, 0, 3, 6));  // and every step
+}
+
+TEST(Augmentation, FlipMirrorsExactlyAndIdentityKeepsPixels) {
+  const auto images = torch::rand({3, 1, 16, 16});
+  const BatchAugmenter flip_only({true, 0.0, 0.0, 0.0});
+  AugmentationDraw d = flip_only.draw(3, 5);
+  d.flipped = torch::tensor({true, false, true});
+  const auto out = flip_only.apply(images, d);
+  EXPECT_TRUE(torch::allclose(out[0], images[0].flip({2}), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(out[1], images[1], 1e-5, 1e-6));
+  const BatchAugmenter full({true, 0.08, 0.08, 0.1});
+  const auto augmented = full.apply(images, 9);
+  EXPECT_EQ(augmented.sizes(), images.sizes());
+  EXPECT_GE(augmented.min().item<float>(), 0.0f);
+  EXPECT_LE(augmented.max().item<float>(), 1.0f);
+  EXPECT_TRUE(torch::equal(augmented, full.apply(images, 9)));
+}
+
+TEST(Augmentation, RotationTurnsAnImageAboutItsCentre) {
+  // A bright pixel right of centre moves above or below the centre under a 90-degree rotation.
+  auto image = torch::zeros({1, 1, 33, 33});
+  image[0][0][16][28] = 1.0;
+  const BatchAugmenter rotate({false, 0.25, 0.0, 0.0});
+  AugmentationDraw d = rotate.draw(1, 1);
+  d.angles = torch::tensor({static_cast<float>(std::numbers::pi / 2)});
+  d.zooms = torch::ones({1});
+  const auto out = rotate.apply(image, d);
+  const auto peak = out.view(-1).argmax().item<std::int64_t>();
+  EXPECT_EQ(peak % 33, 16);                         // same column as the centre
+  EXPECT_EQ(std::abs(peak / 33 - 16), 12);          // 12 pixels away vertically
+}
+
+TEST(Trainer, OverfitsSixteenImagesToFullTrainingAccuracy) {
+  ScratchDir dir;
+  write_square_dataset(dir / "d", 16, 32);
+  const data::ShardedDataset dataset(dir / "d");
+  const InMemoryLoader loader(dataset, dataset.all(), torch::kCPU);
+  TrainOptions o;
+  o.epochs = 60;
+  o.batch_size = 16;
+  o.augment = false;
+  o.seed = 3;
+  torch::manual_seed(3);
+  Trainer trainer(small_cnn(4, 32), o, torch::kCPU);
+  const auto records = trainer.fit(loader, nullptr);
+  EXPECT_DOUBLE_EQ(records.back().train_accuracy, 1.0);
+  const auto predictions = trainer.predict(loader);
+  EXPECT_DOUBLE_EQ(score_predictions(predictions, 4).accuracy, 1.0);
+}
+
+TEST(Trainer, SameSeedSameMetricsAndResumeIsBitIdentical) {
+  ScratchDir dir;
+  write_square_dataset(dir / "d", 48, 24);
+  const data::ShardedDataset dataset(dir / "d");
+  const InMemoryLoader train(dataset, dataset.training_samples_for_fold(0), torch::kCPU);
+  const InMemoryLoader validation(dataset, dataset.validation_samples_for_fold(0), torch::kCPU);
+  auto options = [&](const std::string& out, int epochs) {
+    TrainOptions o;
+    o.epochs = epochs;
+    o.batch_size = 8;
+    o.seed = 5;
+    o.schedule.name = "cosine";
+    o.output_dir = dir / out;
+    o.early_stopping.restore_best = false;
+    return o;
+  };
+  auto run = [&](const std::string& out, int epochs, int epochs_now = 0) {
+    torch::manual_seed(5);
+    Trainer trainer(small_cnn(4, 24, 0.3), options(out, epochs), torch::kCPU);
+    const auto records = trainer.fit(train, &validation, epochs_now);
+    return std::make_pair(records, flatten_parameters(trainer.model()));
+  };
+  const auto [straight_records, straight_weights] = run("a", 4);
+  const auto [again_records, again_weights] = run("b", 4);
+  EXPECT_EQ(straight_weights, again_weights);
+  for (std::size_t i = 0; i < straight_records.size(); ++i) {
+    EXPECT_EQ(straight_records[i].val_accuracy, again_records[i].val_accuracy);
+    EXPECT_EQ(straight_records[i].train_loss, again_records[i].train_loss);
+  }
+
+  run("c", 4, 2);  // interrupted after two of four epochs...
+  torch::manual_seed(99);  // ...and resumed by a process whose global RNG differs
+  Trainer resumed(small_cnn(4, 24, 0.3), options("c", 4), torch::kCPU);
+  resumed.resume(dir / "c" / "train_last.pt");
+  const auto tail = resumed.fit(train, &validation);
+  ASSERT_EQ(tail.size(), 2u);
+  EXPECT_EQ(tail.back().epoch, 4);
+  EXPECT_EQ(tail.back().train_loss, straight_records.back().train_loss);
+  EXPECT_EQ(flatten_parameters(resumed.model()), straight_weights);
+}
+
+TEST(Trainer, ResumeRefusesACheckpointOfAnotherModel) {
+  ScratchDir dir;
+  write_square_dataset(dir / "d", 16, 24);
+  const data::ShardedDataset dataset(dir / "d");
+  const InMemoryLoader loader(dataset, dataset.all(), torch::kCPU);
+  TrainOptions o;
+  o.epochs = 1;
+  o.output_dir = dir / "run";
+  Trainer first(small_cnn(4, 24), o, torch::kCPU);
+  first.fit(loader, nullptr);
+  models::ModelOptions other;
+  other.num_classes = 4;
+  other.image_size = 24;
+  other.filters = {4};
+  Trainer second(models::create_model("baseline_cnn", other), o, torch::kCPU);
+  try {
+    second.resume(dir / "run" / "train_last.pt");
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"filters\":[8,16]"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("\"filters\":[4]"), std::string::npos) << e.what();
+  }
+  const auto reloaded = load_model_from_checkpoint(dir / "run" / "train_last.pt", torch::kCPU);
+  EXPECT_EQ(reloaded->options().filters, (std::vector<int>{8, 16}));
+}
+
+TEST(Loader, EpochPlansShardDisjointlyAcrossRanksAndChangeWithTheEpoch) {
+  ScratchDir dir;
+  brainmri::testing::write_synthetic_dataset(dir / "d", 50, 2, 4, 1, false, 1, 0);
+  const data::ShardedDataset dataset(dir / "d");
+  const InMemoryLoader loader(dataset, dataset.all(), torch::kCPU);
+  const auto rank0 = loader.plan_epoch(1, 1, 8, true, true, 0, 2);
+  const auto rank1 = loader.plan_epoch(1, 1, 8, true, true, 1, 2);
+  ASSERT_EQ(rank0.batches.size(), 3u);  // 50 / 16, tail dropped
+  ASSERT_EQ(rank1.batches.size(), 3u);
+  std::set<std::int64_t> seen;
+  for (const auto* plan : {&rank0, &rank1}) {
+    for (const auto& batch : plan->batches) {
+      EXPECT_EQ(batch.size(), 8u);
+      for (const auto p : batch) EXPECT_TRUE(seen.insert(p).second);
+    }
+  }
+  EXPECT_NE(loader.plan_epoch(1, 2, 8, true, true).batches[0], loader.plan_epoch(1, 1, 8, true, true).batches[0]);
+  EXPECT_EQ(loader.plan_epoch(1, 2, 8, true, true).batches[0], loader.plan_epoch(1, 2, 8, true, true).batches[0]);
+  const auto all = loader.plan_epoch(0, 0, 8, false, false);
+  EXPECT_EQ(all.batches.size(), 7u);  // evaluation keeps the tail
+  EXPECT_EQ(all.batches.back().size(), 2u);
+}
