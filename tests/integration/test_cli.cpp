@@ -1,0 +1,139 @@
+// brainmri train / evaluate end to end on the bundled sample, through the real executables.
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_support.hpp"
+
+using namespace brainmri::testing;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const std::string kBrainmri = BRAINMRI_CLI_EXE;
+const std::string kPrep = BRAINMRI_PREP_EXE;
+const fs::path kSample = BRAINMRI_SAMPLE_DIR;
+
+CommandResult run_brainmri(const std::string& arguments) { return run_command(shell_quote(kBrainmri) + " " + arguments); }
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return json::parse(in);
+}
+
+// A small, fast network so each run takes a second or two on one core.
+const std::string kSmallModel = " --filters 8,16 --dense-units 16 --threads 1 --batch-size 16 ";
+
+class CliOnSample : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    scratch_ = new ScratchDir();
+    for (const auto& [name, size] : {std::pair{"packed", 64}, std::pair{"packed32", 32}}) {
+      const auto r = run_command(shell_quote(kPrep) + " -q --folds 5 --size " + std::to_string(size) + " --out " +
+                                 shell_quote(*scratch_ / name) + " " + shell_quote(kSample));
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+    }
+  }
+  static void TearDownTestSuite() { delete scratch_; }
+  static fs::path data() { return *scratch_ / "packed"; }
+  static ScratchDir* scratch_;
+};
+ScratchDir* CliOnSample::scratch_ = nullptr;
+
+}  // namespace
+
+TEST_F(CliOnSample, TrainWritesARunDirectoryAndEvaluateReproducesItsValidation) {
+  ScratchDir run;
+  const auto train = run_brainmri("train --data " + shell_quote(data()) + " --output " + shell_quote(run / "a") +
+                              " --epochs 2" + kSmallModel);
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_NE(train.output.find("[train] epoch   2"), std::string::npos) << train.output;
+  EXPECT_NE(train.output.find("weighted avg"), std::string::npos);
+  for (const char* file : {"config.ini", "model.pt", "train_last.pt", "train_log.jsonl", "validation/metrics.json",
+                           "validation/predictions.h5", "validation/classification_report.txt"}) {
+    EXPECT_TRUE(fs::exists(run / "a" / file)) << file;
+  }
+  std::ifstream log(run / "a" / "train_log.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(log, line);) {
+    const auto record = json::parse(line);
+    EXPECT_EQ(record["epoch"].get<int>(), ++lines);
+    EXPECT_TRUE(record.contains("val_macro_f1"));
+  }
+  EXPECT_EQ(lines, 2);
+  const auto validation = read_json(run / "a" / "validation" / "metrics.json");
+  EXPECT_EQ(validation["samples"].get<int>(), 31);  // fold 0 of the 154-image sample
+  EXPECT_TRUE(validation.contains("accuracy_95ci"));
+
+  const auto evaluate = run_brainmri("evaluate --checkpoint " + shell_quote(run / "a" / "model.pt") + " --data " +
+                                 shell_quote(data()) + " --fold 0 --threads 1 --output " + shell_quote(run / "eval"));
+  ASSERT_EQ(evaluate.exit_code, 0) << evaluate.output;
+  const auto evaluated = read_json(run / "eval" / "metrics.json");
+  EXPECT_DOUBLE_EQ(evaluated["accuracy"].get<double>(), validation["accuracy"].get<double>());
+  EXPECT_NEAR(evaluated["loss"].get<double>(), validation["loss"].get<double>(), 1e-9);
+
+  // The saved configuration reproduces the run exactly (CPU determinism).
+  const auto again = run_brainmri("train --config " + shell_quote(run / "a" / "config.ini") + " --output " +
+                              shell_quote(run / "b"));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  const auto repeated = read_json(run / "b" / "validation" / "metrics.json");
+  EXPECT_EQ(repeated["accuracy"], validation["accuracy"]);
+  EXPECT_EQ(repeated["loss"], validation["loss"]);
+}
+
+TEST_F(CliOnSample, ResumedTrainingEndsWhereAnUninterruptedOneDoes) {
+  ScratchDir run;
+  const std::string common = " --data " + shell_quote(data()) + kSmallModel + " --restore-best false";
+  ASSERT_EQ(run_brainmri("train --epochs 3" + common + " --output " + shell_quote(run / "straight")).exit_code, 0);
+  ASSERT_EQ(run_brainmri("train --epochs 1" + common + " --output " + shell_quote(run / "resumed")).exit_code, 0);
+  const auto resumed = run_brainmri("train --epochs 3 --resume" + common + " --output " + shell_quote(run / "resumed"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("Resumed train"), std::string::npos) << resumed.output;
+  EXPECT_EQ(resumed.output.find("[train] epoch   1"), std::string::npos) << "epoch 1 was run again";
+  EXPECT_EQ(read_json(run / "straight" / "validation" / "metrics.json")["loss"],
+            read_json(run / "resumed" / "validation" / "metrics.json")["loss"]);
+}
+
+TEST_F(CliOnSample, ClearErrorsForIncompatibleInputs) {
+  ScratchDir run;
+  ASSERT_EQ(run_brainmri("train --epochs 1" + kSmallModel + " --data " + shell_quote(data()) + " --output " +
+                     shell_quote(run / "a"))
+                .exit_code,
+            0);
+  const auto mismatch = run_brainmri("evaluate --checkpoint " + shell_quote(run / "a" / "model.pt") + " --data " +
+                                 shell_quote(*scratch_ / "packed32"));
+  EXPECT_EQ(mismatch.exit_code, 1);
+  EXPECT_NE(mismatch.output.find("expects 64x64x1"), std::string::npos) << mismatch.output;
+  EXPECT_NE(mismatch.output.find("has 32x32x1"), std::string::npos) << mismatch.output;
+
+  const auto wrong_width = run_brainmri("train --model mobilenet_v2 --width 1.0 --epochs 1 --data " + shell_quote(data()) +
+                                    " --output " + shell_quote(run / "b") + " --pretrained " +
+                                    shell_quote(std::string(BRAINMRI_KERAS_FIXTURES) + "/mobilenet_v2_0.35_random.h5"));
+  EXPECT_EQ(wrong_width.exit_code, 1);
+  EXPECT_NE(wrong_width.output.find("'Conv1'"), std::string::npos) << wrong_width.output;
+
+  const auto not_a_checkpoint = run_brainmri("evaluate --checkpoint " + shell_quote(run / "a" / "config.ini") + " --data " +
+                                         shell_quote(data()));
+  EXPECT_EQ(not_a_checkpoint.exit_code, 1);
+  EXPECT_NE(not_a_checkpoint.output.find("config.ini"), std::string::npos) << not_a_checkpoint.output;
+
+  const auto no_folds = run_brainmri("train --data " + shell_quote(kSample) + " --output " + shell_quote(run / "c"));
+  EXPECT_EQ(no_folds.exit_code, 1);
+}
+
+TEST(CliUsage, HelpListsOptionsWithDefaultsAndBadOptionsExitTwo) {
+  const auto help = run_command(shell_quote(kBrainmri) + " train --help");
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* option : {"--data", "--output", "--model", "--epochs", "--lr", "--schedule", "--patience",
+                             "--pretrained", "--finetune-epochs", "--rotation", "--config"}) {
+    EXPECT_NE(help.output.find(option), std::string::npos) << option;
+  }
+  EXPECT_NE(help.output.find("(=20)"), std::string::npos);
+  EXPECT_EQ(run_command(shell_quote(kBrainmri) + " train --no-such-option 1").exit_code, 2);
+  EXPECT_EQ(run_command(shell_quote(kBrainmri) + " train --epochs many --data x --output y").exit_code, 2);
+  EXPECT_EQ(run_command(shell_quote(kBrainmri) + " fly").exit_code, 2);
+  EXPECT_EQ(run_command(shell_quote(kBrainmri) + " evaluate --help").exit_code, 0);
+}
