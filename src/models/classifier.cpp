@@ -57,6 +57,13 @@ std::vector<std::string> registered_models() {
   return names;
 }
 
+void use_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& parameter : module.parameters()) {
+    if (parameter.dim() == 4) parameter.set_data(parameter.contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+}
+
 void Classifier::add_group(std::string name, std::vector<std::shared_ptr<torch::nn::Module>> modules, bool is_head) {
   groups_.push_back({std::move(name), std::move(modules), is_head});
 }

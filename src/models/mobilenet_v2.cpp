@@ -22,7 +22,9 @@ torch::nn::Conv2d three_by_three(int in, int out, int stride, int groups) {
       torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(stride == 1 ? 1 : 0).groups(groups).bias(false));
 }
 
-torch::Tensor clamp_relu6(const torch::Tensor& x) { return torch::clamp(x, 0.0, 6.0); }
+// In place, as torchvision does: hardtanh_ derives its gradient from its output, so autograd can
+// overwrite the batch-norm output instead of keeping a second copy of every activation.
+torch::Tensor clamp_relu6(torch::Tensor x) { return torch::hardtanh_(x, 0.0, 6.0); }
 
 }  // namespace
 

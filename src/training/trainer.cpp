@@ -97,6 +97,7 @@ Trainer::Trainer(models::ClassifierPtr model, TrainOptions options, torch::Devic
   }
   metric_value(EpochRecord{}, options_.early_stopping.metric);  // validates the name
   model_->to(device_);
+  if (options_.channels_last) models::use_channels_last(*model_);
   build_optimizer();
   state_.learning_rate = options_.optimizer.learning_rate;
   state_.best_metric = lower_is_better(options_.early_stopping.metric) ? INFINITY : -INFINITY;
@@ -191,6 +192,7 @@ std::vector<EpochRecord> Trainer::fit(const InMemoryLoader& train, const InMemor
       if (options_.augment && options_.augmentation.enabled()) {
         images = augmenter_.apply(images, augmentation_seed(options_.seed, options_.rank, epoch, static_cast<std::int64_t>(step)));
       }
+      if (options_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
       optimizer_->zero_grad();
       torch::Tensor logits;
       {
@@ -280,6 +282,7 @@ Predictions Trainer::predict(const InMemoryLoader& loader) {
   double loss_sum = 0;
   for (const auto& positions : plan.batches) {
     auto [images, labels] = loader.gather(positions);
+    if (options_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
     torch::Tensor logits;
     {
       AutocastScope autocast(use_bf16());

@@ -75,6 +75,10 @@ class Classifier : public torch::nn::Module {
 using ClassifierPtr = std::shared_ptr<Classifier>;
 
 ClassifierPtr create_model(const std::string& name, const ModelOptions& options);
+
+// Stores every 4-D parameter and buffer in channels-last (NHWC) layout, which oneDNN's CPU and
+// cuDNN's tensor-core convolutions run faster; inputs should be converted the same way.
+void use_channels_last(torch::nn::Module& module);
 std::vector<std::string> registered_models();
 
 }  // namespace brainmri::models
