@@ -201,9 +201,9 @@ TEST(PackOutput, ExistingOutputIsRefusedUnlessForced) {
   EXPECT_EQ(entries, 1u);
 }
 
-TEST(PackOutput, KilledRunLeavesNoValidLookingOutput) {
-  ScratchDir scratch;
-  // Enough images that a single-threaded run takes a few seconds.
+// Packs eight copies of the sample single-threaded (a few seconds) into scratch/out and sends
+// `signal` once the first shard file appears; returns the script's output with "status=<code>".
+CommandResult interrupt_packing(const ScratchDir& scratch, const std::string& signal) {
   fs::create_directories(scratch / "big");
   for (int copy = 0; copy < 8; ++copy) {
     fs::copy(kSampleRoot / "Training", scratch / "big" / ("Training" + std::to_string(copy)), fs::copy_options::recursive);
@@ -211,8 +211,14 @@ TEST(PackOutput, KilledRunLeavesNoValidLookingOutput) {
   const std::string script =
       shell_quote(kPrep) + " -q --threads 1 --out " + shell_quote(scratch / "out") + " " + shell_quote(scratch / "big") +
       " & pid=$!; for i in $(seq 1 2000); do ls " + shell_quote(scratch.path()) +
-      "/.out.partial-$pid/*.h5 >/dev/null 2>&1 && break; sleep 0.005; done; kill -9 $pid; wait $pid; echo status=$?";
-  const auto killed = run_command("bash -c " + shell_quote(script));
+      "/.out.partial-$pid/*.h5 >/dev/null 2>&1 && break; sleep 0.005; done; kill -" + signal +
+      " $pid; wait $pid; echo status=$?";
+  return run_command("bash -c " + shell_quote(script));
+}
+
+TEST(PackOutput, KilledRunLeavesNoValidLookingOutput) {
+  ScratchDir scratch;
+  const auto killed = interrupt_packing(scratch, "KILL");
   ASSERT_NE(killed.output.find("status=137"), std::string::npos) << "the run finished before it was killed: " << killed.output;
   EXPECT_FALSE(fs::exists(scratch / "out"));
   bool found_partial = false;
@@ -230,15 +236,7 @@ TEST(PackOutput, KilledRunLeavesNoValidLookingOutput) {
 
 TEST(PackOutput, TerminatedRunCleansUpAndExits130) {
   ScratchDir scratch;
-  fs::create_directories(scratch / "big");
-  for (int copy = 0; copy < 8; ++copy) {
-    fs::copy(kSampleRoot / "Training", scratch / "big" / ("Training" + std::to_string(copy)), fs::copy_options::recursive);
-  }
-  const std::string script =
-      shell_quote(kPrep) + " -q --threads 1 --out " + shell_quote(scratch / "out") + " " + shell_quote(scratch / "big") +
-      " & pid=$!; for i in $(seq 1 2000); do ls " + shell_quote(scratch.path()) +
-      "/.out.partial-$pid/*.h5 >/dev/null 2>&1 && break; sleep 0.005; done; kill -TERM $pid; wait $pid; echo status=$?";
-  const auto result = run_command("bash -c " + shell_quote(script));
+  const auto result = interrupt_packing(scratch, "TERM");
   EXPECT_NE(result.output.find("status=130"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("interrupted"), std::string::npos) << result.output;
   for (const auto& entry : fs::directory_iterator(scratch.path())) {
