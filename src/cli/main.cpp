@@ -118,7 +118,9 @@ po::options_description train_options() {
     ("seed", po::value<std::uint64_t>()->default_value(42), "seed of data order, augmentation, dropout and initialization")
     ("resume", po::value<bool>()->default_value(false)->implicit_value(true), "continue from the run directory's last checkpoints")
     ("val-fold", po::value<int>()->default_value(0), "validation fold of the dataset's group k-fold; the other folds train")
-    ("val-split", po::value<std::string>()->default_value(""), "validate on this split (e.g. Testing) instead of a fold");
+    ("val-split", po::value<std::string>()->default_value(""), "validate on this split (e.g. Testing) instead of a fold")
+    ("loader", po::value<std::string>()->default_value("auto"), "memory (whole selection on the device), stream (read ahead from HDF5) or auto")
+    ("memory-limit-mb", po::value<int>()->default_value(4096), "auto loader: stream when the selected pixels exceed this");
   po::options_description model("Model");
   model.add_options()
     ("model", po::value<std::string>()->default_value("baseline_cnn"), "baseline_cnn or mobilenet_v2")
@@ -201,6 +203,11 @@ int run_train(int argc, const char* const argv[]) {
     return kExitOk;
   }
   if (!vm.count("data") || !vm.count("output")) throw UsageError("train needs --data and --output");
+  const auto loader_kind = vm["loader"].as<std::string>();
+  if (loader_kind != "auto" && loader_kind != "memory" && loader_kind != "stream") {
+    throw UsageError("--loader must be auto, memory or stream, got " + loader_kind);
+  }
+  if (vm["memory-limit-mb"].as<int>() < 0) throw UsageError("--memory-limit-mb must be >= 0");
   const fs::path output = vm["output"].as<std::string>();
   set_threads(vm["threads"].as<int>());
   const auto device = pick_device(vm["device"].as<std::string>());
@@ -237,8 +244,11 @@ int run_train(int argc, const char* const argv[]) {
                                               ? "fold " + std::to_string(vm["val-fold"].as<int>())
                                               : "split " + vm["val-split"].as<std::string>())
             << "), device " << device.str() << "\n";
-  const training::InMemoryLoader train_loader(dataset, train_ids, device);
-  const training::InMemoryLoader val_loader(dataset, val_ids, device);
+  const auto memory_limit = static_cast<std::size_t>(vm["memory-limit-mb"].as<int>()) << 20;
+  const auto train_source = training::make_loader(dataset, train_ids, device, loader_kind, memory_limit);
+  const auto val_source = training::make_loader(dataset, val_ids, device, loader_kind, memory_limit);
+  const auto& train_loader = *train_source;
+  const auto& val_loader = *val_source;
 
   auto run_stage = [&](const training::TrainOptions& stage_options) {
     training::Trainer trainer(model, stage_options, device);
@@ -349,8 +359,8 @@ int run_evaluate(int argc, const char* const argv[]) {
   eval_options.epochs = 0;
   eval_options.eval_batch_size = vm["batch-size"].as<std::int64_t>();
   training::Trainer trainer(model, eval_options, device);
-  const training::InMemoryLoader loader(dataset, ids, device);
-  const auto predictions = trainer.predict(loader);
+  const auto loader = training::make_loader(dataset, ids, device, "auto", std::size_t{4096} << 20);
+  const auto predictions = trainer.predict(*loader);
   const json context = {{"command", "evaluate"},
                         {"checkpoint", fs::absolute(checkpoint).string()},
                         {"dataset", fs::absolute(dataset.directory()).string()},

@@ -100,42 +100,51 @@ std::size_t ShardedDataset::shard_of(std::int64_t sample_id) const {
   return static_cast<std::size_t>(std::distance(manifest_.shards.begin(), it)) - 1;
 }
 
-torch::Tensor ShardedDataset::load_stored(std::span<const std::int64_t> sample_ids) const {
-  const bool is_float = manifest_.dtype == "float32";
-  const auto h = static_cast<std::int64_t>(manifest_.image_size);
-  const auto c = static_cast<std::int64_t>(manifest_.channels);
+struct ShardImageReader::OpenShard {
+  hdf5::Handle file;
+  hdf5::Handle images;
+  hdf5::Handle file_space;
+};
+
+ShardImageReader::ShardImageReader(const ShardedDataset& dataset)
+    : dataset_(dataset), shards_(dataset.manifest().shards.size()) {}
+
+ShardImageReader::~ShardImageReader() = default;
+
+torch::Tensor ShardImageReader::read(std::span<const std::int64_t> sample_ids) {
+  const auto& manifest = dataset_.manifest();
+  const bool is_float = manifest.dtype == "float32";
+  const auto h = static_cast<std::int64_t>(manifest.image_size);
+  const auto c = static_cast<std::int64_t>(manifest.channels);
   auto out = torch::empty({static_cast<std::int64_t>(sample_ids.size()), h, h, c},
                           is_float ? torch::kFloat32 : torch::kUInt8);
   const std::size_t row_bytes = static_cast<std::size_t>(h * h * c) * (is_float ? 4 : 1);
   const hid_t memory_type = is_float ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
-
-  // Visit shards in order so each file is opened once, whatever order the ids come in.
-  std::vector<std::size_t> order(sample_ids.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return sample_ids[a] < sample_ids[b]; });
-  std::size_t current_shard = SIZE_MAX;
-  hdf5::Handle file, images, file_space;
   const hsize_t count[4] = {1, static_cast<hsize_t>(h), static_cast<hsize_t>(h), static_cast<hsize_t>(c)};
   hdf5::Handle memory_space(hdf5::check(H5Screate_simple(4, count, nullptr), "create memory dataspace"), H5Sclose);
   auto* base = static_cast<std::uint8_t*>(out.data_ptr());
-  for (const auto position : order) {
+  for (std::size_t position = 0; position < sample_ids.size(); ++position) {
     const auto id = sample_ids[position];
-    const auto shard = shard_of(id);
-    const auto& entry = manifest_.shards[shard];
-    if (shard != current_shard) {
-      images.reset();
-      file_space.reset();
-      file = hdf5::open_file_readonly(directory_ / entry.file);
-      images = hdf5::open_dataset(file, format::kImages);
-      file_space = hdf5::Handle(hdf5::check(H5Dget_space(images), "get image dataspace"), H5Sclose);
-      current_shard = shard;
+    const auto shard = dataset_.shard_of(id);
+    const auto& entry = manifest.shards[shard];
+    auto& open = shards_[shard];
+    if (!open) {
+      open = std::make_unique<OpenShard>();
+      open->file = hdf5::open_file_readonly(dataset_.directory() / entry.file);
+      open->images = hdf5::open_dataset(open->file, format::kImages);
+      open->file_space = hdf5::Handle(hdf5::check(H5Dget_space(open->images), "get image dataspace"), H5Sclose);
     }
     const hsize_t start[4] = {static_cast<hsize_t>(id - entry.first_sample_id), 0, 0, 0};
-    hdf5::check(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, count, nullptr), "select image row");
-    hdf5::check(H5Dread(images, memory_type, memory_space, file_space, H5P_DEFAULT, base + position * row_bytes),
+    hdf5::check(H5Sselect_hyperslab(open->file_space, H5S_SELECT_SET, start, nullptr, count, nullptr), "select image row");
+    hdf5::check(H5Dread(open->images, memory_type, memory_space, open->file_space, H5P_DEFAULT, base + position * row_bytes),
                 "read image " + std::to_string(id) + " from " + entry.file);
   }
   return out;
+}
+
+torch::Tensor ShardedDataset::load_stored(std::span<const std::int64_t> sample_ids) const {
+  ShardImageReader reader(*this);
+  return reader.read(sample_ids);
 }
 
 Batch ShardedDataset::load(std::span<const std::int64_t> sample_ids) const {

@@ -159,7 +159,7 @@ bool Trainer::improved(double value, double reference) const {
   return lower_is_better(options_.early_stopping.metric) ? value < reference : value > reference;
 }
 
-torch::Tensor Trainer::loss_weights(const InMemoryLoader& train) const {
+torch::Tensor Trainer::loss_weights(const BatchSource& train) const {
   if (options_.class_weights == "none") return {};
   const int k = model_->options().num_classes;
   const auto counts = train.class_counts(k);
@@ -170,7 +170,7 @@ torch::Tensor Trainer::loss_weights(const InMemoryLoader& train) const {
   return torch::tensor(weights).to(device_);
 }
 
-std::vector<EpochRecord> Trainer::fit(const InMemoryLoader& train, const InMemoryLoader* validation, int max_epochs_now) {
+std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSource* validation, int max_epochs_now) {
   const auto weights = loss_weights(train);
   const int k = model_->options().num_classes;
   std::vector<EpochRecord> records;
@@ -185,6 +185,7 @@ std::vector<EpochRecord> Trainer::fit(const InMemoryLoader& train, const InMemor
 
     const auto plan = train.plan_epoch(options_.seed, epoch, options_.batch_size, true, drop_last, options_.rank,
                                        options_.world_size);
+    train.begin(plan);
     double loss_sum = 0;
     std::int64_t correct = 0, seen = 0;
     for (std::size_t step = 0; step < plan.batches.size(); ++step) {
@@ -273,12 +274,13 @@ std::vector<EpochRecord> Trainer::fit(const InMemoryLoader& train, const InMemor
   return records;
 }
 
-Predictions Trainer::predict(const InMemoryLoader& loader) {
+Predictions Trainer::predict(const BatchSource& loader) {
   torch::NoGradGuard no_grad;
   model_->eval();
   Predictions out;
   const int k = model_->options().num_classes;
   const auto plan = loader.plan_epoch(0, 0, options_.eval_batch_size, false, false);
+  loader.begin(plan);
   double loss_sum = 0;
   for (const auto& positions : plan.batches) {
     auto [images, labels] = loader.gather(positions);

@@ -216,3 +216,36 @@ TEST(Loader, EpochPlansShardDisjointlyAcrossRanksAndChangeWithTheEpoch) {
   EXPECT_EQ(all.batches.size(), 7u);  // evaluation keeps the tail
   EXPECT_EQ(all.batches.back().size(), 2u);
 }
+
+TEST(Loader, StreamingGivesTheSameBatchesAndTheSameTrainingAsInMemory) {
+  ScratchDir dir;
+  write_square_dataset(dir / "d", 40, 24);
+  const data::ShardedDataset dataset(dir / "d");
+  const InMemoryLoader memory(dataset, dataset.training_samples_for_fold(1), torch::kCPU);
+  const StreamingLoader stream(dataset, dataset.training_samples_for_fold(1), torch::kCPU, 3, 2);
+  const auto plan = memory.plan_epoch(7, 1, 4, true, false);
+  stream.begin(plan);
+  for (const auto& batch : plan.batches) {
+    const auto [a, a_labels] = memory.gather(batch);
+    const auto [b, b_labels] = stream.gather(batch);
+    EXPECT_TRUE(torch::equal(a, b));
+    EXPECT_TRUE(torch::equal(a_labels, b_labels));
+  }
+  // A request outside the announced plan is read directly.
+  EXPECT_TRUE(torch::equal(memory.gather({0, 5}).first, stream.gather({0, 5}).first));
+
+  auto train_with = [&](const BatchSource& source) {
+    TrainOptions o;
+    o.epochs = 2;
+    o.batch_size = 8;
+    o.seed = 2;
+    torch::manual_seed(2);
+    Trainer trainer(small_cnn(4, 24), o, torch::kCPU);
+    trainer.fit(source, nullptr);
+    return flatten_parameters(trainer.model());
+  };
+  EXPECT_EQ(train_with(memory), train_with(stream));
+  EXPECT_EQ(make_loader(dataset, {0, 1}, torch::kCPU, "auto", 1 << 20)->size(), 2);
+  EXPECT_NE(dynamic_cast<StreamingLoader*>(make_loader(dataset, {0, 1}, torch::kCPU, "auto", 10).get()), nullptr);
+  EXPECT_THROW(make_loader(dataset, {0}, torch::kCPU, "disk", 10), std::invalid_argument);
+}

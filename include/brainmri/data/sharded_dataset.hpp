@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -18,6 +19,25 @@ struct Batch {
   torch::Tensor images;      // float32 [n, C, H, W], values in [0, 1]
   torch::Tensor labels;      // int64 [n]
   torch::Tensor sample_ids;  // int64 [n]
+};
+
+class ShardedDataset;
+
+// Reads stored pixels by sample id, keeping each shard's HDF5 file open between calls. Not
+// thread-safe: a reader thread owns one.
+class ShardImageReader {
+ public:
+  explicit ShardImageReader(const ShardedDataset& dataset);
+  ShardImageReader(const ShardImageReader&) = delete;
+  ShardImageReader& operator=(const ShardImageReader&) = delete;
+  ~ShardImageReader();
+  // Pixels as stored: [n, H, W, C], uint8 or float32, in the order of `sample_ids`.
+  torch::Tensor read(std::span<const std::int64_t> sample_ids);
+
+ private:
+  struct OpenShard;
+  const ShardedDataset& dataset_;
+  std::vector<std::unique_ptr<OpenShard>> shards_;
 };
 
 class ShardedDataset {
@@ -52,6 +72,7 @@ class ShardedDataset {
   Batch load(std::span<const std::int64_t> sample_ids) const;
 
  private:
+  friend class ShardImageReader;
   std::size_t shard_of(std::int64_t sample_id) const;
   void require_folds() const;
 

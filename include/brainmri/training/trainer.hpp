@@ -99,8 +99,8 @@ class Trainer {
   // this call; `max_epochs_now` > 0 returns after that many epochs, as an interrupted run would,
   // leaving the rest to resume(). `validation` may be null (no early stopping, no best-model
   // selection).
-  std::vector<EpochRecord> fit(const InMemoryLoader& train, const InMemoryLoader* validation, int max_epochs_now = 0);
-  Predictions predict(const InMemoryLoader& loader);
+  std::vector<EpochRecord> fit(const BatchSource& train, const BatchSource* validation, int max_epochs_now = 0);
+  Predictions predict(const BatchSource& loader);
 
   // Continues from a checkpoint written by fit(): weights, optimizer, schedule and early-stopping
   // state, epoch. Throws std::runtime_error if it belongs to another model or stage.
@@ -127,7 +127,7 @@ class Trainer {
   double scheduled_learning_rate(int epoch) const;
   void set_learning_rate(double lr);
   bool improved(double value, double reference) const;
-  torch::Tensor loss_weights(const InMemoryLoader& train) const;
+  torch::Tensor loss_weights(const BatchSource& train) const;
   void save_checkpoint(const std::filesystem::path& path) const;
   void write_log(const EpochRecord& record) const;
   bool use_bf16() const;
