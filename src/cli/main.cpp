@@ -10,11 +10,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/data/dataset_format.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
+#include "brainmri/distributed/communicator.hpp"
+#include "brainmri/distributed/mpi_environment.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/models/keras_weights.hpp"
@@ -51,22 +54,54 @@ std::vector<int> parse_int_list(const std::string& text) {
   return values;
 }
 
-torch::Device pick_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "cuda") {
-    if (!torch::cuda::is_available()) throw UsageError("--device cuda, but no CUDA device is available");
-    return torch::kCUDA;
+// One CUDA device per rank: local rank k uses cuda:k. A launcher that gives each rank a single
+// device of its own (CUDA_VISIBLE_DEVICES per task, as Slurm's --gpu-bind does) leaves cuda:0.
+torch::Device pick_device(const std::string& name, const distributed::MpiEnvironment& environment) {
+  if (name != "auto" && name != "cpu" && name != "cuda") throw UsageError("--device must be auto, cpu or cuda, got " + name);
+  if (name == "cpu" || (name == "auto" && !torch::cuda::is_available())) return torch::kCPU;
+  if (!torch::cuda::is_available()) throw UsageError("--device cuda, but no CUDA device is available");
+  const auto devices = static_cast<int>(torch::cuda::device_count());
+  if (environment.local_size() <= devices) {
+    return {torch::kCUDA, static_cast<c10::DeviceIndex>(environment.local_rank())};
   }
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  throw UsageError("--device must be auto, cpu or cuda, got " + name);
+  if (devices == 1 && std::getenv("CUDA_VISIBLE_DEVICES") != nullptr) return {torch::kCUDA, 0};
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  throw UsageError(std::to_string(environment.local_size()) + " ranks run on this node but only " +
+                   std::to_string(devices) + " CUDA device(s) are visible (CUDA_VISIBLE_DEVICES=" +
+                   (visible ? visible : "unset") + "); start at most one rank per GPU, or pass --device cpu");
 }
 
-void set_threads(int threads) {
+// Each rank gets its share of the node's cores, so that ranks do not oversubscribe them.
+void set_threads(int requested, const distributed::MpiEnvironment& environment) {
+  int threads = requested;
+  if (threads <= 0 && environment.size() > 1) {
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, environment.local_size()));
+  }
   if (threads > 0) {
     torch::set_num_threads(threads);
     torch::set_num_interop_threads(1);
   }
 }
+
+int threads_option(const po::variables_map& vm) {
+  const int per_rank = vm["threads-per-rank"].as<int>();
+  return per_rank > 0 ? per_rank : vm["threads"].as<int>();
+}
+
+// Console output of rank 0 only, unless --log-all-ranks; then every line carries its rank.
+class Console {
+ public:
+  Console(const distributed::MpiEnvironment& environment, bool all_ranks)
+      : enabled_(environment.rank() == 0 || all_ranks), prefix_(environment.log_prefix()) {}
+  void line(const std::string& text) const {
+    if (enabled_) std::cout << prefix_ << text << std::endl;
+  }
+  bool enabled() const { return enabled_; }
+
+ private:
+  bool enabled_;
+  std::string prefix_;
+};
 
 // Training and validation sample ids: a validation fold of the manifest's group k-fold (the
 // leakage-free default), or a whole split such as Testing.
@@ -114,13 +149,23 @@ po::options_description train_options() {
     ("data", po::value<std::string>(), "dataset directory written by brainmri-prep (required)")
     ("output", po::value<std::string>(), "run directory for checkpoints, logs and metrics (required)")
     ("device", po::value<std::string>()->default_value("auto"), "auto (CUDA when available), cpu or cuda")
-    ("threads", po::value<int>()->default_value(0), "CPU threads for LibTorch (0: its default)")
+    ("threads", po::value<int>()->default_value(0), "same as --threads-per-rank (kept for older configs)")
     ("seed", po::value<std::uint64_t>()->default_value(42), "seed of data order, augmentation, dropout and initialization")
     ("resume", po::value<bool>()->default_value(false)->implicit_value(true), "continue from the run directory's last checkpoints")
     ("val-fold", po::value<int>()->default_value(0), "validation fold of the dataset's group k-fold; the other folds train")
     ("val-split", po::value<std::string>()->default_value(""), "validate on this split (e.g. Testing) instead of a fold")
     ("loader", po::value<std::string>()->default_value("auto"), "memory (whole selection on the device), stream (read ahead from HDF5) or auto")
     ("memory-limit-mb", po::value<int>()->default_value(4096), "auto loader: stream when the selected pixels exceed this");
+  po::options_description parallel("Distributed (under mpirun or srun; see docs/distributed.md)");
+  parallel.add_options()
+    ("backend", po::value<std::string>()->default_value("auto"), "gradient all-reduce: auto (nccl on CUDA, mpi on CPU, local for one process), nccl or mpi")
+    ("threads-per-rank", po::value<int>()->default_value(0), "CPU threads of each rank (0: the node's cores / ranks on the node; one process: LibTorch's default)")
+    ("comm-timeout", po::value<double>()->default_value(300), "seconds a collective may wait before the job is aborted (warning at half)")
+    ("bucket-mb", po::value<double>()->default_value(25), "gradient bucket size in MiB")
+    ("first-bucket-mb", po::value<double>()->default_value(1), "size of the first (last layers') bucket in MiB: small, so communication starts early")
+    ("overlap", po::value<bool>()->default_value(true), "start each bucket's all-reduce during backward (false: after backward)")
+    ("grad-compression", po::value<std::string>()->default_value("none"), "none or bf16 (bf16 on the wire, fp32 additions)")
+    ("log-all-ranks", po::value<bool>()->default_value(false)->implicit_value(true), "print every rank's console output, prefixed [rank r/n] (default: rank 0 only)");
   po::options_description model("Model");
   model.add_options()
     ("model", po::value<std::string>()->default_value("baseline_cnn"), "baseline_cnn or mobilenet_v2")
@@ -167,7 +212,7 @@ po::options_description train_options() {
     ("finetune-from", po::value<std::string>()->default_value(""), "or: train the backbone from this layer or block on (e.g. block_13)");
   // clang-format on
   po::options_description all("brainmri train");
-  all.add(general).add(model).add(train).add(finetune);
+  all.add(general).add(parallel).add(model).add(train).add(finetune);
   return all;
 }
 
@@ -192,14 +237,40 @@ training::TrainOptions trainer_options(const po::variables_map& vm, const fs::pa
                     vm["contrast"].as<double>()};
   o.precision = vm["precision"].as<std::string>();
   o.output_dir = output;
+  o.reducer.bucket_bytes = static_cast<std::size_t>(vm["bucket-mb"].as<double>() * (1 << 20));
+  o.reducer.first_bucket_bytes = static_cast<std::size_t>(vm["first-bucket-mb"].as<double>() * (1 << 20));
+  o.reducer.overlap = vm["overlap"].as<bool>();
+  o.reducer.compression = vm["grad-compression"].as<std::string>();
   return o;
 }
 
-int run_train(int argc, const char* const argv[]) {
+// Runs the part of a command that holds a communicator. In a job of several ranks, a failure
+// other than a usage error (which every rank sees alike) is reported with this rank and ends
+// the whole job at once: unwinding first would wait on collectives the other ranks never finish.
+template <typename Body>
+int abort_job_on_failure(const distributed::MpiEnvironment& environment, const std::string& command, Body body) {
+  if (environment.size() == 1) return body();
+  try {
+    return body();
+  } catch (const UsageError&) {
+    throw;
+  } catch (const po::error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    std::cerr << environment.log_prefix() << "brainmri " << command << ": error: " << e.what_without_backtrace()
+              << "\n" << environment.log_prefix() << "aborting the job" << std::endl;
+  } catch (const std::exception& e) {
+    std::cerr << environment.log_prefix() << "brainmri " << command << ": error: " << e.what() << "\n"
+              << environment.log_prefix() << "aborting the job" << std::endl;
+  }
+  environment.abort_job(kExitFailure);
+}
+
+int run_train(int argc, const char* const argv[], const distributed::MpiEnvironment& environment) {
   const auto options = train_options();
   const auto vm = parse_with_config(argc, argv, options);
   if (vm.count("help")) {
-    std::cout << "Usage: brainmri train --data DIR --output DIR [options]\n\n" << options << "\n";
+    if (environment.rank() == 0) std::cout << "Usage: brainmri train --data DIR --output DIR [options]\n\n" << options << "\n";
     return kExitOk;
   }
   if (!vm.count("data") || !vm.count("output")) throw UsageError("train needs --data and --output");
@@ -209,10 +280,30 @@ int run_train(int argc, const char* const argv[]) {
   }
   if (vm["memory-limit-mb"].as<int>() < 0) throw UsageError("--memory-limit-mb must be >= 0");
   const fs::path output = vm["output"].as<std::string>();
-  set_threads(vm["threads"].as<int>());
-  const auto device = pick_device(vm["device"].as<std::string>());
   auto stage1 = trainer_options(vm, output);
   stage1.stage_name = vm["finetune-epochs"].as<int>() > 0 ? "stage1" : "train";
+  try {
+    training::validate_train_options(stage1);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  if (vm["comm-timeout"].as<double>() <= 0) throw UsageError("--comm-timeout must be > 0 seconds");
+  if (vm["bucket-mb"].as<double>() <= 0 || vm["first-bucket-mb"].as<double>() <= 0) {
+    throw UsageError("--bucket-mb and --first-bucket-mb must be > 0");
+  }
+  const auto config_text = resolved_config(options, vm);
+  if (const auto mismatch = environment.compare_across_ranks(config_text); !mismatch.empty()) {
+    throw UsageError(mismatch + "\nEvery rank must be started with the same options and config file.");
+  }
+  const Console console(environment, vm["log-all-ranks"].as<bool>());
+  set_threads(threads_option(vm), environment);
+  const auto device = pick_device(vm["device"].as<std::string>(), environment);
+  const auto communicator = distributed::make_communicator(
+      environment, vm["backend"].as<std::string>(), device,
+      {std::chrono::milliseconds(static_cast<std::int64_t>(vm["comm-timeout"].as<double>() * 1000))});
+  stage1.communicator = communicator.get();
+  return abort_job_on_failure(environment, "train", [&] {
+  const bool writer = environment.rank() == 0;
   torch::manual_seed(stage1.seed);
 
   const data::ShardedDataset dataset(vm["data"].as<std::string>());
@@ -231,19 +322,22 @@ int run_train(int argc, const char* const argv[]) {
   const auto pretrained = vm["pretrained"].as<std::string>();
   if (!pretrained.empty()) {
     const auto report = models::load_keras_weights(*model, pretrained);
-    std::cout << "Loaded " << report.layers_loaded << " layers (" << report.tensors_loaded << " tensors) from "
-              << pretrained << "\n";
+    console.line("Loaded " + std::to_string(report.layers_loaded) + " layers (" + std::to_string(report.tensors_loaded) +
+                 " tensors) from " + pretrained);
   }
   model->set_trainable_backbone_groups(vm["trainable-blocks"].as<int>());
 
   fs::create_directories(output);
-  write_file_atomically(output / "config.ini", "# brainmri " + std::string(kVersion) + " train\n" +
-                                                   resolved_config(options, vm));
-  std::cout << "Training " << model->model_name() << " on " << train_ids.size() << " images, validating on "
-            << val_ids.size() << " (" << (vm["val-split"].as<std::string>().empty()
-                                              ? "fold " + std::to_string(vm["val-fold"].as<int>())
-                                              : "split " + vm["val-split"].as<std::string>())
-            << "), device " << device.str() << "\n";
+  if (writer) write_file_atomically(output / "config.ini", "# brainmri " + std::string(kVersion) + " train\n" + config_text);
+  const std::string selection = vm["val-split"].as<std::string>().empty()
+                                    ? "fold " + std::to_string(vm["val-fold"].as<int>())
+                                    : "split " + vm["val-split"].as<std::string>();
+  console.line("Training " + model->model_name() + " on " + std::to_string(train_ids.size()) + " images, validating on " +
+               std::to_string(val_ids.size()) + " (" + selection + "), device " + device.str() +
+               (environment.size() > 1 ? ", " + std::to_string(environment.size()) + " ranks (" +
+                                             communicator->backend() + "), global batch " +
+                                             std::to_string(stage1.batch_size * environment.size())
+                                       : std::string()));
   const auto memory_limit = static_cast<std::size_t>(vm["memory-limit-mb"].as<int>()) << 20;
   const auto train_source = training::make_loader(dataset, train_ids, device, loader_kind, memory_limit);
   const auto val_source = training::make_loader(dataset, val_ids, device, loader_kind, memory_limit);
@@ -252,10 +346,10 @@ int run_train(int argc, const char* const argv[]) {
 
   auto run_stage = [&](const training::TrainOptions& stage_options) {
     training::Trainer trainer(model, stage_options, device);
-    trainer.on_epoch = [](const training::EpochRecord& r) { std::cout << format_epoch(r) << std::endl; };
+    trainer.on_epoch = [&](const training::EpochRecord& r) { console.line(format_epoch(r)); };
     if (vm["resume"].as<bool>() && fs::exists(trainer.last_checkpoint())) {
       trainer.resume(trainer.last_checkpoint());
-      std::cout << "Resumed " << stage_options.stage_name << " from " << trainer.last_checkpoint() << "\n";
+      console.line("Resumed " + stage_options.stage_name + " from " + trainer.last_checkpoint().string());
     }
     trainer.fit(train_loader, &val_loader);
     return trainer.predict(val_loader);
@@ -277,19 +371,19 @@ int run_train(int argc, const char* const argv[]) {
     predictions = run_stage(stage2);
     final_checkpoint = output / (stage2.early_stopping.restore_best ? "finetune_best.pt" : "finetune_last.pt");
   }
+  if (!writer) return kExitOk;  // rank 0 writes the run's files
   if (fs::exists(final_checkpoint)) fs::copy_file(final_checkpoint, output / "model.pt", fs::copy_options::overwrite_existing);
 
   const json context = {{"command", "train"},
                         {"dataset", fs::absolute(dataset.directory()).string()},
-                        {"selection", vm["val-split"].as<std::string>().empty()
-                                          ? "fold " + std::to_string(vm["val-fold"].as<int>())
-                                          : "split " + vm["val-split"].as<std::string>()},
+                        {"selection", selection},
                         {"model", model->model_name()},
+                        {"ranks", environment.size()},
                         {"checkpoint", (output / "model.pt").string()}};
   training::write_evaluation(output / "validation", predictions, dataset.class_names(), context,
                              vm["bootstrap-seed"].as<std::uint64_t>());
   const auto predicted = metrics::argmax_rows(predictions.probabilities, static_cast<int>(dataset.class_names().size()));
-  std::cout << "\nValidation (" << predictions.labels.size() << " images):\n"
+  std::cout << "\n" << environment.log_prefix() << "Validation (" << predictions.labels.size() << " images):\n"
             << metrics::format_classification_report(
                    metrics::classification_report(
                        metrics::ConfusionMatrix(predictions.labels, predicted, static_cast<int>(dataset.class_names().size())),
@@ -297,9 +391,10 @@ int run_train(int argc, const char* const argv[]) {
                    4)
             << "\nRun directory: " << output.string() << " (model.pt, validation/metrics.json, train_log.jsonl)\n";
   return kExitOk;
+  });
 }
 
-int run_evaluate(int argc, const char* const argv[]) {
+int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvironment& environment) {
   po::options_description options("brainmri evaluate");
   // clang-format off
   options.add_options()
@@ -324,8 +419,9 @@ int run_evaluate(int argc, const char* const argv[]) {
   const auto split = vm["split"].as<std::string>();
   const int fold = vm["fold"].as<int>();
   if (!split.empty() && fold >= 0) throw UsageError("give --split or --fold, not both");
-  set_threads(vm["threads"].as<int>());
-  const auto device = pick_device(vm["device"].as<std::string>());
+  set_threads(vm["threads"].as<int>(), environment);
+  const auto device = pick_device(vm["device"].as<std::string>(), environment);
+  const auto communicator = distributed::make_communicator(environment, "auto", device);
   const fs::path checkpoint = vm["checkpoint"].as<std::string>();
   auto model = training::load_model_from_checkpoint(checkpoint, device);
   const data::ShardedDataset dataset(vm["data"].as<std::string>());
@@ -358,9 +454,11 @@ int run_evaluate(int argc, const char* const argv[]) {
   training::TrainOptions eval_options;
   eval_options.epochs = 0;
   eval_options.eval_batch_size = vm["batch-size"].as<std::int64_t>();
+  eval_options.communicator = communicator.get();  // under mpirun the ranks share the evaluation
   training::Trainer trainer(model, eval_options, device);
   const auto loader = training::make_loader(dataset, ids, device, "auto", std::size_t{4096} << 20);
   const auto predictions = trainer.predict(*loader);
+  if (environment.rank() != 0) return kExitOk;
   const json context = {{"command", "evaluate"},
                         {"checkpoint", fs::absolute(checkpoint).string()},
                         {"dataset", fs::absolute(dataset.directory()).string()},
@@ -381,11 +479,29 @@ int run_evaluate(int argc, const char* const argv[]) {
 
 int main(int argc, char* argv[]) {
   const std::string command = argc > 1 ? argv[1] : "";
+  std::unique_ptr<distributed::MpiEnvironment> environment;
+  // Usage errors are the same on every rank (each parses the same options): rank 0 alone reports
+  // them and every rank exits 2. Any other error is this rank's own: it reports with its rank and
+  // ends the whole job, so no other rank waits for it in a collective.
+  auto report = [&](const std::string& text, bool usage) {
+    const bool several = environment && environment->size() > 1;
+    if (!several || !usage || environment->rank() == 0) {
+      std::cerr << (environment ? environment->log_prefix() : std::string()) << text << "\n";
+    }
+    if (several && !usage) {
+      std::cerr << environment->log_prefix() << "aborting the job\n";
+      environment->abort_job(kExitFailure);
+    }
+    return usage ? kExitUsage : kExitFailure;
+  };
   try {
-    if (command == "train") return run_train(argc - 1, argv + 1);
-    if (command == "evaluate") return run_evaluate(argc - 1, argv + 1);
+    if (command == "train" || command == "evaluate") {
+      environment = std::make_unique<distributed::MpiEnvironment>(&argc, &argv);
+      return command == "train" ? run_train(argc - 1, argv + 1, *environment) : run_evaluate(argc - 1, argv + 1, *environment);
+    }
     if (command == "version" || command == "--version") {
-      std::cout << "brainmri " << kVersion << " (LibTorch " << TORCH_VERSION << ")\n";
+      std::cout << "brainmri " << kVersion << " (LibTorch " << TORCH_VERSION << ", NCCL backend "
+                << (distributed::nccl_available() ? "built" : "not built") << ")\n";
       return kExitOk;
     }
     if (command == "--help" || command == "-h" || command == "help") {
@@ -396,16 +512,12 @@ int main(int argc, char* argv[]) {
               << kUsage;
     return kExitUsage;
   } catch (const po::error& e) {
-    std::cerr << "brainmri " << command << ": " << e.what() << "\nTry 'brainmri " << command << " --help'.\n";
-    return kExitUsage;
+    return report("brainmri " + command + ": " + e.what() + "\nTry 'brainmri " + command + " --help'.", true);
   } catch (const UsageError& e) {
-    std::cerr << "brainmri " << command << ": " << e.what() << "\nTry 'brainmri " << command << " --help'.\n";
-    return kExitUsage;
+    return report("brainmri " + command + ": " + e.what() + "\nTry 'brainmri " + command + " --help'.", true);
   } catch (const c10::Error& e) {
-    std::cerr << "brainmri " << command << ": error: " << e.what_without_backtrace() << "\n";
-    return kExitFailure;
+    return report("brainmri " + command + ": error: " + e.what_without_backtrace(), false);
   } catch (const std::exception& e) {
-    std::cerr << "brainmri " << command << ": error: " << e.what() << "\n";
-    return kExitFailure;
+    return report("brainmri " + command + ": error: " + e.what(), false);
   }
 }

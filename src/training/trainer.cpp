@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <numbers>
 #include <stdexcept>
+#include <thread>
 
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
@@ -84,21 +85,48 @@ ValidationScores score_predictions(const Predictions& p, int class_count) {
   return s;
 }
 
-Trainer::Trainer(models::ClassifierPtr model, TrainOptions options, torch::Device device)
-    : model_(std::move(model)), options_(std::move(options)), device_(device), augmenter_(options_.augmentation) {
-  if (options_.epochs < 0 || options_.batch_size < 1 || options_.eval_batch_size < 1) {
+void validate_train_options(const TrainOptions& o) {
+  if (o.epochs < 0 || o.batch_size < 1 || o.eval_batch_size < 1) {
     throw std::invalid_argument("epochs must be >= 0 and batch sizes >= 1");
   }
-  if (options_.precision != "auto" && options_.precision != "fp32" && options_.precision != "bf16") {
-    throw std::invalid_argument("precision must be auto, fp32 or bf16, got " + options_.precision);
+  if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16") {
+    throw std::invalid_argument("precision must be auto, fp32 or bf16, got " + o.precision);
   }
-  if (options_.class_weights != "none" && options_.class_weights != "balanced") {
-    throw std::invalid_argument("class weights must be none or balanced, got " + options_.class_weights);
+  if (o.class_weights != "none" && o.class_weights != "balanced") {
+    throw std::invalid_argument("class weights must be none or balanced, got " + o.class_weights);
   }
-  metric_value(EpochRecord{}, options_.early_stopping.metric);  // validates the name
+  const auto& optimizer = o.optimizer.name;
+  if (optimizer != "adam" && optimizer != "adamw" && optimizer != "sgd") {
+    throw std::invalid_argument("unknown optimizer '" + optimizer + "' (expected adam, adamw or sgd)");
+  }
+  const auto& schedule = o.schedule.name;
+  if (schedule != "constant" && schedule != "step" && schedule != "cosine" && schedule != "plateau") {
+    throw std::invalid_argument("unknown schedule '" + schedule + "' (expected constant, step, cosine or plateau)");
+  }
+  if (o.reducer.compression != "none" && o.reducer.compression != "bf16") {
+    throw std::invalid_argument("gradient compression must be none or bf16, got " + o.reducer.compression);
+  }
+  metric_value(EpochRecord{}, o.early_stopping.metric);  // validates the name
+}
+
+Trainer::Trainer(models::ClassifierPtr model, TrainOptions options, torch::Device device)
+    : model_(std::move(model)), options_(std::move(options)), device_(device), augmenter_(options_.augmentation) {
+  validate_train_options(options_);
+  if (options_.communicator != nullptr) {
+    rank_ = options_.communicator->rank();
+    world_size_ = options_.communicator->size();
+  }
   model_->to(device_);
   if (options_.channels_last) models::use_channels_last(*model_);
   build_optimizer();
+  if (distributed()) {
+    // Replicas must agree before the first step: same architecture everywhere, then rank 0's
+    // initial (or pretrained) weights and batch-norm statistics on every rank.
+    distributed::verify_identical_replicas(*model_, *options_.communicator);
+    distributed::broadcast_model_state(*model_, *options_.communicator);
+    reducer_ = std::make_unique<distributed::GradientReducer>(model_->parameters(), *options_.communicator,
+                                                              options_.reducer);
+  }
   state_.learning_rate = options_.optimizer.learning_rate;
   state_.best_metric = lower_is_better(options_.early_stopping.metric) ? INFINITY : -INFINITY;
   state_.plateau_best = state_.best_metric;
@@ -174,26 +202,33 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
   const auto weights = loss_weights(train);
   const int k = model_->options().num_classes;
   std::vector<EpochRecord> records;
-  const bool drop_last = train.size() >= options_.batch_size * options_.world_size;
+  if (train.size() < world_size_) {
+    throw std::invalid_argument("the training selection has " + std::to_string(train.size()) +
+                                " samples, fewer than the " + std::to_string(world_size_) + " ranks");
+  }
+  // Every rank must run the same number of steps: the incomplete last global batch is dropped
+  // whenever there is a complete one.
+  const bool drop_last = train.size() >= options_.batch_size * world_size_;
   const int last_epoch = max_epochs_now > 0 ? std::min(options_.epochs, state_.epochs_done + max_epochs_now) : options_.epochs;
   for (int epoch = state_.epochs_done + 1; epoch <= last_epoch && !state_.stopped_early; ++epoch) {
     const auto started = std::chrono::steady_clock::now();
-    torch::manual_seed(augmentation_seed(options_.seed, options_.rank, epoch, -2));  // dropout
+    torch::manual_seed(augmentation_seed(options_.seed, rank_, epoch, -2));  // dropout
     const double lr = scheduled_learning_rate(epoch);
     set_learning_rate(lr);
     model_->train();
 
-    const auto plan = train.plan_epoch(options_.seed, epoch, options_.batch_size, true, drop_last, options_.rank,
-                                       options_.world_size);
+    const auto plan = train.plan_epoch(options_.seed, epoch, options_.batch_size, true, drop_last, rank_,
+                                       world_size_);
     train.begin(plan);
     double loss_sum = 0;
     std::int64_t correct = 0, seen = 0;
     for (std::size_t step = 0; step < plan.batches.size(); ++step) {
       auto [images, labels] = train.gather(plan.batches[step]);
       if (options_.augment && options_.augmentation.enabled()) {
-        images = augmenter_.apply(images, augmentation_seed(options_.seed, options_.rank, epoch, static_cast<std::int64_t>(step)));
+        images = augmenter_.apply(images, augmentation_seed(options_.seed, rank_, epoch, static_cast<std::int64_t>(step)));
       }
       if (options_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
+      inject_fault_if_requested(steps_done_++);
       optimizer_->zero_grad();
       torch::Tensor logits;
       {
@@ -204,7 +239,9 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
       auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing);
       if (weights.defined()) loss_options.weight(weights);
       const auto loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+      if (reducer_) reducer_->prepare(options_.stage_name + " epoch " + std::to_string(epoch) + " step " + std::to_string(step + 1));
       loss.backward();
+      if (reducer_) reducer_->finish();
       if (options_.gradient_clip_norm > 0) {
         torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.gradient_clip_norm);
       }
@@ -215,6 +252,14 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
       seen += batch;
     }
 
+    if (distributed()) {
+      // Training loss and accuracy over the whole global batch stream, as one process would see it.
+      auto totals = torch::tensor({loss_sum, static_cast<double>(correct), static_cast<double>(seen)}, torch::kFloat64);
+      options_.communicator->allreduce(totals, distributed::ReduceOp::Sum, "epoch " + std::to_string(epoch) + " totals");
+      loss_sum = totals[0].item<double>();
+      correct = static_cast<std::int64_t>(totals[1].item<double>());
+      seen = static_cast<std::int64_t>(totals[2].item<double>());
+    }
     EpochRecord record;
     record.stage = options_.stage_name;
     record.epoch = epoch;
@@ -236,7 +281,7 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
         state_.best_epoch = epoch;
         state_.epochs_without_improvement = 0;
         record.best = true;
-        if (!options_.output_dir.empty() && options_.rank == 0) save_checkpoint(best_checkpoint());
+        if (!options_.output_dir.empty() && rank_ == 0) save_checkpoint(best_checkpoint());
       } else {
         ++state_.epochs_without_improvement;
       }
@@ -256,17 +301,18 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
     }
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     state_.epochs_done = epoch;
-    if (!options_.output_dir.empty() && options_.rank == 0) {
+    if (!options_.output_dir.empty() && rank_ == 0) {
       save_checkpoint(last_checkpoint());
       write_log(record);
     }
-    if (on_epoch && options_.rank == 0) on_epoch(record);
+    if (on_epoch && rank_ == 0) on_epoch(record);
     records.push_back(record);
   }
 
   const bool finished = state_.stopped_early || state_.epochs_done >= options_.epochs;
   if (finished && validation != nullptr && options_.early_stopping.restore_best && state_.best_epoch > 0 &&
-      state_.best_epoch != state_.epochs_done && fs::exists(best_checkpoint())) {
+      state_.best_epoch != state_.epochs_done && !options_.output_dir.empty()) {
+    if (distributed()) options_.communicator->barrier("before restoring the best epoch");  // rank 0 wrote it
     torch::serialize::InputArchive archive;
     archive.load_from(best_checkpoint().string(), device_);
     model_->load(archive);
@@ -277,11 +323,14 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
 Predictions Trainer::predict(const BatchSource& loader) {
   torch::NoGradGuard no_grad;
   model_->eval();
-  Predictions out;
   const int k = model_->options().num_classes;
-  const auto plan = loader.plan_epoch(0, 0, options_.eval_batch_size, false, false);
+  // Each rank evaluates a disjoint strided share of the samples, without padding: the gathered
+  // predictions are exactly the evaluation set, once each.
+  const auto plan = loader.plan_epoch(0, 0, options_.eval_batch_size, false, false, rank_, world_size_);
   loader.begin(plan);
   double loss_sum = 0;
+  std::vector<std::int64_t> positions_seen;
+  std::vector<torch::Tensor> probability_batches, label_batches;
   for (const auto& positions : plan.batches) {
     auto [images, labels] = loader.gather(positions);
     if (options_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
@@ -294,16 +343,60 @@ Predictions Trainer::predict(const BatchSource& loader) {
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .item<double>();
-    const auto probabilities = torch::softmax(logits, 1).to(torch::kFloat64).cpu().contiguous();
-    const auto labels_cpu = labels.cpu();
-    out.probabilities.insert(out.probabilities.end(), probabilities.data_ptr<double>(),
-                             probabilities.data_ptr<double>() + probabilities.numel());
-    for (std::int64_t i = 0; i < labels_cpu.size(0); ++i) out.labels.push_back(static_cast<int>(labels_cpu[i].item<std::int64_t>()));
-    for (const auto position : positions) out.sample_ids.push_back(loader.sample_ids()[static_cast<std::size_t>(position)]);
+    probability_batches.push_back(torch::softmax(logits, 1).to(torch::kFloat64).cpu());
+    label_batches.push_back(labels.cpu());
+    positions_seen.insert(positions_seen.end(), positions.begin(), positions.end());
+  }
+  auto probabilities = probability_batches.empty() ? torch::zeros({0, k}, torch::kFloat64) : torch::cat(probability_batches);
+  auto labels = label_batches.empty() ? torch::zeros({0}, torch::kInt64) : torch::cat(label_batches);
+  auto positions = torch::tensor(positions_seen, torch::kInt64);
+  if (distributed()) {
+    auto& communicator = *options_.communicator;
+    probabilities = communicator.allgatherv(probabilities, "evaluation probabilities").cpu();
+    labels = communicator.allgatherv(labels, "evaluation labels").cpu();
+    positions = communicator.allgatherv(positions, "evaluation positions").cpu();
+    auto total = torch::tensor({loss_sum}, torch::kFloat64);
+    communicator.allreduce(total, distributed::ReduceOp::Sum, "evaluation loss");
+    loss_sum = total.item<double>();
+    // Back into the loader's order, so that every rank (and a single process) sees the same list.
+    const auto order = positions.argsort();
+    probabilities = probabilities.index_select(0, order);
+    labels = labels.index_select(0, order);
+    positions = positions.index_select(0, order);
+  }
+  probabilities = probabilities.contiguous();
+  Predictions out;
+  out.probabilities.assign(probabilities.data_ptr<double>(), probabilities.data_ptr<double>() + probabilities.numel());
+  const auto* label_data = labels.data_ptr<std::int64_t>();
+  const auto* position_data = positions.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < labels.numel(); ++i) {
+    out.labels.push_back(static_cast<int>(label_data[i]));
+    out.sample_ids.push_back(loader.sample_ids()[static_cast<std::size_t>(position_data[i])]);
   }
   out.loss = out.labels.empty() ? 0 : loss_sum / static_cast<double>(out.labels.size());
-  (void)k;
   return out;
+}
+
+void Trainer::inject_fault_if_requested(std::int64_t global_step) const {
+  // BRAINMRI_INJECT_FAULT=<throw|hang|exit>:<rank>:<step> makes one rank fail at one training
+  // step (counted from 0 in this process), to test that the job ends instead of hanging.
+  static const std::string spec = [] {
+    const char* value = std::getenv("BRAINMRI_INJECT_FAULT");
+    return value == nullptr ? std::string() : std::string(value);
+  }();
+  if (spec.empty()) return;
+  const auto first = spec.find(':'), second = spec.rfind(':');
+  if (first == std::string::npos || first == second) {
+    throw std::invalid_argument("BRAINMRI_INJECT_FAULT must be <throw|hang|exit>:<rank>:<step>, got " + spec);
+  }
+  const auto kind = spec.substr(0, first);
+  if (std::stoi(spec.substr(first + 1, second - first - 1)) != rank_ || std::stoll(spec.substr(second + 1)) != global_step) return;
+  if (kind == "throw") throw std::runtime_error("injected failure (BRAINMRI_INJECT_FAULT=" + spec + ")");
+  if (kind == "exit") std::_Exit(17);
+  if (kind == "hang") {
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  throw std::invalid_argument("BRAINMRI_INJECT_FAULT kind must be throw, hang or exit, got " + kind);
 }
 
 fs::path Trainer::last_checkpoint() const { return options_.output_dir / (options_.stage_name + "_last.pt"); }

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "brainmri/distributed/communicator.hpp"
+#include "brainmri/distributed/gradient_reducer.hpp"
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/training/data_loader.hpp"
@@ -57,9 +59,16 @@ struct TrainOptions {
   bool channels_last = true;       // NHWC weights and batches: ~30% faster convolutions on CPU
   std::filesystem::path output_dir;  // checkpoints and train_log.jsonl; empty: none written
   std::string stage_name = "train";  // prefix of checkpoint files and log records
-  int rank = 0;
-  int world_size = 1;
+  // Data parallelism: with a communicator of several ranks, each rank trains on its share of
+  // every global batch (batch_size per rank), gradients are averaged by the reducer, evaluation is
+  // sharded and gathered, and only rank 0 writes files. Null: a single process.
+  distributed::Communicator* communicator = nullptr;
+  distributed::ReducerOptions reducer;
 };
+
+// Throws std::invalid_argument for any option out of range or unknown name, before anything
+// (a communicator, a model) is built.
+void validate_train_options(const TrainOptions& options);
 
 struct EpochRecord {
   std::string stage;
@@ -109,6 +118,8 @@ class Trainer {
   std::filesystem::path best_checkpoint() const;
 
   models::Classifier& model() { return *model_; }
+  int rank() const { return rank_; }
+  int world_size() const { return world_size_; }
   std::function<void(const EpochRecord&)> on_epoch;  // console output; called on rank 0 only
 
  private:
@@ -131,12 +142,18 @@ class Trainer {
   void save_checkpoint(const std::filesystem::path& path) const;
   void write_log(const EpochRecord& record) const;
   bool use_bf16() const;
+  bool distributed() const { return world_size_ > 1; }
+  void inject_fault_if_requested(std::int64_t global_step) const;
 
   models::ClassifierPtr model_;
   TrainOptions options_;
   torch::Device device_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   BatchAugmenter augmenter_;
+  int rank_ = 0;
+  int world_size_ = 1;
+  std::unique_ptr<distributed::GradientReducer> reducer_;
+  std::int64_t steps_done_ = 0;  // this process's steps, for fault injection
   State state_;
 };
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `mpirun -np 2 brainmri train` end to end on the bundled sample: a clean run, a rank that
+# throws, a rank that hangs, a rank that dies, and ranks started with different options. Each
+# failing job must end on its own (well within `timeout`), non-zero, naming the failing rank.
+#
+# usage: mpirun_cli_test.sh BRAINMRI BRAINMRI_PREP SAMPLE_DIR MPIEXEC WORK_DIR
+set -uo pipefail
+brainmri=$1 prep=$2 sample=$3 mpiexec=$4 work=$5
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+rm -rf "$work" && mkdir -p "$work"
+"$prep" --out "$work/data" --folds 5 --seed 1 "$sample/Training" >"$work/prep.log" 2>&1 || { cat "$work/prep.log"; exit 1; }
+common=(--data "$work/data" --epochs 1 --batch-size 8 --threads-per-rank 1 --comm-timeout 5)
+
+# run NAME EXPECTED_EXIT [mpiexec args...]: runs the job under a hard limit, keeps its output.
+run() {
+  local name=$1 expected=$2; shift 2
+  local started=$SECONDS
+  timeout 120 "$mpiexec" "$@" >"$work/$name.out" 2>&1
+  local code=$?
+  echo "$name: exit $code after $((SECONDS - started)) s"
+  if [[ $code == 124 ]]; then fail "$name hung (killed by timeout)"; return; fi
+  if [[ $expected == nonzero && $code == 0 ]] || [[ $expected != nonzero && $code != "$expected" ]]; then
+    fail "$name: exit $code, expected $expected"; sed 's/^/    /' "$work/$name.out" >&2
+  fi
+}
+expect_output() {  # expect_output NAME TEXT
+  grep -qF -- "$2" "$work/$1.out" || { fail "$1: output lacks '$2'"; sed 's/^/    /' "$work/$1.out" >&2; }
+}
+
+run clean 0 -n 2 "$brainmri" train "${common[@]}" --output "$work/clean"
+[[ $(grep -c "Training baseline_cnn" "$work/clean.out") == 1 ]] || fail "clean: expected one console (rank 0's)"
+expect_output clean "2 ranks (mpi), global batch 16"
+grep -q '"ranks": 2' "$work/clean/validation/metrics.json" || fail "clean: metrics.json does not record 2 ranks"
+[[ -f "$work/clean/model.pt" && -f "$work/clean/config.ini" ]] || fail "clean: rank 0 did not write the run's files"
+
+run throws nonzero -n 2 -x BRAINMRI_INJECT_FAULT=throw:1:2 "$brainmri" train "${common[@]}" --output "$work/throws"
+expect_output throws "[rank 1/2] brainmri train: error: injected failure"
+
+run hangs nonzero -n 2 -x BRAINMRI_INJECT_FAULT=hang:1:2 "$brainmri" train "${common[@]}" --output "$work/hangs"
+expect_output hangs "did not complete within 5.0 s (--comm-timeout); ranks that never arrived: 1"
+
+run dies nonzero -n 2 -x BRAINMRI_INJECT_FAULT=exit:1:2 "$brainmri" train "${common[@]}" --output "$work/dies"
+
+run mismatch 2 -n 1 "$brainmri" train "${common[@]}" --output "$work/mismatch" --lr 0.001 : \
+                -n 1 "$brainmri" train "${common[@]}" --output "$work/mismatch" --lr 0.002
+expect_output mismatch "the configuration differs between ranks"
+expect_output mismatch "rank 1: lr = 0.002"
+
+if ((failures)); then echo "$failures check(s) failed" >&2; exit 1; fi
+echo "all mpirun CLI checks passed"
