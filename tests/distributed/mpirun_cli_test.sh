@@ -36,6 +36,20 @@ expect_output clean "2 ranks (mpi), global batch 16"
 grep -q '"ranks": 2' "$work/clean/validation/metrics.json" || fail "clean: metrics.json does not record 2 ranks"
 [[ -f "$work/clean/model.pt" && -f "$work/clean/config.ini" ]] || fail "clean: rank 0 did not write the run's files"
 
+# Determinism: the same seed and world size give the same metrics, bit for bit.
+run clean_again 0 -n 2 "$brainmri" train "${common[@]}" --output "$work/clean_again"
+metrics_of() { grep -o '"\(train_loss\|train_accuracy\|val_loss\|val_accuracy\|val_macro_f1\|val_macro_auc\)":[^,}]*' "$1/train_log.jsonl"; }
+[[ "$(metrics_of "$work/clean")" == "$(metrics_of "$work/clean_again")" && -n "$(metrics_of "$work/clean")" ]] ||
+  fail "two identical 2-rank runs gave different metrics"
+python3 - "$work/clean/validation/metrics.json" "$work/clean_again/validation/metrics.json" <<'PY' ||
+import json, sys
+a, b = (json.load(open(path)) for path in sys.argv[1:])
+for m in (a, b):
+    m.pop("context")  # names the run directory
+sys.exit(a != b)
+PY
+  fail "two identical 2-rank runs wrote different validation/metrics.json"
+
 run throws nonzero -n 2 -x BRAINMRI_INJECT_FAULT=throw:1:2 "$brainmri" train "${common[@]}" --output "$work/throws"
 expect_output throws "[rank 1/2] brainmri train: error: injected failure"
 

@@ -334,6 +334,77 @@ TEST(Replicas, AModelThatDiffersOnOneRankIsNamed) {
   }
 }
 
+// --- The NCCL backend: runs where CUDA devices are visible, skips elsewhere --------------------
+
+#define REQUIRE_NCCL()                                                                                      \
+  if (!distributed::nccl_available()) GTEST_SKIP() << "built without NCCL";                                 \
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";                                       \
+  if (!environment->uses_mpi()) GTEST_SKIP() << "needs MPI: mpirun, or BRAINMRI_FORCE_MPI=1 for one rank"; \
+  if (environment->local_size() > static_cast<int>(torch::cuda::device_count())) GTEST_SKIP() << "fewer GPUs than ranks"
+
+namespace {
+torch::Device my_gpu() { return {torch::kCUDA, static_cast<c10::DeviceIndex>(environment->local_rank())}; }
+}  // namespace
+
+TEST(NcclBackend, CollectivesOnTheDeviceGiveTheAnalyticValues) {
+  REQUIRE_NCCL();
+  auto world = distributed::make_communicator(*environment, "nccl", my_gpu(), {std::chrono::seconds(60)});
+  ASSERT_EQ(world->backend(), "nccl");
+  const int n = world->size();
+  const double rank_sum = n * (n - 1) / 2.0;
+  for (const auto dtype : {torch::kFloat32, torch::kFloat64, torch::kBFloat16, torch::kInt64, torch::kUInt8}) {
+    SCOPED_TRACE(c10::toString(dtype));
+    auto t = torch::full({4096}, world->rank(), torch::TensorOptions().dtype(dtype).device(my_gpu()));
+    world->allreduce(t, ReduceOp::Sum, "nccl sum");
+    EXPECT_TRUE(t.cpu().to(torch::kFloat64).eq(rank_sum).all().item<bool>());
+  }
+  auto average = torch::full({7}, world->rank(), torch::TensorOptions().device(my_gpu()));
+  world->allreduce(average, ReduceOp::Average, "nccl average");
+  EXPECT_NEAR(average[0].item<double>(), rank_sum / n, 1e-6);
+  std::vector<torch::Tensor> tensors;
+  std::vector<std::shared_ptr<distributed::Work>> works;
+  for (int i = 0; i < 16; ++i) {
+    tensors.push_back(torch::full({1 << (i % 10)}, static_cast<double>(i), torch::TensorOptions().device(my_gpu())));
+    works.push_back(world->allreduce_async(tensors.back(), ReduceOp::Sum, "nccl async " + std::to_string(i)));
+  }
+  for (int i = 0; i < 16; ++i) {
+    works[static_cast<std::size_t>(i)]->wait();
+    EXPECT_TRUE(tensors[static_cast<std::size_t>(i)].cpu().eq(static_cast<double>(i) * n).all().item<bool>()) << i;
+  }
+  auto root = torch::full({3}, world->rank() + 5, torch::TensorOptions().dtype(torch::kInt64).device(my_gpu()));
+  world->broadcast(root, 0, "nccl broadcast");
+  EXPECT_TRUE(root.cpu().eq(5).all().item<bool>());
+  const auto rows = world->allgatherv(torch::full({world->rank() + 1, 2}, world->rank(), torch::TensorOptions().device(my_gpu())));
+  EXPECT_EQ(rows.size(0), n * (n + 1) / 2);
+  EXPECT_TRUE(rows.device().is_cuda());
+  world->barrier("nccl done");
+}
+
+TEST(NcclBackend, ReducerOnTheDeviceEqualsTheAverage) {
+  REQUIRE_NCCL();
+  auto world = distributed::make_communicator(*environment, "nccl", my_gpu(), {std::chrono::seconds(60)});
+  KnownGradients host(world->rank());
+  std::vector<torch::Tensor> parameters, gradients;
+  for (std::size_t i = 0; i < host.parameters.size(); ++i) {
+    parameters.push_back(torch::zeros(host.parameters[i].sizes(), torch::TensorOptions().device(my_gpu()).requires_grad(true)));
+    gradients.push_back(host.gradients[i].to(my_gpu()));
+  }
+  auto reference = torch::cat(gradients).clone();
+  world->allreduce(reference, ReduceOp::Average, "reference");
+  distributed::ReducerOptions options;
+  options.first_bucket_bytes = 64;
+  options.bucket_bytes = 4096;
+  distributed::GradientReducer reducer(parameters, *world, options);
+  reducer.prepare("nccl reducer step");
+  auto loss = torch::zeros({}, torch::TensorOptions().device(my_gpu()));
+  for (std::size_t i = 0; i < parameters.size(); ++i) loss = loss + (parameters[i] * gradients[i]).sum();
+  loss.backward();
+  reducer.finish();
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : parameters) grads.push_back(p.grad());
+  EXPECT_LT(relative_difference(torch::cat(grads).cpu(), reference.cpu()), 1e-6);
+}
+
 // --- The trainer under MPI ----------------------------------------------------------------------
 
 namespace {
