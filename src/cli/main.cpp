@@ -165,6 +165,7 @@ po::options_description train_options() {
     ("first-bucket-mb", po::value<double>()->default_value(1), "size of the first (last layers') bucket in MiB: small, so communication starts early")
     ("overlap", po::value<bool>()->default_value(true), "start each bucket's all-reduce during backward (false: after backward)")
     ("grad-compression", po::value<std::string>()->default_value("none"), "none or bf16 (bf16 on the wire, fp32 additions)")
+    ("sync-bn", po::value<bool>()->default_value(false)->implicit_value(true), "batch-norm statistics over the global batch instead of each rank's (for small per-rank batches)")
     ("log-all-ranks", po::value<bool>()->default_value(false)->implicit_value(true), "print every rank's console output, prefixed [rank r/n] (default: rank 0 only)");
   po::options_description model("Model");
   model.add_options()
@@ -241,6 +242,7 @@ training::TrainOptions trainer_options(const po::variables_map& vm, const fs::pa
   o.reducer.first_bucket_bytes = static_cast<std::size_t>(vm["first-bucket-mb"].as<double>() * (1 << 20));
   o.reducer.overlap = vm["overlap"].as<bool>();
   o.reducer.compression = vm["grad-compression"].as<std::string>();
+  o.sync_batch_norm = vm["sync-bn"].as<bool>();
   return o;
 }
 

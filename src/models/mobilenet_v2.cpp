@@ -103,10 +103,10 @@ MobileNetV2::MobileNetV2(const ModelOptions& options) : Classifier(options) {
 
 torch::Tensor MobileNetV2::run_block(Block& block, const torch::Tensor& input) {
   torch::Tensor x = input;
-  if (block.expand) x = clamp_relu6(block.expand_bn->forward(block.expand->forward(x)));
+  if (block.expand) x = clamp_relu6(batch_norm(block.expand_bn, block.expand->forward(x)));
   if (block.stride == 2) x = keras_stride2_pad(x);
-  x = clamp_relu6(block.depthwise_bn->forward(block.depthwise->forward(x)));
-  x = block.project_bn->forward(block.project->forward(x));  // linear bottleneck: no activation
+  x = clamp_relu6(batch_norm(block.depthwise_bn, block.depthwise->forward(x)));
+  x = batch_norm(block.project_bn, block.project->forward(x));  // linear bottleneck: no activation
   return block.residual ? input + x : x;
 }
 
@@ -116,9 +116,9 @@ torch::Tensor MobileNetV2::adapt_input(const torch::Tensor& images) const {
 }
 
 torch::Tensor MobileNetV2::backbone_features(const torch::Tensor& rgb) {
-  torch::Tensor x = clamp_relu6(bn_conv1_->forward(conv1_->forward(keras_stride2_pad(rgb))));
+  torch::Tensor x = clamp_relu6(batch_norm(bn_conv1_, conv1_->forward(keras_stride2_pad(rgb))));
   for (auto& block : blocks_) x = run_block(block, x);
-  return clamp_relu6(conv_last_bn_->forward(conv_last_->forward(x)));
+  return clamp_relu6(batch_norm(conv_last_bn_, conv_last_->forward(x)));
 }
 
 FeaturesAndLogits MobileNetV2::forward_with_features(const torch::Tensor& images) {

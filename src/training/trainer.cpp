@@ -12,6 +12,7 @@
 
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
+#include "brainmri/distributed/sync_batch_norm.hpp"
 
 namespace brainmri::training {
 namespace fs = std::filesystem;
@@ -126,11 +127,18 @@ Trainer::Trainer(models::ClassifierPtr model, TrainOptions options, torch::Devic
     distributed::broadcast_model_state(*model_, *options_.communicator);
     reducer_ = std::make_unique<distributed::GradientReducer>(model_->parameters(), *options_.communicator,
                                                               options_.reducer);
+    if (options_.sync_batch_norm) model_->set_batch_norm_function(distributed::make_sync_batch_norm(*options_.communicator));
   }
   state_.learning_rate = options_.optimizer.learning_rate;
   state_.best_metric = lower_is_better(options_.early_stopping.metric) ? INFINITY : -INFINITY;
   state_.plateau_best = state_.best_metric;
   if (!options_.output_dir.empty()) fs::create_directories(options_.output_dir);
+}
+
+Trainer::~Trainer() {
+  // The model outlives this trainer (the next stage trains it again); its batch norm must not
+  // keep calling into this stage's communicator settings.
+  if (reducer_ && options_.sync_batch_norm) model_->set_batch_norm_function(nullptr);
 }
 
 bool Trainer::use_bf16() const {

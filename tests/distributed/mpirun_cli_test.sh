@@ -12,7 +12,7 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
 rm -rf "$work" && mkdir -p "$work"
 "$prep" --out "$work/data" --folds 5 --seed 1 "$sample/Training" >"$work/prep.log" 2>&1 || { cat "$work/prep.log"; exit 1; }
-common=(--data "$work/data" --epochs 1 --batch-size 8 --threads-per-rank 1 --comm-timeout 5)
+common=(--data "$work/data" --epochs 1 --threads-per-rank 1 --comm-timeout 5)
 
 # run NAME EXPECTED_EXIT [mpiexec args...]: runs the job under a hard limit, keeps its output.
 run() {
@@ -30,6 +30,9 @@ expect_output() {  # expect_output NAME TEXT
   grep -qF -- "$2" "$work/$1.out" || { fail "$1: output lacks '$2'"; sed 's/^/    /' "$work/$1.out" >&2; }
 }
 
+common+=(--batch-size 8)
+# Synchronized batch norm through the CLI (MobileNetV2 has batch norm; the baseline CNN has none).
+run sync_bn 0 -n 2 "$brainmri" train "${common[@]}" --output "$work/sync_bn" --model mobilenet_v2 --width 0.35 --sync-bn
 run clean 0 -n 2 "$brainmri" train "${common[@]}" --output "$work/clean"
 [[ $(grep -c "Training baseline_cnn" "$work/clean.out") == 1 ]] || fail "clean: expected one console (rank 0's)"
 expect_output clean "2 ranks (mpi), global batch 16"

@@ -15,6 +15,7 @@
 #include "brainmri/distributed/communicator.hpp"
 #include "brainmri/distributed/gradient_reducer.hpp"
 #include "brainmri/distributed/mpi_environment.hpp"
+#include "brainmri/distributed/sync_batch_norm.hpp"
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/training/data_loader.hpp"
 #include "brainmri/training/trainer.hpp"
@@ -317,6 +318,45 @@ TEST(Reducer, RanksTogetherTrainLikeOneProcessWithTheWholeBatch) {
     return torch::cat(all);
   };
   EXPECT_LT(relative_difference(flat(*replica), flat(*reference)), 1e-5);
+}
+
+// Synchronized batch norm over W ranks' shares of a batch equals ordinary batch norm over the
+// whole batch: outputs, input gradients, summed weight/bias gradients and running statistics.
+TEST(SyncBatchNorm, RanksTogetherEqualOneBatchNormOverTheWholeBatch) {
+  auto world = make_world();
+  const int n = world->size();
+  constexpr std::int64_t kPerRank = 3, kChannels = 5;
+  torch::manual_seed(21);  // the same global batch and output gradient on every rank
+  const auto images = torch::randn({kPerRank * n, kChannels, 6, 7}) * 3 + 1;
+  const auto output_gradient = torch::randn({kPerRank * n, kChannels, 6, 7});
+  const auto mine = torch::arange(world->rank(), kPerRank * n, n);
+  auto make_layer = [] {
+    torch::nn::BatchNorm2d layer(torch::nn::BatchNorm2dOptions(kChannels).eps(1e-3).momentum(0.01));
+    torch::NoGradGuard no_grad;
+    layer->weight.copy_(torch::linspace(0.5, 1.5, kChannels));
+    layer->bias.copy_(torch::linspace(-1, 1, kChannels));
+    return layer;
+  };
+
+  auto reference = make_layer();
+  const auto whole = images.clone().requires_grad_(true);
+  const auto expected = reference->forward(whole);
+  (expected * output_gradient).sum().backward();
+
+  auto layer = make_layer();
+  const auto part = images.index_select(0, mine).contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_(true);
+  const auto output = distributed::sync_batch_norm(*layer, part, *world);
+  (output * output_gradient.index_select(0, mine)).sum().backward();
+
+  EXPECT_LT(relative_difference(output, expected.index_select(0, mine)), 1e-5);
+  EXPECT_LT(relative_difference(part.grad(), whole.grad().index_select(0, mine)), 1e-5);
+  auto weight_gradient = layer->weight.grad().clone(), bias_gradient = layer->bias.grad().clone();
+  world->allreduce(weight_gradient, ReduceOp::Sum);  // the reducer averages; the sum is the whole batch's
+  world->allreduce(bias_gradient, ReduceOp::Sum);
+  EXPECT_LT(relative_difference(weight_gradient, reference->weight.grad()), 1e-5);
+  EXPECT_LT(relative_difference(bias_gradient, reference->bias.grad()), 1e-5);
+  EXPECT_LT(relative_difference(layer->running_mean, reference->running_mean), 1e-5);
+  EXPECT_LT(relative_difference(layer->running_var, reference->running_var), 1e-5);
 }
 
 TEST(Replicas, AModelThatDiffersOnOneRankIsNamed) {

@@ -61,15 +61,25 @@ class Classifier : public torch::nn::Module {
   // statistics are part of the pretrained weights.
   void train(bool on = true) override;
 
+  // Replaces the computation of batch-norm layers that are in training mode (e.g. by one whose
+  // statistics span all ranks: distributed::make_sync_batch_norm); null restores the default.
+  using BatchNormFunction = std::function<torch::Tensor(torch::nn::BatchNorm2dImpl&, const torch::Tensor&)>;
+  void set_batch_norm_function(BatchNormFunction function) { batch_norm_function_ = std::move(function); }
+
  protected:
   explicit Classifier(ModelOptions options) : options_(std::move(options)) {}
   void add_group(std::string name, std::vector<std::shared_ptr<torch::nn::Module>> modules, bool is_head = false);
+  // Models call their batch-norm layers through this, so that set_batch_norm_function applies.
+  torch::Tensor batch_norm(torch::nn::BatchNorm2d& layer, const torch::Tensor& x) {
+    return batch_norm_function_ && layer->is_training() ? batch_norm_function_(*layer, x) : layer->forward(x);
+  }
 
  private:
   void apply_batch_norm_modes();
 
   ModelOptions options_;
   std::vector<ParameterGroup> groups_;
+  BatchNormFunction batch_norm_function_;
 };
 
 using ClassifierPtr = std::shared_ptr<Classifier>;

@@ -64,6 +64,7 @@ struct TrainOptions {
   // sharded and gathered, and only rank 0 writes files. Null: a single process.
   distributed::Communicator* communicator = nullptr;
   distributed::ReducerOptions reducer;
+  bool sync_batch_norm = false;  // batch-norm statistics over the global batch (several ranks only)
 };
 
 // Throws std::invalid_argument for any option out of range or unknown name, before anything
@@ -103,6 +104,9 @@ ValidationScores score_predictions(const Predictions& predictions, int class_cou
 class Trainer {
  public:
   Trainer(models::ClassifierPtr model, TrainOptions options, torch::Device device);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
   // Trains up to options.epochs (or until early stopping) and returns one record per epoch run by
   // this call; `max_epochs_now` > 0 returns after that many epochs, as an interrupted run would,
