@@ -246,6 +246,59 @@ training::TrainOptions trainer_options(const po::variables_map& vm, const fs::pa
   return o;
 }
 
+// Ends a command with an exit code after its message was already printed.
+struct QuietExit {
+  int code;
+};
+
+// Runs the set-up of a command that may fail on some ranks only (a config file missing on one
+// node, a node with fewer GPUs), then lets every rank learn whether all succeeded before any of
+// them waits in a collective. A rank whose set-up failed prints its own error unless every rank
+// failed (then rank 0 alone does); all ranks then exit with the failure's code.
+// One write per message: several ranks share the terminal, and std::cerr writes every << alone.
+void say_error(const std::string& message) {
+  const std::string line = message + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+template <typename Setup>
+void agree_on_setup(const distributed::MpiEnvironment& environment, const std::string& command, Setup setup) {
+  std::exception_ptr failure;
+  try {
+    setup();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  const int failed = environment.count_failures(failure != nullptr);
+  if (environment.size() == 1 || failed == 0) {
+    if (failure) std::rethrow_exception(failure);
+    return;
+  }
+  if (!failure) {
+    if (environment.rank() == 0) {
+      say_error(environment.log_prefix() + "brainmri " + command + ": " + std::to_string(failed) +
+                " rank(s) failed to start (their errors are above); stopping every rank");
+    }
+    throw QuietExit{kExitUsage};
+  }
+  if (environment.rank() == 0 || failed < environment.size()) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const UsageError& e) {
+      say_error(environment.log_prefix() + "brainmri " + command + ": " + e.what());
+      throw QuietExit{kExitUsage};
+    } catch (const po::error& e) {
+      say_error(environment.log_prefix() + "brainmri " + command + ": " + e.what());
+      throw QuietExit{kExitUsage};
+    } catch (const std::exception& e) {
+      say_error(environment.log_prefix() + "brainmri " + command + ": error: " + e.what());
+      throw QuietExit{kExitFailure};
+    }
+  }
+  throw QuietExit{kExitUsage};  // every rank failed alike; rank 0 reported it
+}
+
 // Runs the part of a command that holds a communicator. In a job of several ranks, a failure
 // other than a usage error (which every rank sees alike) is reported with this rank and ends
 // the whole job at once: unwinding first would wait on collectives the other ranks never finish.
@@ -259,52 +312,60 @@ int abort_job_on_failure(const distributed::MpiEnvironment& environment, const s
   } catch (const po::error&) {
     throw;
   } catch (const c10::Error& e) {
-    std::cerr << environment.log_prefix() << "brainmri " << command << ": error: " << e.what_without_backtrace()
-              << "\n" << environment.log_prefix() << "aborting the job" << std::endl;
+    say_error(environment.log_prefix() + "brainmri " + command + ": error: " + e.what_without_backtrace() + "\n" +
+              environment.log_prefix() + "aborting the job");
   } catch (const std::exception& e) {
-    std::cerr << environment.log_prefix() << "brainmri " << command << ": error: " << e.what() << "\n"
-              << environment.log_prefix() << "aborting the job" << std::endl;
+    say_error(environment.log_prefix() + "brainmri " + command + ": error: " + e.what() + "\n" +
+              environment.log_prefix() + "aborting the job");
   }
   environment.abort_job(kExitFailure);
 }
 
 int run_train(int argc, const char* const argv[], const distributed::MpiEnvironment& environment) {
   const auto options = train_options();
-  const auto vm = parse_with_config(argc, argv, options);
+  po::variables_map vm;
+  training::TrainOptions stage1;
+  std::string config_text, loader_kind;
+  fs::path output;
+  torch::Device device = torch::kCPU;
+  agree_on_setup(environment, "train", [&] {
+    vm = parse_with_config(argc, argv, options);
+    if (vm.count("help")) return;
+    if (!vm.count("data") || !vm.count("output")) throw UsageError("train needs --data and --output");
+    loader_kind = vm["loader"].as<std::string>();
+    if (loader_kind != "auto" && loader_kind != "memory" && loader_kind != "stream") {
+      throw UsageError("--loader must be auto, memory or stream, got " + loader_kind);
+    }
+    if (vm["memory-limit-mb"].as<int>() < 0) throw UsageError("--memory-limit-mb must be >= 0");
+    output = vm["output"].as<std::string>();
+    stage1 = trainer_options(vm, output);
+    stage1.stage_name = vm["finetune-epochs"].as<int>() > 0 ? "stage1" : "train";
+    try {
+      training::validate_train_options(stage1);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+    if (vm["comm-timeout"].as<double>() <= 0) throw UsageError("--comm-timeout must be > 0 seconds");
+    if (vm["bucket-mb"].as<double>() <= 0 || vm["first-bucket-mb"].as<double>() <= 0) {
+      throw UsageError("--bucket-mb and --first-bucket-mb must be > 0");
+    }
+    config_text = resolved_config(options, vm);
+    device = pick_device(vm["device"].as<std::string>(), environment);
+  });
   if (vm.count("help")) {
     if (environment.rank() == 0) std::cout << "Usage: brainmri train --data DIR --output DIR [options]\n\n" << options << "\n";
     return kExitOk;
   }
-  if (!vm.count("data") || !vm.count("output")) throw UsageError("train needs --data and --output");
-  const auto loader_kind = vm["loader"].as<std::string>();
-  if (loader_kind != "auto" && loader_kind != "memory" && loader_kind != "stream") {
-    throw UsageError("--loader must be auto, memory or stream, got " + loader_kind);
-  }
-  if (vm["memory-limit-mb"].as<int>() < 0) throw UsageError("--memory-limit-mb must be >= 0");
-  const fs::path output = vm["output"].as<std::string>();
-  auto stage1 = trainer_options(vm, output);
-  stage1.stage_name = vm["finetune-epochs"].as<int>() > 0 ? "stage1" : "train";
-  try {
-    training::validate_train_options(stage1);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(e.what());
-  }
-  if (vm["comm-timeout"].as<double>() <= 0) throw UsageError("--comm-timeout must be > 0 seconds");
-  if (vm["bucket-mb"].as<double>() <= 0 || vm["first-bucket-mb"].as<double>() <= 0) {
-    throw UsageError("--bucket-mb and --first-bucket-mb must be > 0");
-  }
-  const auto config_text = resolved_config(options, vm);
   if (const auto mismatch = environment.compare_across_ranks(config_text); !mismatch.empty()) {
     throw UsageError(mismatch + "\nEvery rank must be started with the same options and config file.");
   }
   const Console console(environment, vm["log-all-ranks"].as<bool>());
   set_threads(threads_option(vm), environment);
-  const auto device = pick_device(vm["device"].as<std::string>(), environment);
+  return abort_job_on_failure(environment, "train", [&] {
   const auto communicator = distributed::make_communicator(
       environment, vm["backend"].as<std::string>(), device,
       {std::chrono::milliseconds(static_cast<std::int64_t>(vm["comm-timeout"].as<double>() * 1000))});
   stage1.communicator = communicator.get();
-  return abort_job_on_failure(environment, "train", [&] {
   const bool writer = environment.rank() == 0;
   torch::manual_seed(stage1.seed);
 
@@ -412,17 +473,27 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
     ("batch-size", po::value<std::int64_t>()->default_value(256), "evaluation batch size")
     ("bootstrap-seed", po::value<std::uint64_t>()->default_value(7), "seed of the bootstrap confidence intervals");
   // clang-format on
-  const auto vm = parse_with_config(argc, argv, options);
+  po::variables_map vm;
+  torch::Device device = torch::kCPU;
+  agree_on_setup(environment, "evaluate", [&] {
+    vm = parse_with_config(argc, argv, options);
+    if (vm.count("help")) return;
+    if (!vm.count("checkpoint") || !vm.count("data")) throw UsageError("evaluate needs --checkpoint and --data");
+    if (!vm["split"].as<std::string>().empty() && vm["fold"].as<int>() >= 0) {
+      throw UsageError("give --split or --fold, not both");
+    }
+    device = pick_device(vm["device"].as<std::string>(), environment);
+  });
   if (vm.count("help")) {
-    std::cout << "Usage: brainmri evaluate --checkpoint FILE --data DIR [--split NAME | --fold K]\n\n" << options << "\n";
+    if (environment.rank() == 0) {
+      std::cout << "Usage: brainmri evaluate --checkpoint FILE --data DIR [--split NAME | --fold K]\n\n" << options << "\n";
+    }
     return kExitOk;
   }
-  if (!vm.count("checkpoint") || !vm.count("data")) throw UsageError("evaluate needs --checkpoint and --data");
   const auto split = vm["split"].as<std::string>();
   const int fold = vm["fold"].as<int>();
-  if (!split.empty() && fold >= 0) throw UsageError("give --split or --fold, not both");
   set_threads(vm["threads"].as<int>(), environment);
-  const auto device = pick_device(vm["device"].as<std::string>(), environment);
+  return abort_job_on_failure(environment, "evaluate", [&] {
   const auto communicator = distributed::make_communicator(environment, "auto", device);
   const fs::path checkpoint = vm["checkpoint"].as<std::string>();
   auto model = training::load_model_from_checkpoint(checkpoint, device);
@@ -475,6 +546,7 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
                    4)
             << "\nWrote " << (output / "predictions.h5").string() << ", metrics.json and classification_report.txt\n";
   return kExitOk;
+  });
 }
 
 }  // namespace
@@ -488,10 +560,10 @@ int main(int argc, char* argv[]) {
   auto report = [&](const std::string& text, bool usage) {
     const bool several = environment && environment->size() > 1;
     if (!several || !usage || environment->rank() == 0) {
-      std::cerr << (environment ? environment->log_prefix() : std::string()) << text << "\n";
+      say_error((environment ? environment->log_prefix() : std::string()) + text);
     }
     if (several && !usage) {
-      std::cerr << environment->log_prefix() << "aborting the job\n";
+      say_error(environment->log_prefix() + "aborting the job");
       environment->abort_job(kExitFailure);
     }
     return usage ? kExitUsage : kExitFailure;
@@ -513,6 +585,8 @@ int main(int argc, char* argv[]) {
     std::cerr << (command.empty() ? "brainmri: no command given\n" : "brainmri: unknown command '" + command + "'\n")
               << kUsage;
     return kExitUsage;
+  } catch (const QuietExit& e) {
+    return e.code;
   } catch (const po::error& e) {
     return report("brainmri " + command + ": " + e.what() + "\nTry 'brainmri " + command + " --help'.", true);
   } catch (const UsageError& e) {

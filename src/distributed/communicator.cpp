@@ -32,7 +32,7 @@ class LocalCommunicator final : public Communicator {
   torch::Tensor allgatherv(const torch::Tensor& tensor, std::string) override { return tensor.clone(); }
   void barrier(std::string) override {}
   [[noreturn]] void abort(int exit_code, const std::string& why) override {
-    std::cerr << why << std::endl;
+    std::cerr << (why + "\n") << std::flush;  // one write: ranks share the terminal
     std::_Exit(exit_code);
   }
   std::unique_ptr<Communicator> split(int color, int) override {

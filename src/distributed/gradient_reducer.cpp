@@ -24,7 +24,10 @@ std::string describe_tensor(const std::string& name, const torch::Tensor& t) {
 
 std::vector<std::pair<std::string, torch::Tensor>> model_tensors(const torch::nn::Module& model) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& item : model.named_parameters()) tensors.emplace_back("parameter " + item.key(), item.value());
+  // Whether a parameter trains changes the bucket plan, so it is part of what must agree.
+  for (const auto& item : model.named_parameters()) {
+    tensors.emplace_back((item.value().requires_grad() ? "parameter " : "frozen parameter ") + item.key(), item.value());
+  }
   for (const auto& item : model.named_buffers()) tensors.emplace_back("buffer " + item.key(), item.value());
   return tensors;
 }
@@ -112,7 +115,12 @@ void GradientReducer::on_gradient(std::size_t parameter, const torch::Tensor& gr
   arrived_[parameter] = true;
   const auto b = bucket_of_[parameter];
   const auto& p = parameters_[parameter];
-  buffers_[b].narrow(0, offset_of_[parameter], p.numel()).view(p.sizes()).copy_(gradient);
+  auto slot = buffers_[b].narrow(0, offset_of_[parameter], p.numel());
+  if (gradient.defined()) {
+    slot.view(p.sizes()).copy_(gradient);
+  } else {
+    slot.zero_();  // autograd may pass an undefined gradient for a branch that contributed nothing
+  }
   --missing_[b];
   if (options_.overlap) launch_ready_buckets(false);
 }

@@ -246,7 +246,7 @@ void MpiCommunicator::barrier(std::string label) {
 }
 
 void MpiCommunicator::abort(int exit_code, const std::string& why) {
-  std::cerr << why << std::endl;
+  std::cerr << (why + "\n") << std::flush;  // one write: ranks share the terminal
   MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);
 }

@@ -88,6 +88,14 @@ void MpiEnvironment::abort_job(int exit_code) const {
   std::_Exit(exit_code);
 }
 
+int MpiEnvironment::count_failures(bool failed) const {
+  int mine = failed ? 1 : 0;
+  if (!uses_mpi() || size_ == 1) return mine;
+  int total = 0;
+  check(MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, world_), "MPI_Allreduce");
+  return total;
+}
+
 std::string MpiEnvironment::compare_across_ranks(const std::string& text) const {
   if (!uses_mpi() || size_ == 1) return "";
   int length = static_cast<int>(text.size());

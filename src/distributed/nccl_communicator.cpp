@@ -2,10 +2,16 @@
 
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
 #include <c10/cuda/CUDAStream.h>
 #include <nccl.h>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
 #include <iostream>
 #include <optional>
 #include <thread>
@@ -58,17 +64,18 @@ class NcclCommunicator final : public Communicator {
     rank_ = host_->rank();
     size_ = host_->size();
     who_ = "[rank " + std::to_string(rank_) + "/" + std::to_string(size_) + "] nccl";
+    // Work that relies on the current device (cuBLAS handles, NCCL's own checks) must see this
+    // rank's GPU.
+    c10::cuda::set_device(device_.index());
     c10::cuda::CUDAGuard guard(device_.index());
+    reject_shared_gpus();
     ncclUniqueId id;
     if (rank_ == 0) check(ncclGetUniqueId(&id), "ncclGetUniqueId", "init");
     auto id_bytes = torch::from_blob(&id, {static_cast<std::int64_t>(sizeof(id))}, torch::kUInt8);
     host_->broadcast(id_bytes, 0, "nccl unique id");
     initialize(id);
     stream_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device_.index());
-    MPI_Comm arrivals_parent = MPI_COMM_NULL;
-    MPI_Comm_dup(bootstrap, &arrivals_parent);
-    arrivals_ = std::make_unique<ArrivalBoard>(arrivals_parent, thread_multiple_);
-    MPI_Comm_free(&arrivals_parent);
+    arrivals_ = std::make_unique<ArrivalBoard>(bootstrap, thread_multiple_);  // duplicates it
     CollectiveWatchdog::Hooks hooks;
     hooks.poll = [this] {
       if (thread_multiple_) arrivals_->poll();
@@ -85,13 +92,28 @@ class NcclCommunicator final : public Communicator {
     watchdog_ = std::make_unique<CollectiveWatchdog>(who_, options_.timeout, grace, hooks);
   }
 
+  // Finalizes with a deadline: a peer that died with collectives still queued must not turn
+  // the teardown into a hang. The watchdog stays alive until the end for the same reason.
   ~NcclCommunicator() override {
-    watchdog_.reset();
     if (comm_ != nullptr) {
       c10::cuda::CUDAGuard guard(device_.index());
-      stream_->synchronize();
-      ncclCommDestroy(comm_);
+      ncclResult_t state = ncclCommFinalize(comm_);
+      const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+      while (state == ncclInProgress && std::chrono::steady_clock::now() < deadline) {
+        if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (state == ncclSuccess) {
+        ncclCommDestroy(comm_);
+      } else {
+        std::cerr << (who_ + " warning: NCCL finalize did not complete (" + ncclGetErrorString(state) +
+                      "); aborting the communicator\n")
+                  << std::flush;
+        ncclCommAbort(comm_);
+      }
+      comm_ = nullptr;
     }
+    watchdog_.reset();
   }
 
   int rank() const override { return rank_; }
@@ -100,6 +122,8 @@ class NcclCommunicator final : public Communicator {
 
   std::shared_ptr<Work> allreduce_async(torch::Tensor tensor, ReduceOp op, std::string label) override {
     validate_reduction(tensor, op, label);
+    // Small host-side values (epoch totals, evaluation loss) go over MPI.
+    if (tensor.device().is_cpu()) return host_->allreduce_async(std::move(tensor), op, std::move(label));
     require_device_tensor(tensor, "allreduce", label);
     const auto sequence = next_sequence_++;
     auto done = enqueue(tensor, sequence, label, [&](cudaStream_t stream) {
@@ -111,6 +135,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   void broadcast(torch::Tensor tensor, int root, std::string label) override {
+    if (tensor.device().is_cpu()) return host_->broadcast(std::move(tensor), root, std::move(label));
     require_device_tensor(tensor, "broadcast", label);
     const auto sequence = next_sequence_++;
     auto done = enqueue(tensor, sequence, label, [&](cudaStream_t stream) {
@@ -133,7 +158,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   [[noreturn]] void abort(int exit_code, const std::string& why) override {
-    std::cerr << why << std::endl;
+    std::cerr << (why + "\n") << std::flush;  // one write: ranks share the terminal
     if (comm_ != nullptr) ncclCommAbort(comm_);  // releases ranks blocked in NCCL kernels
     MPI_Abort(MPI_COMM_WORLD, exit_code);
     std::_Exit(exit_code);
@@ -159,11 +184,38 @@ class NcclCommunicator final : public Communicator {
     check(state, operation.c_str(), label);
   }
 
+  // Element-wise collectives only need the elements to fill one dense block of memory, in any
+  // order: channels-last weights qualify as they are.
   void require_device_tensor(const torch::Tensor& tensor, const char* operation, const std::string& label) const {
-    if (tensor.device() != device_ || !tensor.is_contiguous()) {
-      throw CommunicationError(who_ + " " + operation + " (" + label + "): needs a contiguous tensor on " +
-                               device_.str() + ", got one on " + tensor.device().str() +
-                               (tensor.is_contiguous() ? "" : " (not contiguous)"));
+    const bool dense = tensor.is_non_overlapping_and_dense();
+    if (tensor.device() != device_ || !dense) {
+      throw CommunicationError(who_ + " " + operation + " (" + label + "): needs a dense tensor on " + device_.str() +
+                               ", got one on " + tensor.device().str() + (dense ? "" : " (a strided view)"));
+    }
+  }
+
+  // Two ranks of one node on one GPU (a launcher that set CUDA_VISIBLE_DEVICES to the same card
+  // for every rank) would oversubscribe it and make NCCL fail obscurely: compare GPU UUIDs.
+  void reject_shared_gpus() {
+    cudaDeviceProp properties{};
+    if (cudaGetDeviceProperties(&properties, device_.index()) != cudaSuccess) return;
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    std::string key = std::string(host) + "/";
+    for (const auto byte : properties.uuid.bytes) {
+      char hex[3];
+      std::snprintf(hex, sizeof(hex), "%02x", static_cast<unsigned char>(byte));
+      key += hex;
+    }
+    key.resize(320, '\0');
+    auto mine = torch::from_blob(key.data(), {1, static_cast<std::int64_t>(key.size())}, torch::kUInt8).clone();
+    const auto all = host_->allgatherv(mine, "gpu identity");
+    for (std::int64_t r = 0; r < all.size(0); ++r) {
+      if (r != rank_ && torch::equal(all[r], mine[0])) {
+        throw CommunicationError(who_ + ": ranks " + std::to_string(std::min<std::int64_t>(r, rank_)) + " and " +
+                                 std::to_string(std::max<std::int64_t>(r, rank_)) + " run on the same GPU (" +
+                                 std::string(key.c_str()) + "); give every rank its own GPU");
+      }
     }
   }
 
@@ -200,17 +252,26 @@ class NcclCommunicator final : public Communicator {
     inputs_ready.block(*stream_);
     c10::cuda::CUDACachingAllocator::recordStream(tensor.storage().data_ptr(), *stream_);
     arrivals_->announce(sequence);
+    // Watched from before the launch: with a non-blocking communicator the enqueue itself can
+    // wait for peers (connections are made on first use).
+    auto done = std::make_shared<at::cuda::CUDAEvent>();
+    auto recorded = std::make_shared<std::atomic<bool>>(false);
+    watchdog_->start(sequence, label, [done, recorded] { return recorded->load() && done->query(); });
     ncclResult_t result = launch(stream_->stream());
-    // A non-blocking communicator may still be enqueueing; the call is complete once the async
-    // state leaves ncclInProgress.
+    const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
     while (result == ncclInProgress) {
-      ncclCommGetAsyncError(comm_, &result);
-      if (result == ncclInProgress) std::this_thread::yield();
+      // The call is complete once the communicator's state leaves ncclInProgress.
+      check(ncclCommGetAsyncError(comm_, &result), "ncclCommGetAsyncError", label);
+      if (result != ncclInProgress) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        abort(3, who_ + " error: enqueueing " + label + " did not finish within " + format_seconds(options_.timeout) +
+                     " (--comm-timeout); aborting the job.");
+      }
+      std::this_thread::yield();
     }
     check(result, "collective", label);
-    auto done = std::make_shared<at::cuda::CUDAEvent>();
     done->record(*stream_);
-    watchdog_->start(sequence, label, [done] { return done->query(); });
+    recorded->store(true);
     return done;
   }
 

@@ -19,22 +19,36 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
                                const torch::Tensor& bias, torch::nn::BatchNorm2dImpl* layer, Communicator* communicator) {
     const auto x = input.to(torch::kFloat32);
     const double local_count = static_cast<double>(x.numel() / x.size(1));
-    auto statistics = torch::cat({x.sum(kReduceDims), (x * x).sum(kReduceDims),
-                                  torch::full({1}, local_count, x.options())});
-    communicator->allreduce(statistics, ReduceOp::Sum, "sync batch norm statistics");
+    // Each rank contributes its own mean and sum of squared deviations from it, in fp64; they
+    // are merged exactly (Chan et al.), avoiding the cancellation of E[x^2] - E[x]^2 when the
+    // activations have a large mean.
+    const auto local_mean = x.mean(kReduceDims, false, torch::kFloat64);
+    const auto local_m2 = (x.to(torch::kFloat64) - per_channel(local_mean)).square().sum(kReduceDims);
     const auto channels = x.size(1);
-    const double count = statistics[2 * channels].item<double>();
-    const auto mean = statistics.narrow(0, 0, channels) / count;
-    const auto variance = (statistics.narrow(0, channels, channels) / count - mean * mean).clamp_min(0);
+    auto contribution = torch::cat({local_mean * local_count, local_m2,
+                                    local_mean.square() * local_count,
+                                    torch::full({1}, local_count, local_mean.options())});
+    communicator->allreduce(contribution, ReduceOp::Sum, "sync batch norm statistics");
+    const double count = contribution[3 * channels].item<double>();
+    const auto mean64 = contribution.narrow(0, 0, channels) / count;
+    // Total M2 = sum of local M2 + sum n_r * mean_r^2 - count * mean^2.
+    const auto m2 = contribution.narrow(0, channels, channels) + contribution.narrow(0, 2 * channels, channels) -
+                    mean64.square() * count;
+    const auto variance64 = (m2 / count).clamp_min(0);
+    const auto mean = mean64.to(torch::kFloat32);
+    const auto variance = variance64.to(torch::kFloat32);
     const double eps = layer->options.eps();
     const auto inverse_std = (variance + eps).rsqrt();
     {
       torch::NoGradGuard no_grad;
-      const double momentum = layer->options.momentum().value_or(0.1);
+      layer->num_batches_tracked.add_(1);
+      // No momentum: a cumulative average, as torch::nn::BatchNorm2d does.
+      const double momentum = layer->options.momentum().has_value()
+                                  ? *layer->options.momentum()
+                                  : 1.0 / static_cast<double>(layer->num_batches_tracked.item<std::int64_t>());
       layer->running_mean.mul_(1 - momentum).add_(mean.to(layer->running_mean.dtype()), momentum);
       layer->running_var.mul_(1 - momentum)
-          .add_((variance * (count / std::max(1.0, count - 1))).to(layer->running_var.dtype()), momentum);
-      layer->num_batches_tracked.add_(1);
+          .add_((variance64 * (count / std::max(1.0, count - 1))).to(layer->running_var.dtype()), momentum);
     }
     auto normalized = (x - per_channel(mean)) * per_channel(inverse_std);
     ctx->save_for_backward({normalized, weight, inverse_std});

@@ -48,15 +48,26 @@ void CollectiveWatchdog::run() {
     const auto now = steady_clock::now();
     std::vector<std::uint64_t> completed;
     for (auto& [sequence, pending] : pending_) {
-      if (pending.done && pending.done()) {
+      bool done = false;
+      try {
+        done = pending.done && pending.done();
+      } catch (const std::exception& e) {  // e.g. a sticky CUDA error while querying an event
+        const std::string message = who_ + " error: collective #" + std::to_string(sequence) + " (" + pending.label +
+                                    ") failed: " + e.what() + "; aborting the job.";
+        lock.unlock();
+        hooks_.abort(message);
+        return;
+      }
+      if (done) {
         completed.push_back(sequence);
         continue;
       }
       const auto waited = now - pending.started;
       if (!pending.warned && waited > timeout_ / 2) {
         pending.warned = true;
-        std::cerr << who_ << " warning: collective #" << sequence << " (" << pending.label << ") has waited "
-                  << format_seconds(waited) << " of its " << format_seconds(timeout_) << " timeout\n";
+        std::cerr << (who_ + " warning: collective #" + std::to_string(sequence) + " (" + pending.label +
+                      ") has waited " + format_seconds(waited) + " of its " + format_seconds(timeout_) + " timeout\n")
+                  << std::flush;
       }
       if (waited > timeout_ + grace_) {
         std::string missing = hooks_.describe_missing ? hooks_.describe_missing(sequence) : "";

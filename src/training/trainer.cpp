@@ -264,6 +264,9 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
       // Training loss and accuracy over the whole global batch stream, as one process would see it.
       auto totals = torch::tensor({loss_sum, static_cast<double>(correct), static_cast<double>(seen)}, torch::kFloat64);
       options_.communicator->allreduce(totals, distributed::ReduceOp::Sum, "epoch " + std::to_string(epoch) + " totals");
+      // MPI does not promise bit-identical reduction results on every rank; decisions made from
+      // these values (early stopping, learning-rate plateaus) must not differ between ranks.
+      options_.communicator->broadcast(totals, 0, "epoch totals from rank 0");
       loss_sum = totals[0].item<double>();
       correct = static_cast<std::int64_t>(totals[1].item<double>());
       seen = static_cast<std::int64_t>(totals[2].item<double>());
@@ -365,6 +368,7 @@ Predictions Trainer::predict(const BatchSource& loader) {
     positions = communicator.allgatherv(positions, "evaluation positions").cpu();
     auto total = torch::tensor({loss_sum}, torch::kFloat64);
     communicator.allreduce(total, distributed::ReduceOp::Sum, "evaluation loss");
+    communicator.broadcast(total, 0, "evaluation loss from rank 0");  // the same value everywhere
     loss_sum = total.item<double>();
     // Back into the loader's order, so that every rank (and a single process) sees the same list.
     const auto order = positions.argsort();

@@ -66,5 +66,11 @@ run mismatch 2 -n 1 "$brainmri" train "${common[@]}" --output "$work/mismatch" -
 expect_output mismatch "the configuration differs between ranks"
 expect_output mismatch "rank 1: lr = 0.002"
 
+# A set-up error on one rank only (its config file is missing): every rank stops, none hangs.
+run one_rank_setup 2 -n 1 "$brainmri" train "${common[@]}" --output "$work/one_rank_setup" : \
+                     -n 1 "$brainmri" train "${common[@]}" --output "$work/one_rank_setup" --config "$work/missing.ini"
+expect_output one_rank_setup "[rank 1/2] brainmri train: cannot read --config"
+expect_output one_rank_setup "1 rank(s) failed to start"
+
 if ((failures)); then echo "$failures check(s) failed" >&2; exit 1; fi
 echo "all mpirun CLI checks passed"

@@ -36,6 +36,9 @@ class MpiEnvironment {
   // communicator exists so that mismatched ranks never start training.
   std::string compare_across_ranks(const std::string& text) const;
 
+  // How many ranks report `failed`. Collective; 0 or 1 in a world of one.
+  int count_failures(bool failed) const;
+
   // Ends the whole job from any rank: MPI_Abort when MPI runs, std::exit otherwise.
   [[noreturn]] void abort_job(int exit_code) const;
 
