@@ -26,8 +26,14 @@ using namespace brainmri;
 using distributed::ReduceOp;
 
 namespace {
-
 distributed::MpiEnvironment* environment = nullptr;
+}  // namespace
+
+namespace brainmri::testing {
+distributed::MpiEnvironment& mpi_environment() { return *environment; }
+}  // namespace brainmri::testing
+
+namespace {
 
 std::unique_ptr<distributed::Communicator> make_world() {
   // A short timeout: a test that desynchronizes the ranks fails within seconds instead of

@@ -1,0 +1,95 @@
+#pragma once
+// Runs the jobs of an experiment (folds, trials, stages) over the ranks of an MPI job.
+//
+// The world is split into groups of `ranks_per_job` ranks; each group runs one job at a time
+// (data-parallel inside the group when it has several ranks, with a communicator of its own).
+// World rank 0 coordinates from a thread of its own — so it can also lead a group — handing the
+// next pending job to whichever group asks first: jobs of uneven length keep every group busy.
+// Every start, result and failure goes to the Journal before anything else happens, so the same
+// command resumes a killed experiment: finished jobs are not rerun, interrupted ones are rerun
+// with `resume` set (the job continues from its own checkpoints), and a job that failed
+// 1 + max_retries times stays failed while the others go on.
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "brainmri/distributed/communicator.hpp"
+#include "brainmri/distributed/mpi_environment.hpp"
+#include "brainmri/experiments/journal.hpp"
+
+namespace brainmri::experiments {
+
+struct Assignment {
+  std::string job;
+  int attempt = 1;      // 1 for the first start
+  bool resume = false;  // an earlier attempt was interrupted: continue from its checkpoints
+};
+
+// The bookkeeping of rank 0, without any communication (unit-testable alone).
+class Coordinator {
+ public:
+  Coordinator(std::vector<std::string> jobs, Journal& journal, int max_retries);
+  std::optional<Assignment> next();  // a pending job, now marked running in the journal
+  void report(const std::string& job, bool ok, const nlohmann::json& result, const std::string& error);
+  bool done() const { return pending_.empty() && running_.empty(); }
+  bool has_pending() const { return !pending_.empty(); }
+
+ private:
+  Journal& journal_;
+  int max_retries_;
+  std::deque<std::string> pending_;
+  std::set<std::string> running_;
+  std::map<std::string, int> failures_;  // this run's and earlier runs' failed attempts
+};
+
+struct JobContext {
+  const Assignment& assignment;
+  distributed::Communicator& group;  // the ranks running this job together
+};
+// Runs one job on every rank of a group and returns its result (the group leader's is kept);
+// throws on failure.
+using JobBody = std::function<nlohmann::json(const JobContext&)>;
+
+struct SchedulerOptions {
+  int ranks_per_job = 1;
+  int max_retries = 2;
+};
+
+class JobScheduler {
+ public:
+  // Collective over `world`; its size must be a multiple of ranks_per_job.
+  JobScheduler(const distributed::MpiEnvironment& environment, distributed::Communicator& world, SchedulerOptions options);
+  ~JobScheduler();
+
+  // Runs every job that the journal does not show finished (or failed for good) and returns the
+  // final status of each job, on every rank. Collective; `journal` is used on world rank 0 only.
+  std::map<std::string, JobStatus> run(const std::vector<std::string>& jobs, Journal* journal, const JobBody& body);
+
+  distributed::Communicator& group() { return *group_; }
+  int group_index() const { return group_index_; }
+  int group_count() const { return group_count_; }
+
+ private:
+  void coordinate(const std::vector<std::string>& jobs, Journal& journal);
+  std::string exchange_with_coordinator(const std::string& report);
+
+  const distributed::MpiEnvironment& environment_;
+  distributed::Communicator& world_;
+  SchedulerOptions options_;
+  std::unique_ptr<distributed::Communicator> group_;
+  int group_index_ = 0;
+  int group_count_ = 1;
+  MPI_Comm control_ = MPI_COMM_NULL;  // coordinator <-> group leaders
+};
+
+// Sends `text` from `root` to every rank of `communicator`.
+void broadcast_text(distributed::Communicator& communicator, std::string& text, int root);
+
+}  // namespace brainmri::experiments

@@ -1,0 +1,200 @@
+#include "brainmri/experiments/scheduler.hpp"
+
+#include <iostream>
+#include <stdexcept>
+#include <thread>
+
+namespace brainmri::experiments {
+using nlohmann::json;
+
+namespace {
+constexpr int kRequestTag = 7101;  // leader -> coordinator: the last job's outcome, and "next?"
+constexpr int kAssignTag = 7102;   // coordinator -> leader: a job, or {"done": true}
+
+void send_text(const std::string& text, int destination, int tag, MPI_Comm comm) {
+  MPI_Request request;
+  MPI_Isend(text.data(), static_cast<int>(text.size()), MPI_CHAR, destination, tag, comm, &request);
+  MPI_Wait(&request, MPI_STATUS_IGNORE);
+}
+
+std::string receive_text(int source, int tag, MPI_Comm comm, int* from = nullptr) {
+  MPI_Status status;
+  MPI_Probe(source, tag, comm, &status);
+  int length = 0;
+  MPI_Get_count(&status, MPI_CHAR, &length);
+  std::string text(static_cast<std::size_t>(length), '\0');
+  MPI_Recv(text.data(), length, MPI_CHAR, status.MPI_SOURCE, tag, comm, MPI_STATUS_IGNORE);
+  if (from != nullptr) *from = status.MPI_SOURCE;
+  return text;
+}
+
+json assignment_json(const Assignment& a) { return {{"job", a.job}, {"attempt", a.attempt}, {"resume", a.resume}}; }
+
+}  // namespace
+
+void broadcast_text(distributed::Communicator& communicator, std::string& text, int root) {
+  auto length = torch::tensor({static_cast<std::int64_t>(text.size())}, torch::kInt64);
+  communicator.broadcast(length, root, "text length");
+  text.resize(static_cast<std::size_t>(length.item<std::int64_t>()));
+  if (text.empty()) return;
+  auto bytes = torch::from_blob(text.data(), {static_cast<std::int64_t>(text.size())}, torch::kUInt8);
+  communicator.broadcast(bytes, root, "text");
+}
+
+Coordinator::Coordinator(std::vector<std::string> jobs, Journal& journal, int max_retries)
+    : journal_(journal), max_retries_(max_retries) {
+  // Failed attempts of earlier runs count against the retry limit; interrupted ones do not.
+  for (const auto& job : jobs) {
+    const auto status = journal_.status(job);
+    if (status.state == JobState::Finished) continue;
+    if (status.state == JobState::Failed && status.failures > max_retries_) continue;
+    failures_[job] = status.failures;
+    pending_.push_back(job);
+  }
+}
+
+std::optional<Assignment> Coordinator::next() {
+  if (pending_.empty()) return std::nullopt;
+  Assignment a;
+  a.job = pending_.front();
+  pending_.pop_front();
+  const auto before = journal_.status(a.job);
+  a.resume = before.state == JobState::Interrupted;
+  a.attempt = before.attempts + 1;
+  journal_.started(a.job);
+  running_.insert(a.job);
+  return a;
+}
+
+void Coordinator::report(const std::string& job, bool ok, const json& result, const std::string& error) {
+  if (running_.erase(job) == 0) throw std::logic_error("a result for job '" + job + "', which is not running");
+  if (ok) {
+    journal_.finished(job, result);
+    return;
+  }
+  journal_.failed(job, error);
+  if (++failures_[job] <= max_retries_) pending_.push_back(job);  // retried after the others
+}
+
+JobScheduler::JobScheduler(const distributed::MpiEnvironment& environment, distributed::Communicator& world,
+                           SchedulerOptions options)
+    : environment_(environment), world_(world), options_(options) {
+  if (options_.ranks_per_job < 1 || world_.size() % options_.ranks_per_job != 0) {
+    throw std::invalid_argument("--ranks-per-job " + std::to_string(options_.ranks_per_job) + " does not divide the " +
+                                std::to_string(world_.size()) + " ranks of this job");
+  }
+  group_count_ = world_.size() / options_.ranks_per_job;
+  group_index_ = world_.rank() / options_.ranks_per_job;
+  group_ = world_.split(group_index_, world_.rank());
+  if (group_count_ > 1 || world_.size() > 1) {
+    if (!environment_.uses_mpi() || !environment_.thread_multiple()) {
+      throw std::runtime_error("the job scheduler needs MPI with MPI_THREAD_MULTIPLE (the coordinator is a thread)");
+    }
+    MPI_Comm_dup(environment_.world(), &control_);
+  }
+}
+
+JobScheduler::~JobScheduler() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (control_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&control_);
+}
+
+void JobScheduler::coordinate(const std::vector<std::string>& jobs, Journal& journal) {
+  Coordinator coordinator(jobs, journal, options_.max_retries);
+  std::deque<int> idle;  // leaders waiting for work
+  int released = 0;
+  while (released < group_count_) {
+    int leader = -1;
+    const auto request = json::parse(receive_text(MPI_ANY_SOURCE, kRequestTag, control_, &leader));
+    if (request.contains("job")) {
+      coordinator.report(request.at("job").get<std::string>(), request.at("ok").get<bool>(),
+                         request.value("result", json::object()), request.value("error", std::string()));
+    }
+    idle.push_back(leader);
+    // A group never idles while a job is pending; it is released once nothing can come any more
+    // (a running job that fails may still put itself back in the queue).
+    while (!idle.empty() && coordinator.has_pending()) {
+      const auto assignment = coordinator.next();
+      send_text(assignment_json(*assignment).dump(), idle.front(), kAssignTag, control_);
+      idle.pop_front();
+    }
+    if (coordinator.done()) {
+      for (const int waiting : idle) send_text(json{{"done", true}}.dump(), waiting, kAssignTag, control_);
+      released += static_cast<int>(idle.size());
+      idle.clear();
+    }
+  }
+}
+
+std::string JobScheduler::exchange_with_coordinator(const std::string& report) {
+  send_text(report, 0, kRequestTag, control_);
+  return receive_text(0, kAssignTag, control_);
+}
+
+std::map<std::string, JobStatus> JobScheduler::run(const std::vector<std::string>& jobs, Journal* journal,
+                                                   const JobBody& body) {
+  const bool coordinator_rank = world_.rank() == 0;
+  if (coordinator_rank && journal == nullptr) throw std::invalid_argument("rank 0 needs the experiment's journal");
+
+  if (control_ == MPI_COMM_NULL) {
+    // A world of one: the same bookkeeping, in this thread.
+    Coordinator coordinator(jobs, *journal, options_.max_retries);
+    while (auto assignment = coordinator.next()) {
+      try {
+        coordinator.report(assignment->job, true, body({*assignment, *group_}), "");
+      } catch (const std::exception& e) {
+        coordinator.report(assignment->job, false, {}, e.what());
+      }
+    }
+  } else {
+    std::thread coordinator_thread;
+    if (coordinator_rank) coordinator_thread = std::thread([&] { coordinate(jobs, *journal); });
+    const bool leader = group_->rank() == 0;
+    json report = json::object();
+    for (;;) {
+      std::string message = leader ? exchange_with_coordinator(report.dump()) : std::string();
+      broadcast_text(*group_, message, 0);
+      const auto assignment_message = json::parse(message);
+      if (assignment_message.value("done", false)) break;
+      const Assignment assignment{assignment_message.at("job").get<std::string>(), assignment_message.at("attempt").get<int>(),
+                                  assignment_message.at("resume").get<bool>()};
+      json result;
+      std::string error;
+      try {
+        result = body({assignment, *group_});
+      } catch (const std::exception& e) {
+        error = std::string(e.what()).empty() ? "unknown error" : e.what();
+      }
+      // A job fails if it failed on any rank of its group.
+      auto failed = torch::tensor({error.empty() ? 0 : 1}, torch::kInt32);
+      group_->allreduce(failed, distributed::ReduceOp::Sum, "job outcome");
+      if (failed.item<int>() > 0 && error.empty()) error = "failed on another rank of its group";
+      report = {{"job", assignment.job}, {"ok", error.empty()}, {"result", result}, {"error", error}};
+    }
+    if (coordinator_thread.joinable()) coordinator_thread.join();
+  }
+
+  // Every rank leaves with the journal's view of the experiment.
+  std::string summary;
+  if (coordinator_rank) {
+    json statuses = json::object();
+    for (const auto& job : jobs) {
+      const auto s = journal->status(job);
+      statuses[job] = {{"state", to_string(s.state)}, {"attempts", s.attempts}, {"failures", s.failures},
+                       {"result", s.result}, {"error", s.error}};
+    }
+    summary = statuses.dump();
+  }
+  broadcast_text(world_, summary, 0);
+  std::map<std::string, JobStatus> out;
+  const json parsed = json::parse(summary);
+  for (auto it = parsed.begin(); it != parsed.end(); ++it) {
+    const json& s = it.value();
+    out[it.key()] = JobStatus{job_state_from_string(s.at("state").get<std::string>()), s.at("attempts").get<int>(),
+                              s.at("failures").get<int>(), s.at("result"), s.at("error").get<std::string>()};
+  }
+  return out;
+}
+
+}  // namespace brainmri::experiments
