@@ -321,56 +321,34 @@ int abort_job_on_failure(const distributed::MpiEnvironment& environment, const s
   environment.abort_job(kExitFailure);
 }
 
-int run_train(int argc, const char* const argv[], const distributed::MpiEnvironment& environment) {
-  const auto options = train_options();
-  po::variables_map vm;
-  training::TrainOptions stage1;
-  std::string config_text, loader_kind;
+std::chrono::milliseconds comm_timeout(const po::variables_map& vm) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(vm["comm-timeout"].as<double>() * 1000));
+}
+
+distributed::CommunicatorOptions communicator_options(const po::variables_map& vm) { return {comm_timeout(vm)}; }
+
+// Where one training run goes and what it validates on.
+struct RunPlacement {
   fs::path output;
-  torch::Device device = torch::kCPU;
-  agree_on_setup(environment, "train", [&] {
-    vm = parse_with_config(argc, argv, options);
-    if (vm.count("help")) return;
-    if (!vm.count("data") || !vm.count("output")) throw UsageError("train needs --data and --output");
-    loader_kind = vm["loader"].as<std::string>();
-    if (loader_kind != "auto" && loader_kind != "memory" && loader_kind != "stream") {
-      throw UsageError("--loader must be auto, memory or stream, got " + loader_kind);
-    }
-    if (vm["memory-limit-mb"].as<int>() < 0) throw UsageError("--memory-limit-mb must be >= 0");
-    output = vm["output"].as<std::string>();
-    stage1 = trainer_options(vm, output);
-    stage1.stage_name = vm["finetune-epochs"].as<int>() > 0 ? "stage1" : "train";
-    try {
-      training::validate_train_options(stage1);
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(e.what());
-    }
-    if (vm["comm-timeout"].as<double>() <= 0) throw UsageError("--comm-timeout must be > 0 seconds");
-    if (vm["bucket-mb"].as<double>() <= 0 || vm["first-bucket-mb"].as<double>() <= 0) {
-      throw UsageError("--bucket-mb and --first-bucket-mb must be > 0");
-    }
-    config_text = resolved_config(options, vm);
-    device = pick_device(vm["device"].as<std::string>(), environment);
-  });
-  if (vm.count("help")) {
-    if (environment.rank() == 0) std::cout << "Usage: brainmri train --data DIR --output DIR [options]\n\n" << options << "\n";
-    return kExitOk;
-  }
-  if (const auto mismatch = environment.compare_across_ranks(config_text); !mismatch.empty()) {
-    throw UsageError(mismatch + "\nEvery rank must be started with the same options and config file.");
-  }
-  const Console console(environment, vm["log-all-ranks"].as<bool>());
-  set_threads(threads_option(vm), environment);
-  return abort_job_on_failure(environment, "train", [&] {
-  const auto communicator = distributed::make_communicator(
-      environment, vm["backend"].as<std::string>(), device,
-      {std::chrono::milliseconds(static_cast<std::int64_t>(vm["comm-timeout"].as<double>() * 1000))});
-  stage1.communicator = communicator.get();
-  const bool writer = environment.rank() == 0;
+  int val_fold = 0;
+  std::string val_split;  // non-empty: validate on this split instead of a fold
+  bool resume = false;
+};
+
+// One training run as `brainmri train` does it — one or two stages, then the validation files —
+// on the ranks of `communicator` (all of them, or one group of a cross-validation). Returns the
+// validation summary (every rank gets it); rank 0 of the communicator writes the files.
+json train_run(const po::variables_map& vm, training::TrainOptions stage1, const RunPlacement& where,
+               distributed::Communicator& communicator, const torch::Device& device,
+               const std::function<void(const std::string&)>& say, const std::string& command,
+               const std::string& config_text) {
+  stage1.communicator = &communicator;
+  stage1.output_dir = where.output;
+  const bool writer = communicator.rank() == 0;
   torch::manual_seed(stage1.seed);
 
   const data::ShardedDataset dataset(vm["data"].as<std::string>());
-  const auto [train_ids, val_ids] = select_samples(dataset, vm["val-fold"].as<int>(), vm["val-split"].as<std::string>());
+  const auto [train_ids, val_ids] = select_samples(dataset, where.val_fold, where.val_split);
   if (train_ids.empty() || val_ids.empty()) throw UsageError("the training or the validation selection is empty");
 
   models::ModelOptions model_options;
@@ -385,40 +363,39 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
   const auto pretrained = vm["pretrained"].as<std::string>();
   if (!pretrained.empty()) {
     const auto report = models::load_keras_weights(*model, pretrained);
-    console.line("Loaded " + std::to_string(report.layers_loaded) + " layers (" + std::to_string(report.tensors_loaded) +
-                 " tensors) from " + pretrained);
+    say("Loaded " + std::to_string(report.layers_loaded) + " layers (" + std::to_string(report.tensors_loaded) +
+        " tensors) from " + pretrained);
   }
   model->set_trainable_backbone_groups(vm["trainable-blocks"].as<int>());
 
-  fs::create_directories(output);
-  if (writer) write_file_atomically(output / "config.ini", "# brainmri " + std::string(kVersion) + " train\n" + config_text);
-  const std::string selection = vm["val-split"].as<std::string>().empty()
-                                    ? "fold " + std::to_string(vm["val-fold"].as<int>())
-                                    : "split " + vm["val-split"].as<std::string>();
-  console.line("Training " + model->model_name() + " on " + std::to_string(train_ids.size()) + " images, validating on " +
-               std::to_string(val_ids.size()) + " (" + selection + "), device " + device.str() +
-               (environment.size() > 1 ? ", " + std::to_string(environment.size()) + " ranks (" +
-                                             communicator->backend() + "), global batch " +
-                                             std::to_string(stage1.batch_size * environment.size())
-                                       : std::string()));
+  fs::create_directories(where.output);
+  if (writer) {
+    write_file_atomically(where.output / "config.ini", "# brainmri " + std::string(kVersion) + " " + command + "\n" + config_text);
+  }
+  const std::string selection = where.val_split.empty() ? "fold " + std::to_string(where.val_fold) : "split " + where.val_split;
+  say("Training " + model->model_name() + " on " + std::to_string(train_ids.size()) + " images, validating on " +
+      std::to_string(val_ids.size()) + " (" + selection + "), device " + device.str() +
+      (communicator.size() > 1 ? ", " + std::to_string(communicator.size()) + " ranks (" + communicator.backend() +
+                                     "), global batch " + std::to_string(stage1.batch_size * communicator.size())
+                               : std::string()));
   const auto memory_limit = static_cast<std::size_t>(vm["memory-limit-mb"].as<int>()) << 20;
+  const auto loader_kind = vm["loader"].as<std::string>();
   const auto train_source = training::make_loader(dataset, train_ids, device, loader_kind, memory_limit);
   const auto val_source = training::make_loader(dataset, val_ids, device, loader_kind, memory_limit);
-  const auto& train_loader = *train_source;
-  const auto& val_loader = *val_source;
 
   auto run_stage = [&](const training::TrainOptions& stage_options) {
     training::Trainer trainer(model, stage_options, device);
-    trainer.on_epoch = [&](const training::EpochRecord& r) { console.line(format_epoch(r)); };
-    if (vm["resume"].as<bool>() && fs::exists(trainer.last_checkpoint())) {
+    trainer.on_epoch = [&](const training::EpochRecord& r) { say(format_epoch(r)); };
+    if (where.resume && fs::exists(trainer.last_checkpoint())) {
       trainer.resume(trainer.last_checkpoint());
-      console.line("Resumed " + stage_options.stage_name + " from " + trainer.last_checkpoint().string());
+      say("Resumed " + stage_options.stage_name + " from " + trainer.last_checkpoint().string());
     }
-    trainer.fit(train_loader, &val_loader);
-    return trainer.predict(val_loader);
+    trainer.fit(*train_source, val_source.get());
+    return trainer.predict(*val_source);
   };
   auto predictions = run_stage(stage1);
-  fs::path final_checkpoint = output / (stage1.stage_name + (stage1.early_stopping.restore_best ? "_best.pt" : "_last.pt"));
+  fs::path final_checkpoint =
+      where.output / (stage1.stage_name + (stage1.early_stopping.restore_best ? "_best.pt" : "_last.pt"));
 
   if (vm["finetune-epochs"].as<int>() > 0) {
     const auto from = vm["finetune-from"].as<std::string>();
@@ -432,28 +409,111 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
     stage2.epochs = vm["finetune-epochs"].as<int>();
     stage2.optimizer.learning_rate = vm["finetune-lr"].as<double>();
     predictions = run_stage(stage2);
-    final_checkpoint = output / (stage2.early_stopping.restore_best ? "finetune_best.pt" : "finetune_last.pt");
+    final_checkpoint = where.output / (stage2.early_stopping.restore_best ? "finetune_best.pt" : "finetune_last.pt");
   }
-  if (!writer) return kExitOk;  // rank 0 writes the run's files
-  if (fs::exists(final_checkpoint)) fs::copy_file(final_checkpoint, output / "model.pt", fs::copy_options::overwrite_existing);
 
-  const json context = {{"command", "train"},
+  const int k = static_cast<int>(dataset.class_names().size());
+  const auto scores = training::score_predictions(predictions, k);
+  const auto predicted = metrics::argmax_rows(predictions.probabilities, k);
+  json outcome = {{"accuracy", scores.accuracy},
+                  {"macro_f1", scores.macro_f1},
+                  {"macro_auc", std::isnan(scores.macro_auc) ? json(nullptr) : json(scores.macro_auc)},
+                  {"loss", scores.loss},
+                  {"validation_samples", static_cast<int>(predictions.labels.size())},
+                  {"run_directory", where.output.string()},
+                  {"report", metrics::format_classification_report(
+                                 metrics::classification_report(metrics::ConfusionMatrix(predictions.labels, predicted, k),
+                                                                dataset.class_names()),
+                                 4)}};
+  if (!writer) return outcome;
+  if (fs::exists(final_checkpoint)) {
+    fs::copy_file(final_checkpoint, where.output / "model.pt", fs::copy_options::overwrite_existing);
+  }
+  const json context = {{"command", command},
                         {"dataset", fs::absolute(dataset.directory()).string()},
                         {"selection", selection},
                         {"model", model->model_name()},
-                        {"ranks", environment.size()},
-                        {"checkpoint", (output / "model.pt").string()}};
-  training::write_evaluation(output / "validation", predictions, dataset.class_names(), context,
+                        {"ranks", communicator.size()},
+                        {"checkpoint", (where.output / "model.pt").string()}};
+  training::write_evaluation(where.output / "validation", predictions, dataset.class_names(), context,
                              vm["bootstrap-seed"].as<std::uint64_t>());
-  const auto predicted = metrics::argmax_rows(predictions.probabilities, static_cast<int>(dataset.class_names().size()));
-  std::cout << "\n" << environment.log_prefix() << "Validation (" << predictions.labels.size() << " images):\n"
-            << metrics::format_classification_report(
-                   metrics::classification_report(
-                       metrics::ConfusionMatrix(predictions.labels, predicted, static_cast<int>(dataset.class_names().size())),
-                       dataset.class_names()),
-                   4)
-            << "\nRun directory: " << output.string() << " (model.pt, validation/metrics.json, train_log.jsonl)\n";
-  return kExitOk;
+  return outcome;
+}
+
+// The parsed, validated and cross-rank-checked options of a training command (train, cv).
+struct TrainingSetup {
+  po::variables_map vm;
+  training::TrainOptions stage1;
+  std::string config_text;
+  fs::path output;
+  torch::Device device = torch::kCPU;
+  bool help = false;
+};
+
+TrainingSetup prepare_training(int argc, const char* const argv[], const po::options_description& options,
+                               const distributed::MpiEnvironment& environment, const std::string& command,
+                               const std::function<void(const po::variables_map&)>& extra_checks = {}) {
+  TrainingSetup setup;
+  auto& vm = setup.vm;
+  agree_on_setup(environment, command, [&] {
+    vm = parse_with_config(argc, argv, options);
+    if (vm.count("help")) return;
+    if (!vm.count("data") || !vm.count("output")) throw UsageError(command + " needs --data and --output");
+    const auto loader_kind = vm["loader"].as<std::string>();
+    if (loader_kind != "auto" && loader_kind != "memory" && loader_kind != "stream") {
+      throw UsageError("--loader must be auto, memory or stream, got " + loader_kind);
+    }
+    if (vm["memory-limit-mb"].as<int>() < 0) throw UsageError("--memory-limit-mb must be >= 0");
+    setup.output = vm["output"].as<std::string>();
+    setup.stage1 = trainer_options(vm, setup.output);
+    setup.stage1.stage_name = vm["finetune-epochs"].as<int>() > 0 ? "stage1" : "train";
+    try {
+      training::validate_train_options(setup.stage1);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+    if (vm["comm-timeout"].as<double>() <= 0) throw UsageError("--comm-timeout must be > 0 seconds");
+    if (vm["bucket-mb"].as<double>() <= 0 || vm["first-bucket-mb"].as<double>() <= 0) {
+      throw UsageError("--bucket-mb and --first-bucket-mb must be > 0");
+    }
+    if (extra_checks) extra_checks(vm);
+    setup.config_text = resolved_config(options, vm);
+    setup.device = pick_device(vm["device"].as<std::string>(), environment);
+  });
+  setup.help = vm.count("help") > 0;
+  if (setup.help) return setup;
+  if (const auto mismatch = environment.compare_across_ranks(setup.config_text); !mismatch.empty()) {
+    throw UsageError(mismatch + "\nEvery rank must be started with the same options and config file.");
+  }
+  set_threads(threads_option(vm), environment);
+  return setup;
+}
+
+int run_train(int argc, const char* const argv[], const distributed::MpiEnvironment& environment) {
+  const auto options = train_options();
+  auto setup = prepare_training(argc, argv, options, environment, "train");
+  if (setup.help) {
+    if (environment.rank() == 0) std::cout << "Usage: brainmri train --data DIR --output DIR [options]\n\n" << options << "\n";
+    return kExitOk;
+  }
+  const auto& vm = setup.vm;
+  const auto& output = setup.output;
+  const auto& device = setup.device;
+  const auto& stage1 = setup.stage1;
+  const auto& config_text = setup.config_text;
+  const Console console(environment, vm["log-all-ranks"].as<bool>());
+  return abort_job_on_failure(environment, "train", [&] {
+    const auto communicator = distributed::make_communicator(environment, vm["backend"].as<std::string>(), device,
+                                                             communicator_options(vm));
+    const RunPlacement where{output, vm["val-fold"].as<int>(), vm["val-split"].as<std::string>(), vm["resume"].as<bool>()};
+    const auto outcome = train_run(vm, stage1, where, *communicator, device, [&](const std::string& line) { console.line(line); },
+                                   "train", config_text);
+    if (communicator->rank() == 0) {
+      std::cout << "\n" << environment.log_prefix() << "Validation (" << outcome.at("validation_samples").get<int>()
+                << " images):\n" << outcome.at("report").get<std::string>() << "\nRun directory: " << output.string()
+                << " (model.pt, validation/metrics.json, train_log.jsonl)\n";
+    }
+    return kExitOk;
   });
 }
 
