@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <mpi.h>
+
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/distributed/sync_batch_norm.hpp"
@@ -390,8 +392,9 @@ Predictions Trainer::predict(const BatchSource& loader) {
 }
 
 void Trainer::inject_fault_if_requested(std::int64_t global_step) const {
-  // BRAINMRI_INJECT_FAULT=<throw|hang|exit>:<rank>:<step> makes one rank fail at one training
-  // step (counted from 0 in this process), to test that the job ends instead of hanging.
+  // BRAINMRI_INJECT_FAULT=<throw|hang|exit>:<rank>:<step> makes one rank (MPI world rank) fail at
+  // one training step (counted from 0 by each Trainer), to test that the job ends instead of
+  // hanging and that interrupted experiments resume.
   static const std::string spec = [] {
     const char* value = std::getenv("BRAINMRI_INJECT_FAULT");
     return value == nullptr ? std::string() : std::string(value);
@@ -402,7 +405,14 @@ void Trainer::inject_fault_if_requested(std::int64_t global_step) const {
     throw std::invalid_argument("BRAINMRI_INJECT_FAULT must be <throw|hang|exit>:<rank>:<step>, got " + spec);
   }
   const auto kind = spec.substr(0, first);
-  if (std::stoi(spec.substr(first + 1, second - first - 1)) != rank_ || std::stoll(spec.substr(second + 1)) != global_step) return;
+  // The MPI world rank (a trainer in a group of a cross-validation knows only its group rank).
+  int world_rank = rank_;
+  int mpi_running = 0;
+  MPI_Initialized(&mpi_running);
+  if (mpi_running) MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  if (std::stoi(spec.substr(first + 1, second - first - 1)) != world_rank || std::stoll(spec.substr(second + 1)) != global_step) {
+    return;
+  }
   if (kind == "throw") throw std::runtime_error("injected failure (BRAINMRI_INJECT_FAULT=" + spec + ")");
   if (kind == "exit") std::_Exit(17);
   if (kind == "hang") {

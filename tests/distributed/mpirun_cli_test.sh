@@ -72,5 +72,35 @@ run one_rank_setup 2 -n 1 "$brainmri" train "${common[@]}" --output "$work/one_r
 expect_output one_rank_setup "[rank 1/2] brainmri train: cannot read --config"
 expect_output one_rank_setup "1 rank(s) failed to start"
 
+# brainmri cv: 3 folds shared by 2 ranks, each sample predicted exactly once out of fold.
+"$prep" --out "$work/data3" --folds 3 --seed 1 "$sample/Training" >"$work/prep3.log" 2>&1 || { cat "$work/prep3.log"; exit 1; }
+cv=(--data "$work/data3" --epochs 2 --batch-size 8 --threads-per-rank 1 --comm-timeout 20)
+journal_count() { grep -c "\"state\":\"$2\"" "$1/journal.jsonl" || true; }
+run cv 0 -n 2 "$brainmri" cv "${cv[@]}" --output "$work/cv"
+python3 - "$work/cv/cv_summary.json" "$work/data3/manifest.json" <<'PY' || fail "cv: summary incomplete"
+import json, sys
+summary, manifest = (json.load(open(p)) for p in sys.argv[1:])
+assert len(summary["folds"]) == 3 and not summary["failed"], summary
+assert summary["out_of_fold"]["samples"] == 154, summary["out_of_fold"]
+assert summary["accuracy"]["folds"] == 3 and summary["accuracy"]["std"] is not None
+PY
+[[ $(journal_count "$work/cv" finished) == 3 && $(journal_count "$work/cv" running) == 3 ]] || fail "cv: journal is not 3 runs, 3 results"
+# The same command again: nothing is rerun.
+run cv_again 0 -n 2 "$brainmri" cv "${cv[@]}" --output "$work/cv"
+[[ $(journal_count "$work/cv" running) == 3 ]] || fail "cv: the rerun started finished folds again"
+
+# Killed midway (rank 1 dies in the second epoch of its first fold), then resumed: the same
+# results as the uninterrupted run above.
+run cv_killed nonzero -n 2 -x BRAINMRI_INJECT_FAULT=exit:1:16 "$brainmri" cv "${cv[@]}" --output "$work/cv_resumed"
+run cv_resumed 0 -n 2 "$brainmri" cv "${cv[@]}" --output "$work/cv_resumed"
+[[ $(journal_count "$work/cv_resumed" interrupted) -ge 1 ]] || fail "cv: no fold was recorded as interrupted"
+expect_output cv_resumed "Resumed train from"
+python3 - "$work/cv/cv_summary.json" "$work/cv_resumed/cv_summary.json" <<'PY' || fail "cv: resumed results differ from uninterrupted ones"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+strip = lambda s: ({f["fold"]: (f["accuracy"], f["macro_f1"], f["macro_auc"]) for f in s["folds"]}, s["out_of_fold"])
+assert strip(a) == strip(b), (strip(a), strip(b))
+PY
+
 if ((failures)); then echo "$failures check(s) failed" >&2; exit 1; fi
 echo "all mpirun CLI checks passed"
