@@ -687,7 +687,8 @@ int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment
                    "Trains one run per validation fold (train on the other folds) as `brainmri train` would, each in\n"
                    "DIR/fold-K, then writes DIR/cv_summary.{json,md} and the pooled out-of-fold evaluation in\n"
                    "DIR/out_of_fold. Under mpirun the folds are shared among groups of --ranks-per-job ranks. Progress\n"
-                   "is journaled in DIR/journal.jsonl: the same command resumes an interrupted cross-validation.\n\n"
+                   "is journaled in DIR/journal.jsonl: the same command resumes an interrupted cross-validation.\n"
+                   "--val-fold, --val-split and --resume of the training options do not apply here.\n\n"
                 << options << "\n";
     }
     return kExitOk;
