@@ -1,5 +1,6 @@
 #include "brainmri/experiments/scheduler.hpp"
 
+#include <chrono>
 #include <iostream>
 #include <stdexcept>
 #include <thread>
@@ -18,8 +19,14 @@ void send_text(const std::string& text, int destination, int tag, MPI_Comm comm)
 }
 
 std::string receive_text(int source, int tag, MPI_Comm comm, int* from = nullptr) {
+  // Polls with sleeps instead of MPI_Probe: Open MPI's blocking calls spin, and the coordinator
+  // thread waits for hours on the core of a rank that is training.
   MPI_Status status;
-  MPI_Probe(source, tag, comm, &status);
+  for (int arrived = 0;;) {
+    MPI_Iprobe(source, tag, comm, &arrived, &status);
+    if (arrived) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   int length = 0;
   MPI_Get_count(&status, MPI_CHAR, &length);
   std::string text(static_cast<std::size_t>(length), '\0');
