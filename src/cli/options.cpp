@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace brainmri::cli {
 
@@ -27,6 +28,10 @@ std::string resolved_config(const po::options_description& options, const po::va
     const auto& name = option->long_name();
     if (name == "config" || name == "help" || !values.count(name)) continue;
     const auto& value = values[name].value();
+    if (const auto* list = boost::any_cast<std::vector<std::string>>(&value)) {  // a repeatable option
+      for (const auto& item : *list) out << name << " = " << item << "\n";
+      continue;
+    }
     out << name << " = ";
     if (const auto* s = boost::any_cast<std::string>(&value)) {
       out << *s;

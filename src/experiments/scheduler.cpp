@@ -48,15 +48,35 @@ void broadcast_text(distributed::Communicator& communicator, std::string& text, 
   communicator.broadcast(bytes, root, "text");
 }
 
-Coordinator::Coordinator(std::vector<std::string> jobs, Journal& journal, int max_retries)
-    : journal_(journal), max_retries_(max_retries) {
-  // Failed attempts of earlier runs count against the retry limit; interrupted ones do not.
+Coordinator::Coordinator(JobPlan& plan, Journal& journal, int max_retries)
+    : plan_(plan), journal_(journal), max_retries_(max_retries) {
+  admit(plan_.initial_jobs(), false);
+}
+
+// Queues new jobs, except those an earlier run of the experiment already settled: their results
+// are replayed to the plan, which may create further jobs.
+void Coordinator::admit(const std::vector<std::string>& jobs, bool front) {
+  std::vector<std::string> runnable;
   for (const auto& job : jobs) {
+    if (!known_set_.insert(job).second) continue;
+    known_.push_back(job);
     const auto status = journal_.status(job);
-    if (status.state == JobState::Finished) continue;
-    if (status.state == JobState::Failed && status.failures > max_retries_) continue;
+    if (status.state == JobState::Finished) {
+      admit(plan_.on_finished(job, status.result), true);
+      continue;
+    }
+    // Failed attempts of earlier runs count against the retry limit; interrupted ones do not.
+    if (status.state == JobState::Failed && status.failures > max_retries_) {
+      admit(plan_.on_failed(job), true);
+      continue;
+    }
     failures_[job] = status.failures;
-    pending_.push_back(job);
+    runnable.push_back(job);
+  }
+  if (front) {
+    pending_.insert(pending_.begin(), runnable.begin(), runnable.end());
+  } else {
+    pending_.insert(pending_.end(), runnable.begin(), runnable.end());
   }
 }
 
@@ -77,10 +97,15 @@ void Coordinator::report(const std::string& job, bool ok, const json& result, co
   if (running_.erase(job) == 0) throw std::logic_error("a result for job '" + job + "', which is not running");
   if (ok) {
     journal_.finished(job, result);
+    admit(plan_.on_finished(job, result), true);
     return;
   }
   journal_.failed(job, error);
-  if (++failures_[job] <= max_retries_) pending_.push_back(job);  // retried after the others
+  if (++failures_[job] <= max_retries_) {
+    pending_.push_back(job);  // retried after the others
+  } else {
+    admit(plan_.on_failed(job), true);
+  }
 }
 
 JobScheduler::JobScheduler(const distributed::MpiEnvironment& environment, distributed::Communicator& world,
@@ -107,8 +132,7 @@ JobScheduler::~JobScheduler() {
   if (control_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&control_);
 }
 
-void JobScheduler::coordinate(const std::vector<std::string>& jobs, Journal& journal) {
-  Coordinator coordinator(jobs, journal, options_.max_retries);
+void JobScheduler::coordinate(Coordinator& coordinator) {
   std::deque<int> idle;  // leaders waiting for work
   int released = 0;
   while (released < group_count_) {
@@ -141,22 +165,32 @@ std::string JobScheduler::exchange_with_coordinator(const std::string& report) {
 
 std::map<std::string, JobStatus> JobScheduler::run(const std::vector<std::string>& jobs, Journal* journal,
                                                    const JobBody& body) {
+  FixedJobs plan(jobs);
+  return run(&plan, journal, body);
+}
+
+std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journal, const JobBody& body) {
   const bool coordinator_rank = world_.rank() == 0;
-  if (coordinator_rank && journal == nullptr) throw std::invalid_argument("rank 0 needs the experiment's journal");
+  if (coordinator_rank && (journal == nullptr || plan == nullptr)) {
+    throw std::invalid_argument("rank 0 needs the experiment's plan and journal");
+  }
+  std::unique_ptr<Coordinator> coordinator;
+  if (coordinator_rank) coordinator = std::make_unique<Coordinator>(*plan, *journal, options_.max_retries);
 
   if (control_ == MPI_COMM_NULL) {
     // A world of one: the same bookkeeping, in this thread.
-    Coordinator coordinator(jobs, *journal, options_.max_retries);
-    while (auto assignment = coordinator.next()) {
+    while (auto assignment = coordinator->next()) {
       try {
-        coordinator.report(assignment->job, true, body({*assignment, *group_}), "");
+        coordinator->report(assignment->job, true, body({*assignment, *group_}), "");
+      } catch (const c10::Error& e) {
+        coordinator->report(assignment->job, false, {}, e.what_without_backtrace());
       } catch (const std::exception& e) {
-        coordinator.report(assignment->job, false, {}, e.what());
+        coordinator->report(assignment->job, false, {}, e.what());
       }
     }
   } else {
     std::thread coordinator_thread;
-    if (coordinator_rank) coordinator_thread = std::thread([&] { coordinate(jobs, *journal); });
+    if (coordinator_rank) coordinator_thread = std::thread([&] { coordinate(*coordinator); });
     const bool leader = group_->rank() == 0;
     json report = json::object();
     for (;;) {
@@ -170,6 +204,8 @@ std::map<std::string, JobStatus> JobScheduler::run(const std::vector<std::string
       std::string error;
       try {
         result = body({assignment, *group_});
+      } catch (const c10::Error& e) {
+        error = e.what_without_backtrace();
       } catch (const std::exception& e) {
         error = std::string(e.what()).empty() ? "unknown error" : e.what();
       }
@@ -186,7 +222,7 @@ std::map<std::string, JobStatus> JobScheduler::run(const std::vector<std::string
   std::string summary;
   if (coordinator_rank) {
     json statuses = json::object();
-    for (const auto& job : jobs) {
+    for (const auto& job : coordinator->jobs()) {
       const auto s = journal->status(job);
       statuses[job] = {{"state", to_string(s.state)}, {"attempts", s.attempts}, {"failures", s.failures},
                        {"result", s.result}, {"error", s.error}};

@@ -45,6 +45,8 @@ ClassifierPtr create_model(const std::string& name, const ModelOptions& options)
     throw std::invalid_argument("unknown model '" + name + "' (known: " + known + ")");
   }
   if (options.num_classes < 2) throw std::invalid_argument("a classifier needs at least 2 classes");
+  if (options.dropout < 0 || options.dropout >= 1) throw std::invalid_argument("dropout must be in [0, 1)");
+  if (options.dense_units < 1) throw std::invalid_argument("the dense layer needs at least 1 unit");
   if (options.input_channels != 1 && options.input_channels != 3) {
     throw std::invalid_argument("input channels must be 1 or 3, got " + std::to_string(options.input_channels));
   }

@@ -92,6 +92,12 @@ void validate_train_options(const TrainOptions& o) {
   if (o.epochs < 0 || o.batch_size < 1 || o.eval_batch_size < 1) {
     throw std::invalid_argument("epochs must be >= 0 and batch sizes >= 1");
   }
+  if (o.schedule_epochs < 0) throw std::invalid_argument("the schedule's horizon must be >= 0 epochs");
+  if (!(o.optimizer.learning_rate > 0)) throw std::invalid_argument("the learning rate must be > 0");
+  if (o.optimizer.weight_decay < 0) throw std::invalid_argument("weight decay must be >= 0");
+  if (o.optimizer.momentum < 0 || o.optimizer.momentum >= 1) throw std::invalid_argument("momentum must be in [0, 1)");
+  if (o.label_smoothing < 0 || o.label_smoothing >= 1) throw std::invalid_argument("label smoothing must be in [0, 1)");
+  if (o.gradient_clip_norm < 0) throw std::invalid_argument("the gradient clipping norm must be >= 0 (0: off)");
   if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16") {
     throw std::invalid_argument("precision must be auto, fp32 or bf16, got " + o.precision);
   }
@@ -177,7 +183,8 @@ double Trainer::scheduled_learning_rate(int epoch) const {
   } else if (s.name == "step") {
     lr = base * std::pow(s.step_gamma, (epoch - 1) / std::max(1, s.step_epochs));
   } else if (s.name == "cosine") {
-    const int span = std::max(1, options_.epochs - s.warmup_epochs);
+    const int horizon = options_.schedule_epochs > 0 ? options_.schedule_epochs : options_.epochs;
+    const int span = std::max(1, horizon - s.warmup_epochs);
     const double progress = std::clamp(static_cast<double>(epoch - 1 - s.warmup_epochs) / span, 0.0, 1.0);
     lr = s.min_learning_rate + (base - s.min_learning_rate) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
   } else if (s.name == "plateau") {

@@ -2,6 +2,7 @@
 # `mpirun -np 2 brainmri train` end to end on the bundled sample: a clean run, a rank that
 # throws, a rank that hangs, a rank that dies, and ranks started with different options. Each
 # failing job must end on its own (well within `timeout`), non-zero, naming the failing rank.
+# Then `brainmri cv` and `brainmri tune` over 3 folds, each interrupted and resumed.
 #
 # usage: mpirun_cli_test.sh BRAINMRI BRAINMRI_PREP SAMPLE_DIR MPIEXEC WORK_DIR
 set -uo pipefail
@@ -101,6 +102,64 @@ a, b = (json.load(open(p)) for p in sys.argv[1:])
 strip = lambda s: ({f["fold"]: (f["accuracy"], f["macro_f1"], f["macro_auc"]) for f in s["folds"]}, s["out_of_fold"])
 assert strip(a) == strip(b), (strip(a), strip(b))
 PY
+
+# brainmri tune: a 3-fold x 6-trial ASHA search on 2 ranks (one job per rank): 6 trials on the
+# 1-epoch rung, the best 2 go on to 3 epochs from their checkpoints.
+tune=(--data "$work/data3" --epochs 3 --min-epochs 1 --reduction-factor 3 --trials 6 --algorithm asha
+      --batch-size 8 --filters "8,16,32" --threads-per-rank 1 --comm-timeout 20 --ranks-per-job 1
+      --search 'lr: loguniform 1e-4 1e-2' --search 'dropout: uniform 0.2 0.6' --search 'dense-units: choice 32 64')
+run tune 0 -n 2 "$brainmri" tune "${tune[@]}" --output "$work/tune"
+python3 - "$work/tune" <<'PY' || fail "tune: trials table or best config incomplete"
+import csv, json, sys, pathlib
+d = pathlib.Path(sys.argv[1])
+rows = list(csv.DictReader(open(d / "trials.csv")))
+assert len(rows) == 6, rows
+assert sorted(r["state"] for r in rows) == ["completed"] * 2 + ["stopped"] * 4, rows
+assert all(r["fold_0"] and r["fold_1"] and r["fold_2"] for r in rows), rows
+summary = json.load(open(d / "trials.json"))
+assert summary["rung_epochs"] == [1, 3] and summary["best_trial"] is not None, summary
+best = [r for r in rows if r["rank"] == "1"][0]
+assert best["state"] == "completed" and int(best["trial"]) == summary["best_trial"]
+config = (d / "best_config.ini").read_text()
+assert "epochs = 3" in config and f"lr = {best['lr']}" in config, config
+# Every job's single result is in the journal; promoted trials continued from their checkpoints.
+records = [json.loads(l) for l in open(d / "journal.jsonl")]
+finished = [r["job"] for r in records if r["state"] == "finished"]
+assert len(finished) == len(set(finished)) == 6 * 3 + 2 * 3, len(finished)
+log = [json.loads(l) for l in open(d / "trials" / ("trial-%04d" % int(best["trial"])) / "fold-0" / "train_log.jsonl")]
+assert [r["epoch"] for r in log] == [1, 2, 3], log
+PY
+[[ $(journal_count "$work/tune" running) == 24 ]] || fail "tune: expected 24 job starts"
+# The best trial's config runs as it is.
+run tune_best 0 -n 2 "$brainmri" cv --config "$work/tune/best_config.ini" --output "$work/tune_best_cv" --epochs 1 \
+    --threads-per-rank 1
+
+# Killed with SIGKILL midway (mpirun and every rank at once), then the same command again: no
+# finished job runs again, and the trials table equals the uninterrupted search's.
+setsid "$mpiexec" -n 2 "$brainmri" tune "${tune[@]}" --output "$work/tune_killed" >"$work/tune_killed.out" 2>&1 &
+victim=$!
+for _ in $(seq 600); do
+  [[ -f $work/tune_killed/journal.jsonl && $(journal_count "$work/tune_killed" finished) -ge 9 ]] && break
+  sleep 0.1
+done
+kill -KILL -- "-$victim" 2>/dev/null
+wait "$victim" 2>/dev/null
+finished_before=$(journal_count "$work/tune_killed" finished)
+echo "tune_killed: SIGKILL after $finished_before finished jobs"
+((finished_before >= 9 && finished_before < 24)) || fail "tune_killed: killed after $finished_before of 24 jobs, not midway"
+run tune_resumed 0 -n 2 "$brainmri" tune "${tune[@]}" --output "$work/tune_killed"
+python3 - "$work/tune" "$work/tune_killed" <<'PY' || fail "tune: the resumed search differs from the uninterrupted one"
+import csv, json, sys, pathlib, collections
+uninterrupted, resumed = (pathlib.Path(p) for p in sys.argv[1:])
+table = lambda d: [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(open(d / "trials.csv"))]
+assert table(uninterrupted) == table(resumed), (table(uninterrupted), table(resumed))
+records = [json.loads(l) for l in open(resumed / "journal.jsonl")]
+finished = collections.Counter(r["job"] for r in records if r["state"] == "finished")
+assert set(finished.values()) == {1} and len(finished) == 24, finished  # no finished job repeated
+PY
+# A different search in the same directory is refused rather than mixed into its journal.
+run tune_other 2 -n 2 "$brainmri" tune "${tune[@]}" --output "$work/tune" --seed 5
+expect_output tune_other "holds another search"
 
 if ((failures)); then echo "$failures check(s) failed" >&2; exit 1; fi
 echo "all mpirun CLI checks passed"

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -15,6 +16,7 @@
 #include "brainmri/distributed/communicator.hpp"
 #include "brainmri/experiments/journal.hpp"
 #include "brainmri/experiments/scheduler.hpp"
+#include "brainmri/experiments/search.hpp"
 
 namespace brainmri::testing {
 distributed::MpiEnvironment& mpi_environment();
@@ -112,7 +114,8 @@ TEST(Coordinator, RetriesAFailingJobThenGivesUpAndSkipsFinishedOnes) {
   Journal journal(dir / "journal.jsonl");
   journal.started("done");
   journal.finished("done", {});
-  Coordinator coordinator({"done", "flaky", "ok"}, journal, /*max_retries=*/2);
+  FixedJobs plan({"done", "flaky", "ok"});
+  Coordinator coordinator(plan, journal, /*max_retries=*/2);
   std::vector<std::string> order;
   while (auto a = coordinator.next()) {
     order.push_back(a->job + "#" + std::to_string(a->attempt));
@@ -123,7 +126,7 @@ TEST(Coordinator, RetriesAFailingJobThenGivesUpAndSkipsFinishedOnes) {
   EXPECT_EQ(journal.status("flaky").state, JobState::Failed);
   EXPECT_EQ(journal.status("flaky").failures, 3);
   // A rerun does not try a job that used up its retries, nor a finished one.
-  Coordinator again({"done", "flaky", "ok"}, journal, 2);
+  Coordinator again(plan, journal, 2);
   EXPECT_FALSE(again.next().has_value());
   fs::remove_all(dir);
 }
@@ -256,6 +259,51 @@ TEST(Scheduler, GroupsOfSeveralRanksRunEachJobTogether) {
   });
   EXPECT_EQ(statuses.at("x").result["group_size"], world->size());
   EXPECT_EQ(statuses.at("y").state, JobState::Finished);
+  world->barrier("before cleanup");
+  if (world->rank() == 0) fs::remove_all(file.parent_path());
+}
+
+// A search plan that grows with the results: jobs of random lengths on every group, each run
+// once, and the same promotions as the plan makes when fed the same results alone.
+TEST(Scheduler, RunsTheJobsAPlanCreatesFromResults) {
+  auto world = world_communicator();
+  JobScheduler scheduler(brainmri::testing::mpi_environment(), *world, {1, 1});
+  const auto file = shared_journal(*world, "plan");
+  std::unique_ptr<Journal> journal;
+  std::unique_ptr<SuccessiveHalving> plan;
+  if (world->rank() == 0) {
+    journal = std::make_unique<Journal>(file);
+    plan = std::make_unique<SuccessiveHalving>(9, std::vector<int>{0, 1}, 3, 3, "score");
+  }
+  auto score = [](const TrialJob& j) { return std::fmod(j.trial * 0.7548776662, 1.0) + 0.01 * j.rung; };
+  std::mt19937 random(static_cast<unsigned>(world->rank() + 7));
+  const auto statuses = scheduler.run(plan.get(), journal.get(), [&](const JobContext& context) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1 + random() % 10));
+    return json{{"score", score(*TrialJob::parse(context.assignment.job))}};
+  });
+  // Expected: the plan alone, results fed in job order.
+  SuccessiveHalving alone(9, {0, 1}, 3, 3, "score");
+  std::vector<std::string> queue = alone.initial_jobs();
+  std::set<std::string> expected;
+  while (!queue.empty()) {
+    const auto job = queue.front();
+    queue.erase(queue.begin());
+    expected.insert(job);
+    const auto more = alone.on_finished(job, {{"score", score(*TrialJob::parse(job))}});
+    queue.insert(queue.end(), more.begin(), more.end());
+  }
+  EXPECT_EQ(expected.size(), 9u * 2 + 3u * 2 + 1u * 2);  // 9 -> 3 -> 1 trials, 2 folds each
+  std::set<std::string> got;
+  for (const auto& [job, status] : statuses) {
+    got.insert(job);
+    EXPECT_EQ(status.state, JobState::Finished) << job;
+    EXPECT_EQ(status.attempts, 1) << job;
+  }
+  EXPECT_EQ(got, expected);
+  if (world->rank() == 0) {
+    EXPECT_EQ(plan->ranking(), alone.ranking());
+    for (const auto& job : expected) EXPECT_EQ(count_records(file, job, "running"), 1) << job;
+  }
   world->barrier("before cleanup");
   if (world->rank() == 0) fs::remove_all(file.parent_path());
 }

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -32,20 +33,56 @@ struct Assignment {
   bool resume = false;  // an earlier attempt was interrupted: continue from its checkpoints
 };
 
-// The bookkeeping of rank 0, without any communication (unit-testable alone).
+// Which jobs an experiment has: a fixed list (the folds of a cross-validation), or a list that
+// grows with the results (a search that promotes its best trials to longer training). Used by
+// the coordinator on world rank 0 only. A plan must decide from the set of results alone, not
+// from the order in which they arrive, so that a resumed experiment — which replays earlier
+// results from the journal in another order — creates the same jobs.
+class JobPlan {
+ public:
+  virtual ~JobPlan() = default;
+  virtual std::vector<std::string> initial_jobs() = 0;
+  // A job finished (now, or in an earlier run of the experiment): the jobs this makes possible.
+  virtual std::vector<std::string> on_finished(const std::string& job, const nlohmann::json& result) = 0;
+  // A job failed 1 + max_retries times and will not run again.
+  virtual std::vector<std::string> on_failed(const std::string& job) = 0;
+};
+
+// A plan of fixed jobs.
+class FixedJobs : public JobPlan {
+ public:
+  explicit FixedJobs(std::vector<std::string> jobs) : jobs_(std::move(jobs)) {}
+  std::vector<std::string> initial_jobs() override { return jobs_; }
+  std::vector<std::string> on_finished(const std::string&, const nlohmann::json&) override { return {}; }
+  std::vector<std::string> on_failed(const std::string&) override { return {}; }
+
+ private:
+  std::vector<std::string> jobs_;
+};
+
+// The bookkeeping of rank 0, without any communication (unit-testable alone). Jobs that a plan
+// creates from results go to the front of the queue: a promoted trial runs before new ones, as
+// in ASHA, so the most promising work finishes first.
 class Coordinator {
  public:
-  Coordinator(std::vector<std::string> jobs, Journal& journal, int max_retries);
+  Coordinator(JobPlan& plan, Journal& journal, int max_retries);
   std::optional<Assignment> next();  // a pending job, now marked running in the journal
   void report(const std::string& job, bool ok, const nlohmann::json& result, const std::string& error);
   bool done() const { return pending_.empty() && running_.empty(); }
   bool has_pending() const { return !pending_.empty(); }
+  const std::vector<std::string>& jobs() const { return known_; }  // every job the plan made, in order
 
  private:
+  void admit(const std::vector<std::string>& jobs, bool front);
+  void failed_for_good(const std::string& job);
+
+  JobPlan& plan_;
   Journal& journal_;
   int max_retries_;
   std::deque<std::string> pending_;
   std::set<std::string> running_;
+  std::set<std::string> known_set_;
+  std::vector<std::string> known_;
   std::map<std::string, int> failures_;  // this run's and earlier runs' failed attempts
 };
 
@@ -71,13 +108,15 @@ class JobScheduler {
   // Runs every job that the journal does not show finished (or failed for good) and returns the
   // final status of each job, on every rank. Collective; `journal` is used on world rank 0 only.
   std::map<std::string, JobStatus> run(const std::vector<std::string>& jobs, Journal* journal, const JobBody& body);
+  // The same for the jobs of a plan (used on world rank 0 only; may be null elsewhere).
+  std::map<std::string, JobStatus> run(JobPlan* plan, Journal* journal, const JobBody& body);
 
   distributed::Communicator& group() { return *group_; }
   int group_index() const { return group_index_; }
   int group_count() const { return group_count_; }
 
  private:
-  void coordinate(const std::vector<std::string>& jobs, Journal& journal);
+  void coordinate(Coordinator& coordinator);
   std::string exchange_with_coordinator(const std::string& report);
 
   const distributed::MpiEnvironment& environment_;

@@ -44,6 +44,10 @@ struct EarlyStoppingOptions {
 
 struct TrainOptions {
   int epochs = 10;
+  // Horizon of the schedules that depend on the run's length (cosine); 0: `epochs`. A search
+  // that trains a trial in rungs of growing length sets it to the last rung's epochs, so that a
+  // promoted trial follows the same learning-rate curve as one run of that length.
+  int schedule_epochs = 0;
   std::int64_t batch_size = 32;
   std::int64_t eval_batch_size = 256;
   std::uint64_t seed = 42;

@@ -1,0 +1,228 @@
+// brainmri cv: k-fold cross-validation over rank groups (docs/experiments.md).
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "brainmri/common/atomic_file.hpp"
+#include "brainmri/experiments/journal.hpp"
+#include "brainmri/experiments/scheduler.hpp"
+#include "brainmri/training/augmentation.hpp"
+#include "brainmri/training/evaluation_files.hpp"
+#include "brainmri/version.hpp"
+#include "training_command.hpp"
+
+namespace brainmri::cli {
+namespace {
+
+
+// Two-sided 95% Student t quantiles for 1..30 degrees of freedom (beyond: the normal 1.96).
+double t_quantile_95(int degrees_of_freedom) {
+  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  if (degrees_of_freedom < 1) return NAN;
+  return degrees_of_freedom <= 30 ? table[degrees_of_freedom - 1] : 1.96;
+}
+
+json across_folds(const std::vector<double>& values) {
+  const auto n = static_cast<double>(values.size());
+  if (values.empty()) return nullptr;
+  double mean = 0;
+  for (const auto v : values) mean += v / n;
+  double squares = 0;
+  for (const auto v : values) squares += (v - mean) * (v - mean);
+  const double std_dev = values.size() > 1 ? std::sqrt(squares / (n - 1)) : NAN;
+  const double half_width = values.size() > 1 ? t_quantile_95(static_cast<int>(values.size()) - 1) * std_dev / std::sqrt(n) : NAN;
+  auto number = [](double x) { return std::isnan(x) ? json(nullptr) : json(x); };
+  return {{"mean", mean}, {"std", number(std_dev)}, {"ci95_low", number(mean - half_width)},
+          {"ci95_high", number(mean + half_width)}, {"folds", values.size()}};
+}
+
+po::options_description cv_options() {
+  auto options = train_options();
+  po::options_description cv("Cross-validation (brainmri cv)");
+  // clang-format off
+  cv.add_options()
+    ("folds", po::value<std::string>()->default_value("all"), "validation folds to run: all, or a list such as 0,2,4")
+    ("ranks-per-job", po::value<int>()->default_value(1), "ranks that train one fold together (1: one fold per rank/GPU)")
+    ("max-retries", po::value<int>()->default_value(2), "times a failed fold is retried before it is marked failed");
+  // clang-format on
+  options.add(cv);
+  return options;
+}
+
+}  // namespace
+
+int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment& environment) {
+  const auto options = cv_options();
+  std::vector<int> folds;
+  auto setup = prepare_training(argc, argv, options, environment, "cv", [&](const po::variables_map& vm) {
+    if (vm["ranks-per-job"].as<int>() < 1 || environment.size() % vm["ranks-per-job"].as<int>() != 0) {
+      throw UsageError("--ranks-per-job " + std::to_string(vm["ranks-per-job"].as<int>()) + " must divide the " +
+                       std::to_string(environment.size()) + " ranks");
+    }
+    if (vm["max-retries"].as<int>() < 0) throw UsageError("--max-retries must be >= 0");
+    const data::ShardedDataset dataset(vm["data"].as<std::string>());
+    const int fold_count = dataset.manifest().folds.fold_count;
+    if (fold_count < 2) {
+      throw UsageError(dataset.directory().string() + " has no fold assignment; pack it with brainmri-prep --folds K");
+    }
+    const auto wanted = vm["folds"].as<std::string>();
+    if (wanted == "all") {
+      for (int k = 0; k < fold_count; ++k) folds.push_back(k);
+    } else {
+      folds = parse_int_list(wanted);
+      for (const int k : folds) {
+        if (k < 0 || k >= fold_count) {
+          throw UsageError("--folds names fold " + std::to_string(k) + ", outside 0.." + std::to_string(fold_count - 1));
+        }
+      }
+    }
+  });
+  if (setup.help) {
+    if (environment.rank() == 0) {
+      std::cout << "Usage: brainmri cv --data DIR --output DIR [options]\n\n"
+                   "Trains one run per validation fold (train on the other folds) as `brainmri train` would, each in\n"
+                   "DIR/fold-K, then writes DIR/cv_summary.{json,md} and the pooled out-of-fold evaluation in\n"
+                   "DIR/out_of_fold. Under mpirun the folds are shared among groups of --ranks-per-job ranks. Progress\n"
+                   "is journaled in DIR/journal.jsonl: the same command resumes an interrupted cross-validation.\n"
+                   "--val-fold, --val-split and --resume of the training options do not apply here.\n\n"
+                << options << "\n";
+    }
+    return kExitOk;
+  }
+  const auto& vm = setup.vm;
+  const fs::path output = setup.output;
+  return abort_job_on_failure(environment, "cv", [&] {
+    const auto world = distributed::make_communicator(environment, vm["backend"].as<std::string>(), setup.device,
+                                                      communicator_options(vm));
+    experiments::JobScheduler scheduler(environment, *world,
+                                        {vm["ranks-per-job"].as<int>(), vm["max-retries"].as<int>()});
+    std::unique_ptr<experiments::Journal> journal;
+    if (world->rank() == 0) {
+      fs::create_directories(output);
+      write_file_atomically(output / "config.ini", "# brainmri " + std::string(kVersion) + " cv\n" + setup.config_text);
+      journal = std::make_unique<experiments::Journal>(output / "journal.jsonl");
+    }
+    std::vector<std::string> jobs;
+    for (const int k : folds) jobs.push_back("fold-" + std::to_string(k));
+    if (world->rank() == 0) {
+      std::cout << "Cross-validating " << vm["model"].as<std::string>() << " over " << jobs.size() << " folds on "
+                << scheduler.group_count() << " group(s) of " << vm["ranks-per-job"].as<int>() << " rank(s)" << std::endl;
+    }
+    const auto statuses = scheduler.run(jobs, journal.get(), [&](const experiments::JobContext& context) {
+      const int fold = std::stoi(context.assignment.job.substr(5));
+      auto stage1 = setup.stage1;
+      // Each fold's seed comes from (experiment seed, fold): rerunning a fold reproduces it.
+      stage1.seed = training::augmentation_seed(setup.stage1.seed, -3, fold, 0);
+      const RunPlacement where{output / context.assignment.job, fold, "", context.assignment.resume};
+      const std::string prefix = "[fold " + std::to_string(fold) + "] ";
+      const bool speaks = context.group.rank() == 0;
+      auto outcome = train_run(vm, stage1, where, context.group, setup.device,
+                               [&](const std::string& line) {
+                                 if (speaks) say_error(prefix + line);  // stderr: one write per line
+                               },
+                               "cv", setup.config_text);
+      outcome.erase("report");
+      return outcome;
+    });
+    if (world->rank() != 0) return kExitOk;
+
+    // Aggregates, on rank 0: per fold, across folds, and pooled out of fold.
+    const data::ShardedDataset dataset(vm["data"].as<std::string>());
+    json per_fold = json::array();
+    std::vector<double> accuracy, macro_f1, macro_auc;
+    training::Predictions pooled;
+    double pooled_loss = 0;
+    std::vector<std::string> failed;
+    for (const auto& job : jobs) {
+      const auto& status = statuses.at(job);
+      if (status.state != experiments::JobState::Finished) {
+        failed.push_back(job + " (" + experiments::to_string(status.state) + ": " + status.error + ")");
+        continue;
+      }
+      per_fold.push_back({{"fold", job}, {"accuracy", status.result["accuracy"]}, {"macro_f1", status.result["macro_f1"]},
+                          {"macro_auc", status.result["macro_auc"]}, {"validation_samples", status.result["validation_samples"]},
+                          {"attempts", status.attempts}});
+      accuracy.push_back(status.result["accuracy"].get<double>());
+      macro_f1.push_back(status.result["macro_f1"].get<double>());
+      if (!status.result["macro_auc"].is_null()) macro_auc.push_back(status.result["macro_auc"].get<double>());
+      const auto fold_predictions = training::read_predictions(output / job / "validation" / "predictions.h5");
+      pooled.sample_ids.insert(pooled.sample_ids.end(), fold_predictions.sample_ids.begin(), fold_predictions.sample_ids.end());
+      pooled.labels.insert(pooled.labels.end(), fold_predictions.labels.begin(), fold_predictions.labels.end());
+      pooled.probabilities.insert(pooled.probabilities.end(), fold_predictions.probabilities.begin(),
+                                  fold_predictions.probabilities.end());
+      pooled_loss += status.result["loss"].get<double>() * static_cast<double>(fold_predictions.labels.size());
+    }
+    // Every sample of the folds run must have exactly one out-of-fold prediction.
+    std::set<std::int64_t> seen(pooled.sample_ids.begin(), pooled.sample_ids.end());
+    if (seen.size() != pooled.sample_ids.size()) throw std::runtime_error("a sample has two out-of-fold predictions");
+    std::size_t expected = 0;
+    for (const int k : folds) {
+      bool finished = statuses.at("fold-" + std::to_string(k)).state == experiments::JobState::Finished;
+      if (finished) expected += dataset.validation_samples_for_fold(k).size();
+    }
+    if (pooled.sample_ids.size() != expected) {
+      throw std::runtime_error("out-of-fold predictions cover " + std::to_string(pooled.sample_ids.size()) +
+                               " samples, the folds hold " + std::to_string(expected));
+    }
+    json summary = {{"model", vm["model"].as<std::string>()},
+                    {"dataset", fs::absolute(dataset.directory()).string()},
+                    {"folds", per_fold},
+                    {"accuracy", across_folds(accuracy)},
+                    {"macro_f1", across_folds(macro_f1)},
+                    {"macro_auc", across_folds(macro_auc)},
+                    {"failed", failed},
+                    {"ranks", world->size()},
+                    {"ranks_per_job", vm["ranks-per-job"].as<int>()}};
+    if (!pooled.labels.empty()) {
+      pooled.loss = pooled_loss / static_cast<double>(pooled.labels.size());
+      const json context = {{"command", "cv"}, {"dataset", summary["dataset"]}, {"selection", "out of fold"},
+                            {"model", summary["model"]}};
+      training::write_evaluation(output / "out_of_fold", pooled, dataset.class_names(), context,
+                                 vm["bootstrap-seed"].as<std::uint64_t>());
+      const auto oof = json::parse(std::ifstream(output / "out_of_fold" / "metrics.json"));
+      summary["out_of_fold"] = {{"samples", pooled.labels.size()}, {"accuracy", oof["accuracy"]},
+                                {"macro_f1", oof["macro_avg"]["f1"]}, {"macro_auc", oof["macro_auc"]}};
+    }
+    write_file_atomically(output / "cv_summary.json", summary.dump(2) + "\n");
+
+    std::ostringstream table;
+    char line[256];
+    table << "| fold | accuracy | macro-F1 | macro AUC | validation images |\n|---|---:|---:|---:|---:|\n";
+    for (const auto& f : per_fold) {
+      char auc[32] = "n/a";
+      if (!f["macro_auc"].is_null()) std::snprintf(auc, sizeof(auc), "%.4f", f["macro_auc"].get<double>());
+      std::snprintf(line, sizeof(line), "| %s | %.4f | %.4f | %s | %d |\n", f["fold"].get<std::string>().c_str(),
+                    f["accuracy"].get<double>(), f["macro_f1"].get<double>(), auc, f["validation_samples"].get<int>());
+      table << line;
+    }
+    auto summary_row = [&](const char* name, const json& m) {
+      if (m.is_null()) return;
+      std::snprintf(line, sizeof(line), "| %s | %.4f ± %.4f [%.4f, %.4f] |\n", name, m["mean"].get<double>(),
+                    m["std"].is_null() ? NAN : m["std"].get<double>(), m["ci95_low"].is_null() ? NAN : m["ci95_low"].get<double>(),
+                    m["ci95_high"].is_null() ? NAN : m["ci95_high"].get<double>());
+      table << line;
+    };
+    table << "\n| across folds | mean ± std [95% t-interval] |\n|---|---|\n";
+    summary_row("accuracy", summary["accuracy"]);
+    summary_row("macro-F1", summary["macro_f1"]);
+    summary_row("macro AUC", summary["macro_auc"]);
+    if (summary.contains("out_of_fold")) {
+      std::snprintf(line, sizeof(line), "\nPooled out of fold (%zu images): accuracy %.4f, macro-F1 %.4f\n",
+                    pooled.labels.size(), summary["out_of_fold"]["accuracy"].get<double>(),
+                    summary["out_of_fold"]["macro_f1"].get<double>());
+      table << line;
+    }
+    for (const auto& f : failed) table << "\nFAILED: " << f << "\n";
+    write_file_atomically(output / "cv_summary.md", table.str());
+    std::cout << "\n" << table.str() << "\nCross-validation directory: " << output.string()
+              << " (cv_summary.md, cv_summary.json, out_of_fold/, fold-K/, journal.jsonl)\n";
+    return failed.empty() ? kExitOk : kExitFailure;
+  });
+}
+
+}  // namespace brainmri::cli
