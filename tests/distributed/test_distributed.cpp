@@ -404,7 +404,8 @@ TEST(NcclBackend, CollectivesOnTheDeviceGiveTheAnalyticValues) {
     world->allreduce(t, ReduceOp::Sum, "nccl sum");
     EXPECT_TRUE(t.cpu().to(torch::kFloat64).eq(rank_sum).all().item<bool>());
   }
-  auto average = torch::full({7}, world->rank(), torch::TensorOptions().device(my_gpu()));
+  // A double fill value: an integer one would make a Long tensor, whose average is refused.
+  auto average = torch::full({7}, static_cast<double>(world->rank()), torch::TensorOptions().device(my_gpu()));
   world->allreduce(average, ReduceOp::Average, "nccl average");
   EXPECT_NEAR(average[0].item<double>(), rank_sum / n, 1e-6);
   std::vector<torch::Tensor> tensors;
