@@ -46,7 +46,11 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
   return abort_job_on_failure(environment, "train", [&] {
     const auto communicator = distributed::make_communicator(environment, vm["backend"].as<std::string>(), device,
                                                              communicator_options(vm));
-    const RunPlacement where{output, vm["val-fold"].as<int>(), vm["val-split"].as<std::string>(), vm["resume"].as<bool>()};
+    RunPlacement where;
+    where.output = output;
+    where.val_fold = vm["val-fold"].as<int>();
+    where.val_split = vm["val-split"].as<std::string>();
+    where.resume = vm["resume"].as<bool>();
     const auto outcome = train_run(vm, stage1, where, *communicator, device, [&](const std::string& line) { console.line(line); },
                                    "train", config_text);
     if (communicator->rank() == 0) {

@@ -3,6 +3,8 @@
 #include "training_command.hpp"
 
 #include <cmath>
+#include <numeric>
+#include <tuple>
 #include <cstdio>
 #include <thread>
 
@@ -10,6 +12,7 @@
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/models/keras_weights.hpp"
+#include "brainmri/models/torchscript_export.hpp"
 #include "brainmri/training/data_loader.hpp"
 #include "brainmri/training/evaluation_files.hpp"
 #include "brainmri/version.hpp"
@@ -245,8 +248,20 @@ json train_run(const po::variables_map& vm, training::TrainOptions stage1, const
   torch::manual_seed(stage1.seed);
 
   const data::ShardedDataset dataset(vm["data"].as<std::string>());
-  const auto [train_ids, val_ids] = select_samples(dataset, where.val_fold, where.val_split);
-  if (train_ids.empty() || val_ids.empty()) throw UsageError("the training or the validation selection is empty");
+  std::vector<std::int64_t> train_ids, val_ids, test_ids;
+  if (where.all_folds) {
+    std::vector<int> every_fold(static_cast<std::size_t>(dataset.manifest().folds.fold_count));
+    std::iota(every_fold.begin(), every_fold.end(), 0);
+    train_ids = dataset.select_folds(every_fold);
+    if (train_ids.empty()) throw UsageError(dataset.directory().string() + " has no folds to train a final model on");
+  } else {
+    std::tie(train_ids, val_ids) = select_samples(dataset, where.val_fold, where.val_split);
+    if (train_ids.empty() || val_ids.empty()) throw UsageError("the training or the validation selection is empty");
+  }
+  if (!where.test_split.empty()) {
+    test_ids = dataset.select_split(where.test_split);
+    if (test_ids.empty()) throw UsageError("the held-out split '" + where.test_split + "' has no images");
+  }
 
   auto model = create_model(vm, dataset);
   const auto pretrained = vm["pretrained"].as<std::string>();
@@ -261,30 +276,35 @@ json train_run(const po::variables_map& vm, training::TrainOptions stage1, const
   if (writer) {
     write_file_atomically(where.output / "config.ini", "# brainmri " + std::string(kVersion) + " " + command + "\n" + config_text);
   }
-  const std::string selection = where.val_split.empty() ? "fold " + std::to_string(where.val_fold) : "split " + where.val_split;
+  const std::string selection = where.all_folds           ? std::string("none: every fold trains")
+                                : where.val_split.empty() ? "fold " + std::to_string(where.val_fold)
+                                                          : "split " + where.val_split;
   say("Training " + model->model_name() + " on " + std::to_string(train_ids.size()) + " images, validating on " +
-      std::to_string(val_ids.size()) + " (" + selection + "), device " + device.str() +
+      std::to_string(val_ids.size()) + " (" + selection + ")" +
+      (test_ids.empty() ? std::string() : ", testing on " + std::to_string(test_ids.size()) + " (split " + where.test_split + ")") +
+      ", device " + device.str() +
       (communicator.size() > 1 ? ", " + std::to_string(communicator.size()) + " ranks (" + communicator.backend() +
                                      "), global batch " + std::to_string(stage1.batch_size * communicator.size())
                                : std::string()));
   const auto memory_limit = static_cast<std::size_t>(vm["memory-limit-mb"].as<int>()) << 20;
   const auto loader_kind = vm["loader"].as<std::string>();
   const auto train_source = training::make_loader(dataset, train_ids, device, loader_kind, memory_limit);
-  const auto val_source = training::make_loader(dataset, val_ids, device, loader_kind, memory_limit);
+  const auto val_source = val_ids.empty() ? nullptr : training::make_loader(dataset, val_ids, device, loader_kind, memory_limit);
 
   auto run_stage = [&](const training::TrainOptions& stage_options) {
-    training::Trainer trainer(model, stage_options, device);
-    trainer.on_epoch = [&](const training::EpochRecord& r) { say(format_epoch(r)); };
-    if (where.resume && fs::exists(trainer.last_checkpoint())) {
-      trainer.resume(trainer.last_checkpoint());
-      say("Resumed " + stage_options.stage_name + " from " + trainer.last_checkpoint().string());
+    auto trainer = std::make_unique<training::Trainer>(model, stage_options, device);
+    trainer->on_epoch = [&](const training::EpochRecord& r) { say(format_epoch(r)); };
+    if (where.resume && fs::exists(trainer->last_checkpoint())) {
+      trainer->resume(trainer->last_checkpoint());
+      say("Resumed " + stage_options.stage_name + " from " + trainer->last_checkpoint().string());
     }
-    trainer.fit(*train_source, val_source.get());
-    return trainer.predict(*val_source);
+    trainer->fit(*train_source, val_source.get());
+    return trainer;
   };
-  auto predictions = run_stage(stage1);
-  fs::path final_checkpoint =
-      where.output / (stage1.stage_name + (stage1.early_stopping.restore_best ? "_best.pt" : "_last.pt"));
+  // Without validation there is no best epoch: the run ends with its last weights.
+  const bool keeps_best = stage1.early_stopping.restore_best && val_source != nullptr;
+  auto trainer = run_stage(stage1);
+  fs::path final_checkpoint = where.output / (stage1.stage_name + (keeps_best ? "_best.pt" : "_last.pt"));
 
   if (vm["finetune-epochs"].as<int>() > 0) {
     const auto from = vm["finetune-from"].as<std::string>();
@@ -297,35 +317,59 @@ json train_run(const po::variables_map& vm, training::TrainOptions stage1, const
     stage2.stage_name = "finetune";
     stage2.epochs = vm["finetune-epochs"].as<int>();
     stage2.optimizer.learning_rate = vm["finetune-lr"].as<double>();
-    predictions = run_stage(stage2);
-    final_checkpoint = where.output / (stage2.early_stopping.restore_best ? "finetune_best.pt" : "finetune_last.pt");
+    trainer = run_stage(stage2);
+    final_checkpoint = where.output / (keeps_best ? "finetune_best.pt" : "finetune_last.pt");
   }
 
   const int k = static_cast<int>(dataset.class_names().size());
-  const auto scores = training::score_predictions(predictions, k);
-  const auto predicted = metrics::argmax_rows(predictions.probabilities, k);
-  json outcome = {{"accuracy", scores.accuracy},
-                  {"macro_f1", scores.macro_f1},
-                  {"macro_auc", std::isnan(scores.macro_auc) ? json(nullptr) : json(scores.macro_auc)},
-                  {"loss", scores.loss},
-                  {"validation_samples", static_cast<int>(predictions.labels.size())},
-                  {"run_directory", where.output.string()},
-                  {"report", metrics::format_classification_report(
-                                 metrics::classification_report(metrics::ConfusionMatrix(predictions.labels, predicted, k),
-                                                                dataset.class_names()),
-                                 4)}};
+  const auto summarize = [&](const training::Predictions& predictions) {
+    const auto scores = training::score_predictions(predictions, k);
+    return json{{"accuracy", scores.accuracy},
+                {"macro_f1", scores.macro_f1},
+                {"macro_auc", std::isnan(scores.macro_auc) ? json(nullptr) : json(scores.macro_auc)},
+                {"loss", scores.loss},
+                {"samples", static_cast<int>(predictions.labels.size())}};
+  };
+  const auto report = [&](const training::Predictions& predictions) {
+    const auto predicted = metrics::argmax_rows(predictions.probabilities, k);
+    return metrics::format_classification_report(
+        metrics::classification_report(metrics::ConfusionMatrix(predictions.labels, predicted, k), dataset.class_names()), 4);
+  };
+  json outcome = {{"run_directory", where.output.string()}, {"validation_samples", static_cast<int>(val_ids.size())}};
+  training::Predictions validation, test;
+  if (val_source) {
+    validation = trainer->predict(*val_source);
+    outcome.update(summarize(validation));
+    outcome.erase("samples");
+    outcome["report"] = report(validation);
+  }
+  if (!test_ids.empty()) {
+    test = trainer->predict(*training::make_loader(dataset, test_ids, device, loader_kind, memory_limit));
+    outcome["test"] = summarize(test);
+    outcome["test_report"] = report(test);
+  }
   if (!writer) return outcome;
   if (fs::exists(final_checkpoint)) {
     fs::copy_file(final_checkpoint, where.output / "model.pt", fs::copy_options::overwrite_existing);
   }
-  const json context = {{"command", command},
-                        {"dataset", fs::absolute(dataset.directory()).string()},
-                        {"selection", selection},
-                        {"model", model->model_name()},
-                        {"ranks", communicator.size()},
-                        {"checkpoint", (where.output / "model.pt").string()}};
-  training::write_evaluation(where.output / "validation", predictions, dataset.class_names(), context,
-                             vm["bootstrap-seed"].as<std::uint64_t>());
+  json context = {{"command", command},
+                  {"dataset", fs::absolute(dataset.directory()).string()},
+                  {"selection", selection},
+                  {"model", model->model_name()},
+                  {"ranks", communicator.size()},
+                  {"checkpoint", (where.output / "model.pt").string()}};
+  const auto bootstrap_seed = vm["bootstrap-seed"].as<std::uint64_t>();
+  if (val_source) training::write_evaluation(where.output / "validation", validation, dataset.class_names(), context, bootstrap_seed);
+  if (!test_ids.empty()) {
+    context["selection"] = "split " + where.test_split + " (held out)";
+    training::write_evaluation(where.output / "test", test, dataset.class_names(), context, bootstrap_seed);
+  }
+  if (where.export_model) {
+    models::export_torchscript(*model, where.output / "model.torchscript.pt");
+    say("Exported " + (where.output / "model.torchscript.pt").string() + " (TorchScript: float images [N, " +
+        std::to_string(dataset.channels()) + ", " + std::to_string(dataset.image_size()) + ", " +
+        std::to_string(dataset.image_size()) + "] in [0, 1] -> logits)");
+  }
   return outcome;
 }
 

@@ -142,13 +142,18 @@ distributed::CommunicatorOptions communicator_options(const po::variables_map& v
 struct RunPlacement {
   fs::path output;
   int val_fold = 0;
-  std::string val_split;  // non-empty: validate on this split instead of a fold
+  std::string val_split;   // non-empty: validate on this split instead of a fold
   bool resume = false;
+  std::string test_split;  // non-empty: also evaluate the final model on this held-out split
+  bool all_folds = false;  // train on every fold without validation (a final model)
+  bool export_model = false;  // also write model.torchscript.pt
 };
 
 // One training run as `brainmri train` does it — one or two stages, then the validation files —
 // on the ranks of `communicator` (all of them, or one group of a cross-validation). Returns the
-// validation summary (every rank gets it); rank 0 of the communicator writes the files.
+// validation summary, with the held-out test set's under "test" (every rank gets it); rank 0 of
+// the communicator writes the files: validation/ and test/ (predictions.h5, metrics.json,
+// classification_report.txt), model.pt, and model.torchscript.pt when asked for.
 json train_run(const po::variables_map& vm, training::TrainOptions stage1, const RunPlacement& where,
                distributed::Communicator& communicator, const torch::Device& device,
                const std::function<void(const std::string&)>& say, const std::string& command,

@@ -297,7 +297,10 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
       // own run, so every rung of a trial sees the data order of one uninterrupted run.
       stage1.seed = training::augmentation_seed(setup.stage1.seed, -4, job->trial, job->fold);
       // Weights carry over between rungs: a promoted trial resumes from its last checkpoint.
-      const RunPlacement where{directory, job->fold, "", job->rung > 0 || context.assignment.resume};
+      RunPlacement where;
+      where.output = directory;
+      where.val_fold = job->fold;
+      where.resume = job->rung > 0 || context.assignment.resume;
       const std::string prefix = "[" + trial_name(job->trial) + " rung " + std::to_string(job->rung) + " fold " +
                                  std::to_string(job->fold) + "] ";
       const bool speaks = context.group.rank() == 0;

@@ -111,7 +111,8 @@ torch::Tensor MobileNetV2::run_block(Block& block, const torch::Tensor& input) {
 }
 
 torch::Tensor MobileNetV2::adapt_input(const torch::Tensor& images) const {
-  torch::Tensor rgb = images.size(1) == 1 ? images.expand({images.size(0), 3, images.size(2), images.size(3)}) : images;
+  // -1 rather than the sizes: a TorchScript export (traced) must accept any batch size.
+  torch::Tensor rgb = images.size(1) == 1 ? images.expand({-1, 3, -1, -1}) : images;
   return rgb * 2.0 - 1.0;
 }
 

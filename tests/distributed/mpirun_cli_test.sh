@@ -161,5 +161,50 @@ PY
 run tune_other 2 -n 2 "$brainmri" tune "${tune[@]}" --output "$work/tune" --seed 5
 expect_output tune_other "holds another search"
 
+# A held-out test split: 6 images per class of the sample become Testing, packed out of the folds.
+# Every fold model and their ensemble are tested on it; --final trains on all folds and exports.
+for class_dir in "$sample"/Training/*/; do
+  class=$(basename "$class_dir")
+  mkdir -p "$work/kaggle/Training/$class" "$work/kaggle/Testing/$class"
+  index=0
+  for image in "$class_dir"*; do
+    if ((index++ < 6)); then ln -s "$image" "$work/kaggle/Testing/$class/"; else ln -s "$image" "$work/kaggle/Training/$class/"; fi
+  done
+done
+"$prep" --out "$work/data_test" --folds 3 --seed 1 --holdout-split Testing "$work/kaggle/Training" "$work/kaggle/Testing" \
+  >"$work/prep_test.log" 2>&1 || { cat "$work/prep_test.log"; exit 1; }
+run cv_final 0 -n 2 "$brainmri" cv "${cv[@]:2}" --data "$work/data_test" --output "$work/cv_final" --final
+expect_output cv_final "ensemble of the fold models"
+python3 - "$work/cv_final" "$work/data_test" <<'PY' || fail "cv --final: held-out test, ensemble or export incomplete"
+import json, sys, pathlib
+import h5py, numpy as np, torch
+d, data = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+s = json.load(open(d / "cv_summary.json"))
+manifest = json.load(open(data / "manifest.json"))
+held_out = [i for i, f in enumerate(manifest["folds"]["fold_of_sample"]) if f == -1]
+assert s["test"]["split"] == "Testing" and s["test"]["samples"] == len(held_out) == 24, s["test"]
+assert all("test" in f for f in s["folds"]) and s["test"]["fold_models"]["accuracy"]["folds"] == 3
+assert s["out_of_fold"]["samples"] + 24 <= 154  # no test image is predicted out of fold
+assert s["final"]["test"]["samples"] == 24
+for part in ("test_ensemble/metrics.json", "final/model.pt", "final/test/predictions.h5", "fold-0/test/metrics.json"):
+    assert (d / part).exists(), part
+# The ensemble is the mean of the fold models' probabilities.
+probs = [h5py.File(d / f"fold-{k}/test/predictions.h5")["probabilities"][:] for k in range(3)]
+ensemble = h5py.File(d / "test_ensemble/predictions.h5")["probabilities"][:]
+assert np.allclose(np.mean(probs, axis=0), ensemble, atol=1e-9)
+# The TorchScript export loads in Python and reproduces the final model's test predictions.
+final = h5py.File(d / "final/test/predictions.h5")
+ids = final["sample_ids"][:]
+images = []
+for shard in sorted(data.glob("shard-*.h5")):
+    with h5py.File(shard) as f:
+        images += [(i, img) for i, img in zip(f["sample_ids"][:], f["images"][:]) if i in set(ids)]
+by_id = dict(images)
+x = torch.tensor(np.stack([by_id[i] for i in ids]), dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
+with torch.no_grad():
+    exported = torch.softmax(torch.jit.load(str(d / "final/model.torchscript.pt"))(x), dim=1).numpy()
+assert np.allclose(exported, final["probabilities"][:], atol=1e-4), np.abs(exported - final["probabilities"][:]).max()
+PY
+
 if ((failures)); then echo "$failures check(s) failed" >&2; exit 1; fi
 echo "all mpirun CLI checks passed"

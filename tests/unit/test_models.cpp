@@ -309,3 +309,41 @@ TEST(MobileNetV2, InPlaceActivationsGiveTheTrueGradient) {
   EXPECT_GT(std::abs(analytic), 1e-6);
   EXPECT_NEAR(numeric, analytic, 1e-5 * std::abs(analytic));
 }
+
+// --- TorchScript export -----------------------------------------------------------------------
+
+#include <torch/script.h>
+
+#include "brainmri/models/torchscript_export.hpp"
+
+TEST(TorchScriptExport, TheLoadedModuleGivesTheModelsLogits) {
+  for (const std::string name : {"baseline_cnn", "mobilenet_v2"}) {
+    SCOPED_TRACE(name);
+    brainmri::models::ModelOptions options;
+    options.image_size = 64;
+    options.width_multiplier = 0.35;
+    options.filters = {8, 16};
+    auto model = brainmri::models::create_model(name, options);
+    model->train();
+    // A few training steps, so batch-norm statistics are not the initial ones.
+    torch::optim::SGD sgd(model->parameters(), 0.01);
+    for (int i = 0; i < 2; ++i) {
+      sgd.zero_grad();
+      torch::nn::functional::cross_entropy(model->forward(torch::rand({4, 1, 64, 64})), torch::tensor({0, 1, 2, 3})).backward();
+      sgd.step();
+    }
+    const auto file = std::filesystem::temp_directory_path() / ("brainmri-export-" + name + ".pt");
+    brainmri::models::export_torchscript(*model, file);
+    EXPECT_TRUE(model->is_training());  // left as it was
+    auto loaded = torch::jit::load(file.string());
+    const auto images = torch::rand({3, 1, 64, 64});
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const auto expected = model->forward(images);
+    const auto got = loaded.forward({images}).toTensor();
+    EXPECT_TRUE(torch::allclose(got, expected, 1e-5, 1e-5)) << (got - expected).abs().max();
+    // A batch size other than the traced one works too.
+    EXPECT_EQ(loaded.forward({torch::rand({5, 1, 64, 64})}).toTensor().sizes(), (std::vector<std::int64_t>{5, 4}));
+    std::filesystem::remove(file);
+  }
+}
