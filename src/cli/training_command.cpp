@@ -3,6 +3,11 @@
 #include "training_command.hpp"
 
 #include <cmath>
+#include <sstream>
+#include <set>
+#include <optional>
+#include <cctype>
+#include <algorithm>
 #include <numeric>
 #include <tuple>
 #include <cstdio>
@@ -184,8 +189,13 @@ po::options_description train_options() {
     ("zoom", po::value<double>()->default_value(0.08), "random zoom factor")
     ("contrast", po::value<double>()->default_value(0.1), "random contrast factor")
     ("bootstrap-seed", po::value<std::uint64_t>()->default_value(7), "seed of the bootstrap confidence intervals");
-  po::options_description finetune("Fine-tuning (second stage)");
+  po::options_description finetune("Stages (fine-tuning)");
   finetune.add_options()
+    ("stage", po::value<std::vector<std::string>>()->composing(),
+     "a training stage, repeated for each, in order: 'NAME: KEY=VALUE ...' with keys trainable-blocks, trainable-from, "
+     "lr, epochs, patience, schedule, min-lr, warmup-epochs, weight-decay (others: the options above); each stage "
+     "starts from the previous stage's best weights. E.g. 'head: trainable-blocks=0 lr=1e-3 epochs=5' then "
+     "'top: trainable-blocks=4 lr=1e-5 epochs=10'. Without stages: one stage, plus the finetune-* one below")
     ("finetune-epochs", po::value<int>()->default_value(0), "epochs of a second stage from the first stage's best weights (0: none)")
     ("finetune-lr", po::value<double>()->default_value(1e-5), "learning rate of the second stage")
     ("finetune-trainable-blocks", po::value<int>()->default_value(4), "backbone groups that train in the second stage, from the top")
@@ -238,6 +248,83 @@ std::chrono::milliseconds comm_timeout(const po::variables_map& vm) {
 
 distributed::CommunicatorOptions communicator_options(const po::variables_map& vm) { return {comm_timeout(vm)}; }
 
+std::vector<TrainingStage> training_stages(const po::variables_map& vm, const training::TrainOptions& base) {
+  std::vector<TrainingStage> stages;
+  const bool listed = vm.count("stage") > 0 && !vm["stage"].as<std::vector<std::string>>().empty();
+  if (!listed) {
+    // The two-option form: one stage, and a fine-tuning stage when finetune-epochs > 0.
+    const bool two = vm["finetune-epochs"].as<int>() > 0;
+    TrainingStage first{base, vm["trainable-blocks"].as<int>(), ""};
+    first.options.stage_name = two ? "stage1" : "train";
+    stages.push_back(first);
+    if (two) {
+      TrainingStage second{base, vm["finetune-trainable-blocks"].as<int>(), vm["finetune-from"].as<std::string>()};
+      second.options.stage_name = "finetune";
+      second.options.epochs = vm["finetune-epochs"].as<int>();
+      second.options.optimizer.learning_rate = vm["finetune-lr"].as<double>();
+      stages.push_back(second);
+    }
+    return stages;
+  }
+  if (vm["finetune-epochs"].as<int>() > 0) {
+    throw UsageError("give the stages either as 'stage = ...' entries or with finetune-epochs, not both");
+  }
+  std::set<std::string> names;
+  for (const auto& text : vm["stage"].as<std::vector<std::string>>()) {
+    const auto colon = text.find(':');
+    const auto name = text.substr(0, std::min(colon, text.size()));
+    const bool good_name = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
+    if (colon == std::string::npos || !good_name) {
+      throw UsageError("stage '" + text + "' is not 'NAME: KEY=VALUE ...' (NAME of letters, digits, _ and -)");
+    }
+    if (!names.insert(name).second) throw UsageError("two stages are named '" + name + "'");
+    TrainingStage stage{base, std::nullopt, ""};
+    stage.options.stage_name = name;
+    if (stages.empty()) stage.trainable_blocks = vm["trainable-blocks"].as<int>();
+    std::istringstream words(text.substr(colon + 1));
+    for (std::string word; words >> word;) {
+      const auto equals = word.find('=');
+      const std::string key = word.substr(0, equals), value = equals == std::string::npos ? "" : word.substr(equals + 1);
+      if (equals == std::string::npos || value.empty()) throw UsageError("stage '" + text + "': '" + word + "' is not KEY=VALUE");
+      try {
+        std::size_t used = 0;
+        auto number = [&] {
+          const double x = std::stod(value, &used);
+          if (used != value.size()) throw std::invalid_argument(value);
+          return x;
+        };
+        auto integer = [&] {
+          const int x = std::stoi(value, &used);
+          if (used != value.size()) throw std::invalid_argument(value);
+          return x;
+        };
+        if (key == "trainable-blocks") stage.trainable_blocks = integer();
+        else if (key == "trainable-from") stage.trainable_from = value;
+        else if (key == "lr") stage.options.optimizer.learning_rate = number();
+        else if (key == "epochs") stage.options.epochs = integer();
+        else if (key == "patience") stage.options.early_stopping.patience = integer();
+        else if (key == "schedule") stage.options.schedule.name = value;
+        else if (key == "min-lr") stage.options.schedule.min_learning_rate = number();
+        else if (key == "warmup-epochs") stage.options.schedule.warmup_epochs = integer();
+        else if (key == "weight-decay") stage.options.optimizer.weight_decay = number();
+        else throw UsageError("stage '" + text + "': unknown key '" + key + "' (trainable-blocks, trainable-from, lr, epochs, "
+                              "patience, schedule, min-lr, warmup-epochs, weight-decay)");
+      } catch (const std::invalid_argument&) {
+        throw UsageError("stage '" + text + "': '" + value + "' is not a valid value for " + key);
+      } catch (const std::out_of_range&) {
+        throw UsageError("stage '" + text + "': '" + value + "' is out of range for " + key);
+      }
+    }
+    if (stage.trainable_blocks && *stage.trainable_blocks < -1) {
+      throw UsageError("stage '" + text + "': trainable-blocks must be -1 (all), 0 (frozen backbone) or more");
+    }
+    stages.push_back(stage);
+  }
+  return stages;
+}
+
 json train_run(const po::variables_map& vm, training::TrainOptions stage1, const RunPlacement& where,
                distributed::Communicator& communicator, const torch::Device& device,
                const std::function<void(const std::string&)>& say, const std::string& command,
@@ -270,8 +357,6 @@ json train_run(const po::variables_map& vm, training::TrainOptions stage1, const
     say("Loaded " + std::to_string(report.layers_loaded) + " layers (" + std::to_string(report.tensors_loaded) +
         " tensors) from " + pretrained);
   }
-  model->set_trainable_backbone_groups(vm["trainable-blocks"].as<int>());
-
   fs::create_directories(where.output);
   if (writer) {
     write_file_atomically(where.output / "config.ini", "# brainmri " + std::string(kVersion) + " " + command + "\n" + config_text);
@@ -301,24 +386,18 @@ json train_run(const po::variables_map& vm, training::TrainOptions stage1, const
     trainer->fit(*train_source, val_source.get());
     return trainer;
   };
-  // Without validation there is no best epoch: the run ends with its last weights.
+  // Without validation there is no best epoch: each stage ends with its last weights.
   const bool keeps_best = stage1.early_stopping.restore_best && val_source != nullptr;
-  auto trainer = run_stage(stage1);
-  fs::path final_checkpoint = where.output / (stage1.stage_name + (keeps_best ? "_best.pt" : "_last.pt"));
-
-  if (vm["finetune-epochs"].as<int>() > 0) {
-    const auto from = vm["finetune-from"].as<std::string>();
-    if (from.empty()) {
-      model->set_trainable_backbone_groups(vm["finetune-trainable-blocks"].as<int>());
-    } else {
-      model->set_trainable_from(from);
+  std::unique_ptr<training::Trainer> trainer;
+  fs::path final_checkpoint;
+  for (const auto& stage : training_stages(vm, stage1)) {
+    if (!stage.trainable_from.empty()) {
+      model->set_trainable_from(stage.trainable_from);
+    } else if (stage.trainable_blocks) {
+      model->set_trainable_backbone_groups(*stage.trainable_blocks);
     }
-    auto stage2 = stage1;
-    stage2.stage_name = "finetune";
-    stage2.epochs = vm["finetune-epochs"].as<int>();
-    stage2.optimizer.learning_rate = vm["finetune-lr"].as<double>();
-    trainer = run_stage(stage2);
-    final_checkpoint = where.output / (keeps_best ? "finetune_best.pt" : "finetune_last.pt");
+    trainer = run_stage(stage.options);  // from the previous stage's best (restored) weights
+    final_checkpoint = where.output / (stage.options.stage_name + (keeps_best ? "_best.pt" : "_last.pt"));
   }
 
   const int k = static_cast<int>(dataset.class_names().size());
@@ -390,9 +469,8 @@ TrainingSetup prepare_training(int argc, const char* const argv[], const po::opt
     if (vm["memory-limit-mb"].as<int>() < 0) throw UsageError("--memory-limit-mb must be >= 0");
     setup.output = vm["output"].as<std::string>();
     setup.stage1 = trainer_options(vm, setup.output);
-    setup.stage1.stage_name = vm["finetune-epochs"].as<int>() > 0 ? "stage1" : "train";
     try {
-      training::validate_train_options(setup.stage1);
+      for (const auto& stage : training_stages(vm, setup.stage1)) training::validate_train_options(stage.options);
     } catch (const std::invalid_argument& e) {
       throw UsageError(e.what());
     }

@@ -10,6 +10,7 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -60,6 +61,18 @@ std::string format_epoch(const training::EpochRecord& r);
 // The model the options describe, for images and classes of `dataset` (untrained, unfrozen).
 models::ClassifierPtr create_model(const po::variables_map& vm, const data::ShardedDataset& dataset);
 po::options_description train_options();
+
+// One stage of a run: the options it trains with and what of the backbone trains (unset: as
+// the previous stage left it).
+struct TrainingStage {
+  training::TrainOptions options;
+  std::optional<int> trainable_blocks;
+  std::string trainable_from;  // non-empty: train from this layer or block on
+};
+// The stages the options describe: the `stage` list, or the first stage (trainable-blocks, lr,
+// epochs, ...) and, when finetune-epochs > 0, a "finetune" stage. `base` holds the options every
+// stage starts from. Throws UsageError for a malformed stage.
+std::vector<TrainingStage> training_stages(const po::variables_map& vm, const training::TrainOptions& base);
 training::TrainOptions trainer_options(const po::variables_map& vm, const fs::path& output);
 
 // Ends a command with an exit code after its message was already printed.

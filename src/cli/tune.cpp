@@ -188,7 +188,8 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
     } catch (const std::invalid_argument& e) {
       throw UsageError(e.what());
     }
-    if (algorithm == "asha" && vm["finetune-epochs"].as<int>() > 0) {
+    const bool staged = vm.count("stage") > 0 && vm["stage"].as<std::vector<std::string>>().size() > 1;
+    if (algorithm == "asha" && (vm["finetune-epochs"].as<int>() > 0 || staged)) {
       throw UsageError("asha budgets the epochs of a single stage; search the fine-tuning stage with grid or random, or "
                        "with asha on trainable-blocks and lr of one stage");
     }
@@ -199,7 +200,9 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
       auto text = trial_config(base, search.trials[t], search.budgets.back());
       try {
         auto trial_vm = parse_trial_config(text, trial_options);
-        training::validate_train_options(trainer_options(trial_vm, ""));
+        for (const auto& stage : training_stages(trial_vm, trainer_options(trial_vm, ""))) {
+          training::validate_train_options(stage.options);
+        }
         create_model(trial_vm, dataset);  // architecture options in range
         search.trial_variables.push_back(std::move(trial_vm));
       } catch (const std::exception& e) {
@@ -290,7 +293,6 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
       const auto& trial_vm = search.trial_variables[job->trial];
       const fs::path directory = output / "trials" / trial_name(job->trial) / ("fold-" + std::to_string(job->fold));
       auto stage1 = trainer_options(trial_vm, directory);
-      stage1.stage_name = trial_vm["finetune-epochs"].as<int>() > 0 ? "stage1" : "train";
       stage1.epochs = search.budgets[job->rung];
       stage1.schedule_epochs = search.budgets.back();
       // Each job's seed comes from (experiment seed, trial, fold); a promoted trial continues its
@@ -301,8 +303,9 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
       where.output = directory;
       where.val_fold = job->fold;
       where.resume = job->rung > 0 || context.assignment.resume;
-      const std::string prefix = "[" + trial_name(job->trial) + " rung " + std::to_string(job->rung) + " fold " +
-                                 std::to_string(job->fold) + "] ";
+      char prefix_text[64];  // (snprintf: GCC 12 warns falsely on this chain of string +)
+      std::snprintf(prefix_text, sizeof(prefix_text), "[trial-%04d rung %d fold %d] ", job->trial, job->rung, job->fold);
+      const std::string prefix = prefix_text;
       const bool speaks = context.group.rank() == 0;
       auto outcome = train_run(trial_vm, stage1, where, context.group, setup.device,
                                [&](const std::string& line) {

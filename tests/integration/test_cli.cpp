@@ -137,3 +137,37 @@ TEST(CliUsage, HelpListsOptionsWithDefaultsAndBadOptionsExitTwo) {
   EXPECT_EQ(run_command(shell_quote(kBrainmri) + " fly").exit_code, 2);
   EXPECT_EQ(run_command(shell_quote(kBrainmri) + " evaluate --help").exit_code, 0);
 }
+
+// A list of stages: each in order, from the previous stage's best weights, with its own
+// trainable part and learning rate; the resolved config reproduces it; a bad stage is a usage error.
+TEST_F(CliOnSample, StagesRunInOrderWithTheirOwnTrainablePartAndLearningRate) {
+  ScratchDir run;
+  const std::string stages = " --model mobilenet_v2 --width 0.35 --dense-units 16 --threads 1 --batch-size 16"
+                             " --stage 'head: trainable-blocks=0 lr=1e-3 epochs=1'"
+                             " --stage 'top: trainable-blocks=2 lr=1e-4 epochs=1'"
+                             " --stage 'all: trainable-blocks=-1 lr=1e-5 epochs=1 schedule=cosine'";
+  const auto train = run_brainmri("train --data " + shell_quote(*scratch_ / "packed32") + " --output " +
+                                  shell_quote(run / "staged") + stages);
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  std::ifstream log(run / "staged" / "train_log.jsonl");
+  std::vector<std::pair<std::string, double>> epochs;
+  for (std::string line; std::getline(log, line);) {
+    const auto record = json::parse(line);
+    epochs.emplace_back(record["stage"].get<std::string>(), record["learning_rate"].get<double>());
+  }
+  ASSERT_EQ(epochs.size(), 3u);
+  EXPECT_EQ(epochs[0], (std::pair<std::string, double>{"head", 1e-3}));
+  EXPECT_EQ(epochs[1], (std::pair<std::string, double>{"top", 1e-4}));
+  EXPECT_EQ(epochs[2].first, "all");
+  for (const char* file : {"head_best.pt", "top_best.pt", "all_best.pt", "model.pt"}) {
+    EXPECT_TRUE(fs::exists(run / "staged" / file)) << file;
+  }
+  std::ifstream config(run / "staged" / "config.ini");
+  const std::string text((std::istreambuf_iterator<char>(config)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("stage = top: trainable-blocks=2 lr=1e-4 epochs=1"), std::string::npos) << text;
+
+  const auto bad = run_brainmri("train --data " + shell_quote(data()) + " --output " + shell_quote(run / "bad") +
+                                " --stage 'head: lr=1e-3' --finetune-epochs 2");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("not both"), std::string::npos) << bad.output;
+}
