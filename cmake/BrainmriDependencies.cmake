@@ -40,6 +40,14 @@ if(BRAINMRI_WITH_OPENCV)
   brainmri_require(libdeflate_FOUND "libdeflate (parallel deflate of HDF5 chunks)" "Debian/Ubuntu: apt-get install libdeflate-dev")
 endif()
 
+if(BRAINMRI_WITH_PLOTS)
+  find_package(PkgConfig QUIET)
+  brainmri_require(PkgConfig_FOUND "pkg-config" "Debian/Ubuntu: apt-get install pkg-config")
+  pkg_check_modules(plplot QUIET IMPORTED_TARGET plplot-c++ plplot)
+  brainmri_require(plplot_FOUND "PLplot's C++ API (report figures)"
+                   "Debian/Ubuntu: apt-get install libplplot-dev plplot-driver-cairo, or configure with -DBRAINMRI_WITH_PLOTS=OFF")
+endif()
+
 set(BRAINMRI_NCCL_ENABLED OFF)
 if(BRAINMRI_WITH_TORCH)
   # Without an architecture list, Torch's CMake compiles and runs a probe on the local GPU, which

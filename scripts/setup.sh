@@ -16,6 +16,7 @@ apt_packages=(
   build-essential cmake ninja-build ccache pkg-config git time
   libopencv-dev libhdf5-dev hdf5-tools libboost-program-options-dev
   libopenmpi-dev openmpi-bin nlohmann-json3-dev libssl-dev zlib1g-dev libdeflate-dev libturbojpeg0-dev libgtest-dev
+  libplplot-dev plplot-driver-cairo
 )
 python_packages=("torch==${torch_version}" numpy h5py pillow scikit-learn)
 

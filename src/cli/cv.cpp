@@ -9,6 +9,7 @@
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/experiments/journal.hpp"
 #include "brainmri/experiments/scheduler.hpp"
+#include "brainmri/metrics/summary.hpp"
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/training/evaluation_files.hpp"
 #include "brainmri/version.hpp"
@@ -18,27 +19,13 @@ namespace brainmri::cli {
 namespace {
 
 
-// Two-sided 95% Student t quantiles for 1..30 degrees of freedom (beyond: the normal 1.96).
-double t_quantile_95(int degrees_of_freedom) {
-  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
-  if (degrees_of_freedom < 1) return NAN;
-  return degrees_of_freedom <= 30 ? table[degrees_of_freedom - 1] : 1.96;
-}
-
+// mean, std and 95% t-interval of a metric over the folds, as JSON (null where undefined).
 json across_folds(const std::vector<double>& values) {
-  const auto n = static_cast<double>(values.size());
   if (values.empty()) return nullptr;
-  double mean = 0;
-  for (const auto v : values) mean += v / n;
-  double squares = 0;
-  for (const auto v : values) squares += (v - mean) * (v - mean);
-  const double std_dev = values.size() > 1 ? std::sqrt(squares / (n - 1)) : NAN;
-  const double half_width = values.size() > 1 ? t_quantile_95(static_cast<int>(values.size()) - 1) * std_dev / std::sqrt(n) : NAN;
+  const auto s = metrics::spread(values);
   auto number = [](double x) { return std::isnan(x) ? json(nullptr) : json(x); };
-  return {{"mean", mean}, {"std", number(std_dev)}, {"ci95_low", number(mean - half_width)},
-          {"ci95_high", number(mean + half_width)}, {"folds", values.size()}};
+  return {{"mean", s.mean}, {"std", number(s.std_dev)}, {"ci95_low", number(s.ci95_low)},
+          {"ci95_high", number(s.ci95_high)}, {"folds", values.size()}};
 }
 
 po::options_description cv_options() {
@@ -63,27 +50,9 @@ int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment
   std::vector<int> folds;
   std::string test_split;
   auto setup = prepare_training(argc, argv, options, environment, "cv", [&](const po::variables_map& vm) {
-    if (vm["ranks-per-job"].as<int>() < 1 || environment.size() % vm["ranks-per-job"].as<int>() != 0) {
-      throw UsageError("--ranks-per-job " + std::to_string(vm["ranks-per-job"].as<int>()) + " must divide the " +
-                       std::to_string(environment.size()) + " ranks");
-    }
-    if (vm["max-retries"].as<int>() < 0) throw UsageError("--max-retries must be >= 0");
+    check_job_options(vm, environment);
     const data::ShardedDataset dataset(vm["data"].as<std::string>());
-    const int fold_count = dataset.manifest().folds.fold_count;
-    if (fold_count < 2) {
-      throw UsageError(dataset.directory().string() + " has no fold assignment; pack it with brainmri-prep --folds K");
-    }
-    const auto wanted = vm["folds"].as<std::string>();
-    if (wanted == "all") {
-      for (int k = 0; k < fold_count; ++k) folds.push_back(k);
-    } else {
-      folds = parse_int_list(wanted);
-      for (const int k : folds) {
-        if (k < 0 || k >= fold_count) {
-          throw UsageError("--folds names fold " + std::to_string(k) + ", outside 0.." + std::to_string(fold_count - 1));
-        }
-      }
-    }
+    folds = selected_folds(vm["folds"].as<std::string>(), dataset);
     test_split = vm["test-split"].as<std::string>();
     if (test_split == "auto") test_split = dataset.manifest().folds.held_out_split;
     if (test_split == "none") test_split.clear();

@@ -25,6 +25,7 @@ const char* kUsage =
     "  evaluate   evaluate a checkpoint on a split or fold (brainmri evaluate --help)\n"
     "  cv         k-fold cross-validation over the dataset's folds, resumable (brainmri cv --help)\n"
     "  tune       hyperparameter search: grid, random or ASHA, resumable (brainmri tune --help)\n"
+    "  report     reports, figures and tables from the predictions of runs (brainmri report --help)\n"
     "  version    print the version\n";
 }  // namespace
 
@@ -181,6 +182,7 @@ int main(int argc, char* argv[]) {
       if (command == "tune") return run_tune(argc - 1, argv + 1, *environment);
       return run_evaluate(argc - 1, argv + 1, *environment);
     }
+    if (command == "report") return run_report(argc - 1, argv + 1);
     if (command == "version" || command == "--version") {
       std::cout << "brainmri " << kVersion << " (LibTorch " << TORCH_VERSION << ", NCCL backend "
                 << (distributed::nccl_available() ? "built" : "not built") << ")\n";

@@ -114,6 +114,35 @@ models::ClassifierPtr create_model(const po::variables_map& vm, const data::Shar
   return model;
 }
 
+void check_job_options(const po::variables_map& vm, const distributed::MpiEnvironment& environment) {
+  const int ranks_per_job = vm["ranks-per-job"].as<int>();
+  if (ranks_per_job < 1 || environment.size() % ranks_per_job != 0) {
+    throw UsageError("--ranks-per-job " + std::to_string(ranks_per_job) + " must divide the " +
+                     std::to_string(environment.size()) + " ranks");
+  }
+  if (vm["max-retries"].as<int>() < 0) throw UsageError("--max-retries must be >= 0");
+}
+
+std::vector<int> selected_folds(const std::string& wanted, const data::ShardedDataset& dataset) {
+  const int fold_count = dataset.manifest().folds.fold_count;
+  if (fold_count < 2) {
+    throw UsageError(dataset.directory().string() + " has no fold assignment; pack it with brainmri-prep --folds K");
+  }
+  std::vector<int> folds;
+  if (wanted == "all") {
+    for (int k = 0; k < fold_count; ++k) folds.push_back(k);
+    return folds;
+  }
+  folds = parse_int_list(wanted);
+  if (std::set<int>(folds.begin(), folds.end()).size() != folds.size()) throw UsageError("--folds names a fold twice: " + wanted);
+  for (const int k : folds) {
+    if (k < 0 || k >= fold_count) {
+      throw UsageError("--folds names fold " + std::to_string(k) + ", outside 0.." + std::to_string(fold_count - 1));
+    }
+  }
+  return folds;
+}
+
 std::string format_epoch(const training::EpochRecord& r) {
   char line[320];
   std::snprintf(line, sizeof(line),

@@ -34,8 +34,15 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
 int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvironment& environment);
 int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment& environment);
 int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironment& environment);
+int run_report(int argc, const char* const argv[]);
 
 std::vector<int> parse_int_list(const std::string& text);  // "0,2,4"; UsageError otherwise
+
+// Options of the experiment commands (cv, tune): --ranks-per-job divides the ranks and
+// --max-retries >= 0; and the validation folds that --folds names ("all" or a list), each once and
+// within the dataset's folds. UsageError otherwise.
+void check_job_options(const po::variables_map& vm, const distributed::MpiEnvironment& environment);
+std::vector<int> selected_folds(const std::string& wanted, const data::ShardedDataset& dataset);
 torch::Device pick_device(const std::string& name, const distributed::MpiEnvironment& environment);
 void set_threads(int requested, const distributed::MpiEnvironment& environment);
 int threads_option(const po::variables_map& vm);

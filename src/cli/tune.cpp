@@ -118,12 +118,7 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
   const auto trial_options = train_options();
   SearchSetup search;
   auto setup = prepare_training(argc, argv, options, environment, "tune", [&](const po::variables_map& vm) {
-    const int ranks_per_job = vm["ranks-per-job"].as<int>();
-    if (ranks_per_job < 1 || environment.size() % ranks_per_job != 0) {
-      throw UsageError("--ranks-per-job " + std::to_string(ranks_per_job) + " must divide the " +
-                       std::to_string(environment.size()) + " ranks");
-    }
-    if (vm["max-retries"].as<int>() < 0) throw UsageError("--max-retries must be >= 0");
+    check_job_options(vm, environment);
     const auto objective = vm["objective"].as<std::string>();
     const std::map<std::string, std::string> objectives = {
         {"val_macro_f1", "macro_f1"}, {"val_accuracy", "accuracy"}, {"val_macro_auc", "macro_auc"}};
@@ -133,23 +128,7 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
     search.objective = objectives.at(objective);
 
     const data::ShardedDataset dataset(vm["data"].as<std::string>());
-    const int fold_count = dataset.manifest().folds.fold_count;
-    if (fold_count < 2) {
-      throw UsageError(dataset.directory().string() + " has no fold assignment; pack it with brainmri-prep --folds K");
-    }
-    const auto wanted = vm["folds"].as<std::string>();
-    if (wanted == "all") {
-      for (int k = 0; k < fold_count; ++k) search.folds.push_back(k);
-    } else {
-      search.folds = parse_int_list(wanted);
-      const std::set<int> distinct(search.folds.begin(), search.folds.end());
-      if (distinct.size() != search.folds.size()) throw UsageError("--folds names a fold twice: " + wanted);
-      for (const int k : search.folds) {
-        if (k < 0 || k >= fold_count) {
-          throw UsageError("--folds names fold " + std::to_string(k) + ", outside 0.." + std::to_string(fold_count - 1));
-        }
-      }
-    }
+    search.folds = selected_folds(vm["folds"].as<std::string>(), dataset);
 
     if (!vm.count("search")) throw UsageError("tune needs at least one --search 'NAME: KIND ARGS' (see --help)");
     std::set<std::string> names;

@@ -86,6 +86,24 @@ assert summary["out_of_fold"]["samples"] == 154, summary["out_of_fold"]
 assert summary["accuracy"]["folds"] == 3 and summary["accuracy"]["std"] is not None
 PY
 [[ $(journal_count "$work/cv" finished) == 3 && $(journal_count "$work/cv" running) == 3 ]] || fail "cv: journal is not 3 runs, 3 results"
+# The folds the CV validated on keep duplicate groups together and the classes balanced.
+python3 - "$work/cv" "$work/data3/manifest.json" <<'PY' || fail "cv: folds split a duplicate group or unbalance the classes"
+import collections, h5py, json, sys, pathlib
+d, manifest = pathlib.Path(sys.argv[1]), json.load(open(sys.argv[2]))
+fold_of = {}
+for k in range(3):
+    for sample in h5py.File(d / f"fold-{k}/validation/predictions.h5")["sample_ids"][:]:
+        fold_of[int(sample)] = k
+for group in manifest["duplicate_groups"]:
+    assert len({fold_of[m] for m in group["members"] if m in fold_of}) <= 1, group
+labels = {}
+for k in range(3):
+    f = h5py.File(d / f"fold-{k}/validation/predictions.h5")
+    labels[k] = collections.Counter(int(l) for l in f["labels"][:])
+for c in range(4):
+    counts = [labels[k][c] for k in range(3)]
+    assert max(counts) - min(counts) <= 3, (c, counts)
+PY
 # The same command again: nothing is rerun.
 run cv_again 0 -n 2 "$brainmri" cv "${cv[@]}" --output "$work/cv"
 [[ $(journal_count "$work/cv" running) == 3 ]] || fail "cv: the rerun started finished folds again"

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "test_support.hpp"
@@ -170,4 +173,144 @@ TEST_F(CliOnSample, StagesRunInOrderWithTheirOwnTrainablePartAndLearningRate) {
                                 " --stage 'head: lr=1e-3' --finetune-epochs 2");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("not both"), std::string::npos) << bad.output;
+}
+
+// --- brainmri report ------------------------------------------------------------------------------
+
+namespace {
+
+std::string slurp(const fs::path& file) {
+  std::ifstream in(file);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Width and height from a PNG's IHDR chunk (big-endian, bytes 16-23); {0, 0} if not a PNG.
+std::pair<std::uint32_t, std::uint32_t> png_size(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  unsigned char header[24] = {};
+  in.read(reinterpret_cast<char*>(header), sizeof(header));
+  if (!in || header[1] != 'P' || header[2] != 'N' || header[3] != 'G') return {0, 0};
+  auto word = [&](int at) {
+    return (std::uint32_t{header[at]} << 24) | (std::uint32_t{header[at + 1]} << 16) | (std::uint32_t{header[at + 2]} << 8) |
+           std::uint32_t{header[at + 3]};
+  };
+  return {word(16), word(20)};
+}
+
+// Every src="..." and href="..." of the page that is not a web address names an existing file.
+void expect_links_resolve(const fs::path& page) {
+  const auto html = slurp(page);
+  const std::regex link("(?:src|href)=\"([^\"]+)\"");
+  int links = 0;
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), link); it != std::sregex_iterator(); ++it) {
+    const std::string target = (*it)[1];
+    EXPECT_EQ(target.find("://"), std::string::npos) << "network reference " << target;
+    EXPECT_TRUE(fs::exists(page.parent_path() / target)) << page << " links to missing " << target;
+    ++links;
+  }
+  EXPECT_GT(links, 0);
+}
+
+// The rows of classification_report.csv for one evaluation: class -> {precision, recall, f1}.
+std::map<std::string, std::vector<double>> csv_rows(const fs::path& file, const std::string& evaluation) {
+  std::map<std::string, std::vector<double>> rows;
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "evaluation,class,precision,recall,f1,support");
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream stream(line);
+    for (std::string cell; std::getline(stream, cell, ',');) cells.push_back(cell);
+    if (cells.size() < 5 || cells[0] != evaluation || cells[2].empty()) continue;
+    rows[cells[1]] = {std::stod(cells[2]), std::stod(cells[3]), std::stod(cells[4])};
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_F(CliOnSample, ReportOfATrainingRunHasEveryFileAndTheMetricsModulesValues) {
+  ScratchDir run;
+  const auto train = run_brainmri("train --data " + shell_quote(data()) + " --output " + shell_quote(run / "a") +
+                                  " --epochs 2" + kSmallModel);
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  const auto report = run_brainmri("report " + shell_quote(run / "a"));
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  const auto dir = run / "a" / "report";
+  for (const char* file : {"classification_report.txt", "classification_report.csv", "classification_report.json",
+                           "tables.md", "tables.tex", "index.html"}) {
+    EXPECT_TRUE(fs::exists(dir / file)) << file;
+  }
+  for (const char* figure : {"confusion_matrix", "roc_curves", "training_curves"}) {
+    for (const char* extension : {".png", ".svg", ".pdf"}) {
+      EXPECT_GT(fs::file_size(dir / (std::string(figure) + extension)), 1000u) << figure << extension;
+    }
+    const auto [width, height] = png_size(dir / (std::string(figure) + ".png"));
+    EXPECT_GE(width, 800u) << figure;
+    EXPECT_GE(height, 500u) << figure;
+  }
+  expect_links_resolve(dir / "index.html");
+
+  // The report's numbers are the evaluation's (metrics.json, written by the metrics module).
+  const auto metrics = read_json(run / "a" / "validation" / "metrics.json");
+  const auto json_report = read_json(dir / "classification_report.json");
+  const auto& validation = json_report["evaluations"]["validation"];
+  EXPECT_DOUBLE_EQ(validation["accuracy"].get<double>(), metrics["accuracy"].get<double>());
+  EXPECT_DOUBLE_EQ(validation["macro_avg"]["f1"].get<double>(), metrics["macro_avg"]["f1"].get<double>());
+  EXPECT_DOUBLE_EQ(validation["macro_auc"].get<double>(), metrics["macro_auc"].get<double>());
+  const auto rows = csv_rows(dir / "classification_report.csv", "validation");
+  ASSERT_EQ(rows.size(), 4u + 2u);  // 4 classes, macro and weighted averages
+  for (const auto& name : metrics["class_names"]) {
+    const auto& expected = metrics["per_class"][name.get<std::string>()];
+    const auto& got = rows.at(name.get<std::string>());
+    EXPECT_NEAR(got[0], expected["precision"].get<double>(), 1e-12) << name;
+    EXPECT_NEAR(got[1], expected["recall"].get<double>(), 1e-12) << name;
+    EXPECT_NEAR(got[2], expected["f1"].get<double>(), 1e-12) << name;
+  }
+  EXPECT_NE(slurp(dir / "classification_report.txt").find(slurp(run / "a" / "validation" / "classification_report.txt").substr(0, 40)),
+            std::string::npos);
+  EXPECT_NE(slurp(dir / "tables.tex").find("\\begin{tabular}"), std::string::npos);
+}
+
+TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
+  ScratchDir run;
+  const auto cv = run_brainmri("cv --data " + shell_quote(*scratch_ / "packed32") + " --output " + shell_quote(run / "cv") +
+                               " --folds 0,1,2 --epochs 1" + kSmallModel);
+  ASSERT_EQ(cv.exit_code, 0) << cv.output;
+  const auto train = run_brainmri("train --data " + shell_quote(*scratch_ / "packed32") + " --output " +
+                                  shell_quote(run / "single") + " --epochs 1" + kSmallModel);
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  const auto report = run_brainmri("report " + shell_quote(run / "cv") + " " + shell_quote(run / "single") +
+                                   " --vector false --output " + shell_quote(run / "comparison"));
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  const auto dir = run / "cv" / "report";
+  for (const char* figure : {"confusion_matrix.png", "roc_curves.png", "roc_curves_out_of_fold.png"}) {
+    EXPECT_GT(png_size(dir / figure).first, 0u) << figure;
+  }
+  EXPECT_FALSE(fs::exists(dir / "roc_curves.svg"));  // --vector false
+  expect_links_resolve(dir / "index.html");
+  expect_links_resolve(run / "comparison" / "index.html");
+
+  // Across folds: the mean of the folds' accuracies, as cv_summary.json has it.
+  const auto summary = read_json(run / "cv" / "cv_summary.json");
+  const auto json_report = read_json(dir / "classification_report.json");
+  EXPECT_NEAR(json_report["across_folds"]["accuracy"]["mean"].get<double>(), summary["accuracy"]["mean"].get<double>(), 1e-12);
+  EXPECT_NEAR(json_report["evaluations"]["out_of_fold"]["accuracy"].get<double>(),
+              summary["out_of_fold"]["accuracy"].get<double>(), 1e-12);
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_NEAR(json_report["evaluations"]["fold-" + std::to_string(k)]["accuracy"].get<double>(),
+                summary["folds"][k]["accuracy"].get<double>(), 1e-12);
+  }
+  const auto text = slurp(dir / "classification_report.txt");
+  EXPECT_NE(text.find("Across the 3 folds"), std::string::npos) << text;
+  const auto comparison = slurp(run / "comparison" / "comparison.md");
+  EXPECT_NE(comparison.find("| cv | baseline_cnn | 3-fold CV |"), std::string::npos) << comparison;
+  EXPECT_NE(comparison.find("| single | baseline_cnn | validation |"), std::string::npos) << comparison;
+
+  // Not a run directory: a failure naming it; no run at all: a usage error.
+  const auto bad = run_brainmri("report " + shell_quote(run.path()));
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("is neither a run"), std::string::npos) << bad.output;
+  EXPECT_EQ(run_brainmri("report").exit_code, 2);
 }

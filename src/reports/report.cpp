@@ -1,0 +1,495 @@
+#include "brainmri/reports/report.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+
+#include "brainmri/common/atomic_file.hpp"
+#include "brainmri/metrics/classification.hpp"
+#include "brainmri/metrics/roc.hpp"
+#include "brainmri/metrics/summary.hpp"
+#include "brainmri/training/evaluation_files.hpp"
+
+namespace brainmri::reports {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json read_json(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file.string());
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw std::runtime_error(file.string() + " is not valid JSON: " + e.what());
+  }
+}
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::optional<Evaluation> read_evaluation(const fs::path& directory, const std::string& key, const std::string& title) {
+  if (!fs::exists(directory / "predictions.h5") || !fs::exists(directory / "metrics.json")) return std::nullopt;
+  return Evaluation{key, title, training::read_predictions(directory / "predictions.h5"), read_json(directory / "metrics.json")};
+}
+
+std::string fixed(double value, int digits = 4) {
+  if (std::isnan(value)) return "n/a";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.*f", digits, value);
+  return text;
+}
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string latex_escape(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '_' || c == '%' || c == '&' || c == '#') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// The scores of one evaluation, recomputed from its predictions with the metrics module.
+struct Scores {
+  metrics::ClassificationReport report;
+  metrics::OneVsRestRoc roc;
+};
+Scores score(const Evaluation& e, const std::vector<std::string>& class_names) {
+  const int k = static_cast<int>(class_names.size());
+  const auto predicted = metrics::argmax_rows(e.predictions.probabilities, k);
+  return {metrics::classification_report(metrics::ConfusionMatrix(e.predictions.labels, predicted, k), class_names),
+          metrics::one_vs_rest_roc(e.predictions.labels, e.predictions.probabilities, k)};
+}
+
+json scores_json(const Scores& s) {
+  json per_class = json::object();
+  for (std::size_t c = 0; c < s.report.class_names.size(); ++c) {
+    const auto& p = s.report.per_class[c];
+    const double auc = s.roc.auc_per_class[c];
+    per_class[s.report.class_names[c]] = {{"precision", p.precision}, {"recall", p.recall}, {"f1", p.f1},
+                                          {"support", p.support}, {"auc", std::isnan(auc) ? json() : json(auc)}};
+  }
+  auto average = [](const metrics::ClassScores& a) {
+    return json{{"precision", a.precision}, {"recall", a.recall}, {"f1", a.f1}, {"support", a.support}};
+  };
+  return {{"per_class", per_class}, {"accuracy", s.report.accuracy}, {"macro_avg", average(s.report.macro_average)},
+          {"weighted_avg", average(s.report.weighted_average)},
+          {"macro_auc", std::isnan(s.roc.macro_auc) ? json() : json(s.roc.macro_auc)},
+          {"micro_auc", std::isnan(s.roc.micro_auc) ? json() : json(s.roc.micro_auc)}};
+}
+
+json spread_json(const std::vector<double>& values) {
+  if (values.empty()) return nullptr;
+  const auto s = metrics::spread(values);
+  auto number = [](double x) { return std::isnan(x) ? json() : json(x); };
+  return {{"mean", s.mean}, {"std", number(s.std_dev)}, {"ci95_low", number(s.ci95_low)}, {"ci95_high", number(s.ci95_high)},
+          {"n", s.count}};
+}
+
+// "0.9512 ± 0.0110 [0.9375, 0.9651]" (spread) or "0.9512 [0.9390, 0.9630]" (value with CI).
+std::string spread_text(const json& s, const char* pm = "±") {
+  if (s.is_null()) return "n/a";
+  std::string text = fixed(s["mean"].get<double>());
+  if (!s["std"].is_null()) text += std::string(" ") + pm + " " + fixed(s["std"].get<double>());
+  if (!s["ci95_low"].is_null()) text += " [" + fixed(s["ci95_low"].get<double>()) + ", " + fixed(s["ci95_high"].get<double>()) + "]";
+  return text;
+}
+std::string value_text(const json& value, const json& interval) {
+  if (value.is_null()) return "n/a";
+  std::string text = fixed(value.get<double>());
+  if (interval.is_object() && interval.contains("low")) {
+    text += " [" + fixed(interval["low"].get<double>()) + ", " + fixed(interval["high"].get<double>()) + "]";
+  }
+  return text;
+}
+
+// The rows of the paper table: per class precision, recall, F1, AUC; then accuracy, macro-F1,
+// macro AUC. For a CV: mean ± std [95% t-interval] over the folds; for a single evaluation: the
+// value, with its bootstrap 95% interval where metrics.json has one.
+struct TableRow {
+  std::string name;
+  std::vector<std::string> cells;  // precision, recall, F1, AUC
+};
+std::vector<TableRow> paper_rows(const RunContents& run, const json& report_json) {
+  std::vector<TableRow> rows;
+  if (run.kind == "cv" && report_json.contains("across_folds")) {
+    const auto& across = report_json["across_folds"];
+    for (const auto& name : run.class_names) {
+      const auto& c = across["per_class"][name];
+      rows.push_back({name, {spread_text(c["precision"]), spread_text(c["recall"]), spread_text(c["f1"]), spread_text(c["auc"])}});
+    }
+    rows.push_back({"accuracy", {"", "", spread_text(across["accuracy"]), ""}});
+    rows.push_back({"macro average", {spread_text(across["macro_precision"]), spread_text(across["macro_recall"]),
+                                      spread_text(across["macro_f1"]), spread_text(across["macro_auc"])}});
+    return rows;
+  }
+  const auto& m = run.main->metrics;
+  const auto& e = report_json["evaluations"][run.main->key];
+  for (const auto& name : run.class_names) {
+    const auto& c = e["per_class"][name];
+    const json interval = m["per_class"].contains(name) ? m["per_class"][name].value("auc_95ci", json()) : json();
+    rows.push_back({name, {fixed(c["precision"].get<double>()), fixed(c["recall"].get<double>()), fixed(c["f1"].get<double>()),
+                           value_text(c["auc"], interval)}});
+  }
+  rows.push_back({"accuracy", {"", "", value_text(e["accuracy"], m.value("accuracy_95ci", json())), ""}});
+  rows.push_back({"macro average", {fixed(e["macro_avg"]["precision"].get<double>()), fixed(e["macro_avg"]["recall"].get<double>()),
+                                    value_text(e["macro_avg"]["f1"], m.value("macro_f1_95ci", json())),
+                                    value_text(e["macro_auc"], m.value("macro_auc_95ci", json()))}});
+  return rows;
+}
+
+std::string table_caption(const RunContents& run) {
+  if (run.kind == "cv") {
+    return run.model + ", " + std::to_string(run.folds.size()) +
+           "-fold cross-validation: mean ± std over the folds [95% t-interval of the mean]";
+  }
+  return run.model + ", " + run.main->title + ": value [bootstrap 95% interval]";
+}
+
+std::string markdown_table(const std::vector<TableRow>& rows) {
+  std::ostringstream md;
+  md << "| class | precision | recall | F1 | AUC |\n|---|---|---|---|---|\n";
+  for (const auto& r : rows) {
+    md << "| " << r.name;
+    for (const auto& c : r.cells) md << " | " << c;
+    md << " |\n";
+  }
+  return md.str();
+}
+
+std::string latex_table(const std::vector<TableRow>& rows, const std::string& caption) {
+  std::ostringstream tex;
+  tex << "% needs \\usepackage{booktabs}\n\\begin{table}[t]\n\\centering\n\\caption{" << latex_escape(caption)
+      << "}\n\\begin{tabular}{lllll}\n\\toprule\nclass & precision & recall & F1 & AUC \\\\\n\\midrule\n";
+  for (const auto& r : rows) {
+    if (r.name == "accuracy") tex << "\\midrule\n";
+    tex << latex_escape(r.name);
+    for (auto c : r.cells) {
+      c = std::regex_replace(c, std::regex("±"), "$\\pm$");
+      tex << " & " << c;
+    }
+    tex << " \\\\\n";
+  }
+  tex << "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
+  return tex.str();
+}
+
+void append_csv(std::ostringstream& csv, const std::string& evaluation, const Scores& s) {
+  for (std::size_t c = 0; c < s.report.class_names.size(); ++c) {
+    const auto& p = s.report.per_class[c];
+    csv << evaluation << "," << s.report.class_names[c] << "," << p.precision << "," << p.recall << "," << p.f1 << ","
+        << p.support << "\n";
+  }
+  const auto total = s.report.weighted_average.support;
+  csv << evaluation << ",accuracy,,," << s.report.accuracy << "," << total << "\n";
+  const auto& m = s.report.macro_average;
+  const auto& w = s.report.weighted_average;
+  csv << evaluation << ",macro avg," << m.precision << "," << m.recall << "," << m.f1 << "," << m.support << "\n";
+  csv << evaluation << ",weighted avg," << w.precision << "," << w.recall << "," << w.f1 << "," << w.support << "\n";
+}
+
+}  // namespace
+
+RunContents read_run(const fs::path& directory) {
+  if (!fs::is_directory(directory)) throw std::runtime_error(directory.string() + " is not a directory");
+  RunContents run;
+  run.directory = directory;
+  if (fs::exists(directory / "config.ini")) run.config_text = read_text(directory / "config.ini");
+  if (fs::exists(directory / "cv_summary.json")) {
+    run.kind = "cv";
+    const auto summary = read_json(directory / "cv_summary.json");
+    run.model = summary.value("model", "");
+    for (const auto& f : summary.at("folds")) {
+      const std::string fold = f.at("fold").get<std::string>();
+      if (auto e = read_evaluation(directory / fold / "validation", fold, fold + " (validation)")) run.folds.push_back(*e);
+      if (auto t = read_evaluation(directory / fold / "test", fold + "_test", "held-out test: " + fold + " model")) run.tests.push_back(*t);
+    }
+    if (run.folds.empty()) throw std::runtime_error(directory.string() + ": cv_summary.json lists no fold with predictions");
+    run.main = read_evaluation(directory / "out_of_fold", "out_of_fold",
+                               "pooled out-of-fold predictions of the " + std::to_string(run.folds.size()) + " folds");
+    if (auto e = read_evaluation(directory / "test_ensemble", "test_ensemble",
+                                 "held-out test: ensemble of the " + std::to_string(run.tests.size()) + " fold models")) {
+      run.tests.push_back(*e);
+    }
+    if (auto e = read_evaluation(directory / "final" / "test", "final_test", "held-out test: final model (all folds)")) {
+      run.tests.push_back(*e);
+    }
+  } else if (fs::exists(directory / "validation" / "predictions.h5")) {
+    run.kind = "train";
+    run.main = read_evaluation(directory / "validation", "validation", "validation");
+    if (auto t = read_evaluation(directory / "test", "test", "held-out test")) run.tests.push_back(*t);
+    if (fs::exists(directory / "train_log.jsonl")) {
+      std::ifstream log(directory / "train_log.jsonl");
+      for (std::string line; std::getline(log, line);) {
+        if (line.empty()) continue;
+        const auto r = json::parse(line, nullptr, false);
+        if (r.is_discarded()) continue;  // a torn last line of an interrupted run
+        run.epochs.push_back({r.value("stage", ""), r.value("train_loss", 0.0), r.value("val_loss", 0.0),
+                              r.value("train_accuracy", 0.0), r.value("val_accuracy", 0.0), r.value("val_macro_f1", 0.0)});
+      }
+    }
+  } else {
+    throw std::runtime_error(directory.string() + " is neither a run of brainmri train (validation/predictions.h5) nor of "
+                             "brainmri cv (cv_summary.json)");
+  }
+  if (!run.main) throw std::runtime_error(directory.string() + " has no pooled predictions (out_of_fold/ or validation/)");
+  run.class_names = run.main->metrics.at("class_names").get<std::vector<std::string>>();
+  if (run.model.empty()) run.model = run.main->metrics.value("context", json::object()).value("model", "model");
+  return run;
+}
+
+json write_report(const RunContents& run, const fs::path& output, bool figures, bool vector_figures) {
+  fs::create_directories(output);
+  const auto& classes = run.class_names;
+  const int k = static_cast<int>(classes.size());
+  std::vector<const Evaluation*> all;
+  for (const auto& f : run.folds) all.push_back(&f);
+  all.push_back(&*run.main);
+  for (const auto& t : run.tests) all.push_back(&t);
+
+  json report = {{"run", fs::absolute(run.directory).string()}, {"kind", run.kind}, {"model", run.model},
+                 {"class_names", classes}, {"evaluations", json::object()}};
+  std::ostringstream text, csv;
+  csv.precision(17);  // every digit: the CSV is data, not a display
+  csv << "evaluation,class,precision,recall,f1,support\n";
+  std::map<std::string, Scores> scores;
+  for (const auto* e : all) {
+    if (static_cast<int>(e->predictions.probabilities.size()) != k * static_cast<int>(e->predictions.labels.size())) {
+      throw std::runtime_error(e->key + " of " + run.directory.string() + " has predictions for another number of classes");
+    }
+    scores.emplace(e->key, score(*e, classes));
+    const auto& s = scores.at(e->key);
+    report["evaluations"][e->key] = scores_json(s);
+    report["evaluations"][e->key]["title"] = e->title;
+    report["evaluations"][e->key]["samples"] = e->predictions.labels.size();
+    text << "== " << e->title << " (" << e->predictions.labels.size() << " images) ==\n\n"
+         << metrics::format_classification_report(s.report, 4) << "\n";
+    append_csv(csv, e->key, s);
+  }
+  json headline;
+  if (run.kind == "cv") {
+    std::map<std::string, std::vector<double>> values;
+    for (const auto& f : run.folds) {
+      const auto& s = scores.at(f.key);
+      for (int c = 0; c < k; ++c) {
+        const auto& name = classes[static_cast<std::size_t>(c)];
+        values[name + "/precision"].push_back(s.report.per_class[static_cast<std::size_t>(c)].precision);
+        values[name + "/recall"].push_back(s.report.per_class[static_cast<std::size_t>(c)].recall);
+        values[name + "/f1"].push_back(s.report.per_class[static_cast<std::size_t>(c)].f1);
+        if (!std::isnan(s.roc.auc_per_class[static_cast<std::size_t>(c)])) {
+          values[name + "/auc"].push_back(s.roc.auc_per_class[static_cast<std::size_t>(c)]);
+        }
+      }
+      values["accuracy"].push_back(s.report.accuracy);
+      values["macro_precision"].push_back(s.report.macro_average.precision);
+      values["macro_recall"].push_back(s.report.macro_average.recall);
+      values["macro_f1"].push_back(s.report.macro_average.f1);
+      if (!std::isnan(s.roc.macro_auc)) values["macro_auc"].push_back(s.roc.macro_auc);
+    }
+    json across = {{"per_class", json::object()}, {"folds", run.folds.size()}};
+    for (const auto& name : classes) {
+      across["per_class"][name] = {{"precision", spread_json(values[name + "/precision"])},
+                                   {"recall", spread_json(values[name + "/recall"])},
+                                   {"f1", spread_json(values[name + "/f1"])},
+                                   {"auc", spread_json(values[name + "/auc"])}};
+    }
+    for (const auto* key : {"accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc"}) {
+      across[key] = spread_json(values[key]);
+    }
+    report["across_folds"] = across;
+    headline = {{"accuracy", across["accuracy"]}, {"macro_f1", across["macro_f1"]}, {"macro_auc", across["macro_auc"]}};
+    text << "== Across the " << run.folds.size() << " folds: mean ± std [95% t-interval] ==\n\n";
+    char line[512];
+    std::snprintf(line, sizeof(line), "%-16s %-36s %-36s %-36s\n", "", "precision", "recall", "f1-score");
+    text << line;
+    for (const auto& name : classes) {
+      const auto& c = across["per_class"][name];
+      std::snprintf(line, sizeof(line), "%-16s %-36s %-36s %-36s\n", name.c_str(), spread_text(c["precision"]).c_str(),
+                    spread_text(c["recall"]).c_str(), spread_text(c["f1"]).c_str());
+      text << line;
+    }
+    std::snprintf(line, sizeof(line), "\n%-16s %-36s\n%-16s %-36s %-36s %-36s\n", "accuracy", spread_text(across["accuracy"]).c_str(),
+                  "macro avg", spread_text(across["macro_precision"]).c_str(), spread_text(across["macro_recall"]).c_str(),
+                  spread_text(across["macro_f1"]).c_str());
+    text << line;
+    for (const char* key : {"accuracy", "macro_precision", "macro_recall", "macro_f1"}) {
+      const auto& s = across[key];
+      csv << "across_folds_mean," << key << ",,," << s["mean"].get<double>() << "," << run.folds.size() << "\n";
+      if (!s["std"].is_null()) csv << "across_folds_std," << key << ",,," << s["std"].get<double>() << "," << run.folds.size() << "\n";
+    }
+  } else {
+    const auto& m = run.main->metrics;
+    const auto& e = report["evaluations"][run.main->key];
+    auto with_interval = [](const json& value, const json& interval) {
+      json out = {{"mean", value}, {"std", nullptr}, {"ci95_low", nullptr}, {"ci95_high", nullptr}, {"n", 1}};
+      if (interval.is_object() && interval.contains("low")) {
+        out["ci95_low"] = interval["low"];
+        out["ci95_high"] = interval["high"];
+      }
+      return out;
+    };
+    headline = {{"accuracy", with_interval(e["accuracy"], m.value("accuracy_95ci", json()))},
+                {"macro_f1", with_interval(e["macro_avg"]["f1"], m.value("macro_f1_95ci", json()))},
+                {"macro_auc", e["macro_auc"].is_null() ? json() : with_interval(e["macro_auc"], m.value("macro_auc_95ci", json()))}};
+  }
+  report["headline"] = headline;
+  write_file_atomically(output / "classification_report.txt", text.str());
+  write_file_atomically(output / "classification_report.csv", csv.str());
+
+  // Tables for a paper.
+  const auto rows = paper_rows(run, report);
+  std::ostringstream md;
+  md << "**" << table_caption(run) << "**\n\n" << markdown_table(rows);
+  for (const auto& t : run.tests) {
+    const auto& e = report["evaluations"][t.key];
+    md << "\n" << t.title << " (" << t.predictions.labels.size() << " images): accuracy " << fixed(e["accuracy"].get<double>())
+       << ", macro-F1 " << fixed(e["macro_avg"]["f1"].get<double>()) << ", macro AUC "
+       << (e["macro_auc"].is_null() ? std::string("n/a") : fixed(e["macro_auc"].get<double>())) << "\n";
+  }
+  write_file_atomically(output / "tables.md", md.str());
+  write_file_atomically(output / "tables.tex", latex_table(rows, table_caption(run)));
+
+  // Figures.
+  std::vector<std::pair<std::string, std::string>> figure_list;  // (file stem, caption)
+  if (figures) {
+    const auto& main_scores = scores.at(run.main->key);
+    plot_confusion_matrix(metrics::ConfusionMatrix(run.main->predictions.labels,
+                                                   metrics::argmax_rows(run.main->predictions.probabilities, k), k),
+                          classes, "Confusion matrix", output / "confusion_matrix", vector_figures);
+    (void)main_scores;
+    figure_list.push_back({"confusion_matrix", "Confusion matrix: " + run.main->title});
+    if (run.kind == "cv") {
+      std::vector<FoldPredictions> folds;
+      for (const auto& f : run.folds) folds.push_back({f.predictions.labels, f.predictions.probabilities});
+      plot_cross_validated_roc(folds, classes, "ROC, " + std::to_string(run.folds.size()) + "-fold CV", output / "roc_curves", vector_figures);
+      figure_list.push_back({"roc_curves", "ROC curves, one-vs-rest: each fold's validation (faint) and the mean over the folds ± 1 std"});
+      plot_roc_curves(run.main->predictions.labels, run.main->predictions.probabilities, classes, "ROC, pooled out-of-fold",
+                      output / "roc_curves_out_of_fold", vector_figures);
+      figure_list.push_back({"roc_curves_out_of_fold", "ROC curves: " + run.main->title});
+    } else {
+      plot_roc_curves(run.main->predictions.labels, run.main->predictions.probabilities, classes, "ROC, validation",
+                      output / "roc_curves", vector_figures);
+      figure_list.push_back({"roc_curves", "ROC curves, one-vs-rest: " + run.main->title});
+      if (!run.epochs.empty()) {
+        plot_training_curves(run.epochs, run.model, output / "training_curves", vector_figures);
+        figure_list.push_back({"training_curves", "Training curves (dotted lines: a new stage starts)"});
+      }
+    }
+    for (const auto& t : run.tests) {
+      if (t.key.rfind("fold-", 0) == 0) continue;  // per-fold test curves: in the tables only
+      plot_confusion_matrix(metrics::ConfusionMatrix(t.predictions.labels, metrics::argmax_rows(t.predictions.probabilities, k), k),
+                            classes, "Confusion matrix, held-out test", output / ("confusion_matrix_" + t.key), vector_figures);
+      figure_list.push_back({"confusion_matrix_" + t.key, "Confusion matrix: " + t.title});
+      plot_roc_curves(t.predictions.labels, t.predictions.probabilities, classes, "ROC, held-out test",
+                      output / ("roc_curves_" + t.key), vector_figures);
+      figure_list.push_back({"roc_curves_" + t.key, "ROC curves: " + t.title});
+    }
+  }
+  report["figures"] = json::array();
+  for (const auto& [stem, caption] : figure_list) report["figures"].push_back({{"stem", stem}, {"caption", caption}});
+  write_file_atomically(output / "classification_report.json", report.dump(2) + "\n");
+
+  // One page with everything; only files of this directory, no network.
+  std::ostringstream html;
+  const std::string command = run.kind == "cv" ? "brainmri cv" : "brainmri train";
+  html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>brainmri report: "
+       << html_escape(run.directory.filename().string()) << "</title>\n<style>body{font-family:sans-serif;max-width:1100px;"
+       << "margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
+       << "padding:4px 8px;text-align:left}th{background:#eee}img{max-width:100%;border:1px solid #ddd}pre{background:#f6f6f6;"
+       << "padding:1em;overflow:auto;font-size:0.85em}figure{margin:2em 0}figcaption{font-style:italic}</style></head><body>\n"
+       << "<h1>" << html_escape(run.model) << " &mdash; " << html_escape(run.kind == "cv" ? "cross-validation" : "training run")
+       << "</h1>\n<p>Run directory: <code>" << html_escape(fs::absolute(run.directory).string()) << "</code></p>\n"
+       << "<h2>Results</h2>\n<p>" << html_escape(table_caption(run)) << "</p>\n<table><tr><th>class</th><th>precision</th>"
+       << "<th>recall</th><th>F1</th><th>AUC</th></tr>\n";
+  for (const auto& r : rows) {
+    html << "<tr><td>" << html_escape(r.name) << "</td>";
+    for (const auto& c : r.cells) html << "<td>" << html_escape(c) << "</td>";
+    html << "</tr>\n";
+  }
+  html << "</table>\n";
+  if (!run.tests.empty()) {
+    html << "<h3>Held-out test set</h3>\n<table><tr><th>model</th><th>images</th><th>accuracy</th><th>macro-F1</th><th>macro AUC</th></tr>\n";
+    for (const auto& t : run.tests) {
+      const auto& e = report["evaluations"][t.key];
+      html << "<tr><td>" << html_escape(t.title) << "</td><td>" << t.predictions.labels.size() << "</td><td>"
+           << fixed(e["accuracy"].get<double>()) << "</td><td>" << fixed(e["macro_avg"]["f1"].get<double>()) << "</td><td>"
+           << (e["macro_auc"].is_null() ? std::string("n/a") : fixed(e["macro_auc"].get<double>())) << "</td></tr>\n";
+    }
+    html << "</table>\n";
+  }
+  if (figure_list.empty()) html << "<p>No figures: this build of brainmri cannot draw them (PLplot with its Cairo drivers is missing).</p>\n";
+  for (const auto& [stem, caption] : figure_list) {
+    html << "<figure><img src=\"" << stem << ".png\" alt=\"" << html_escape(caption) << "\"><figcaption>" << html_escape(caption);
+    if (vector_figures) html << " (<a href=\"" << stem << ".svg\">SVG</a>, <a href=\"" << stem << ".pdf\">PDF</a>)";
+    html << "</figcaption></figure>\n";
+  }
+  html << "<h2>Classification reports</h2>\n<p>Also as <a href=\"classification_report.csv\">CSV</a> and "
+       << "<a href=\"classification_report.json\">JSON</a>; tables for a paper: <a href=\"tables.md\">Markdown</a>, "
+       << "<a href=\"tables.tex\">LaTeX</a>.</p>\n<pre>" << html_escape(text.str()) << "</pre>\n"
+       << "<h2>Configuration</h2>\n<p>Reproduce with <code>" << html_escape(command) << " --config "
+       << html_escape((fs::absolute(run.directory) / "config.ini").string()) << "</code> (add <code>--output DIR</code>).</p>\n<pre>"
+       << html_escape(run.config_text.empty() ? "(no config.ini in the run directory)" : run.config_text) << "</pre>\n"
+       << "</body></html>\n";
+  write_file_atomically(output / "index.html", html.str());
+  return headline;
+}
+
+void write_comparison(const std::vector<RunContents>& runs, const std::vector<json>& headlines,
+                      const std::vector<fs::path>& report_directories, const fs::path& output) {
+  fs::create_directories(output);
+  std::ostringstream md, tex, html;
+  md << "| run | model | evaluation | accuracy | macro-F1 | macro AUC |\n|---|---|---|---|---|---|\n";
+  tex << "% needs \\usepackage{booktabs}\n\\begin{table}[t]\n\\centering\n\\caption{Comparison: mean $\\pm$ std over the "
+         "folds [95\\% t-interval] for cross-validations, value [bootstrap 95\\% interval] for single runs}\n"
+         "\\begin{tabular}{llllll}\n\\toprule\nrun & model & evaluation & accuracy & macro-F1 & macro AUC \\\\\n\\midrule\n";
+  html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>brainmri comparison</title><style>"
+       << "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #bbb;"
+       << "padding:4px 8px}</style></head><body>\n<h1>Comparison of " << runs.size() << " runs</h1>\n<table><tr><th>run</th>"
+       << "<th>model</th><th>evaluation</th><th>accuracy</th><th>macro-F1</th><th>macro AUC</th></tr>\n";
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const auto& run = runs[i];
+    const auto& h = headlines[i];
+    const std::string name = run.directory.filename().string();
+    const std::string evaluation = run.kind == "cv" ? std::to_string(run.folds.size()) + "-fold CV" : "validation";
+    const std::string a = spread_text(h["accuracy"]), f = spread_text(h["macro_f1"]), u = spread_text(h["macro_auc"]);
+    md << "| " << name << " | " << run.model << " | " << evaluation << " | " << a << " | " << f << " | " << u << " |\n";
+    auto tex_cell = [](std::string c) { return std::regex_replace(c, std::regex("±"), "$\\pm$"); };
+    tex << latex_escape(name) << " & " << latex_escape(run.model) << " & " << evaluation << " & " << tex_cell(a) << " & "
+        << tex_cell(f) << " & " << tex_cell(u) << " \\\\\n";
+    const auto link = fs::relative(report_directories[i] / "index.html", output).string();
+    html << "<tr><td><a href=\"" << html_escape(link) << "\">" << html_escape(name) << "</a></td><td>" << html_escape(run.model)
+         << "</td><td>" << evaluation << "</td><td>" << html_escape(a) << "</td><td>" << html_escape(f) << "</td><td>"
+         << html_escape(u) << "</td></tr>\n";
+  }
+  tex << "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
+  html << "</table>\n<p>Cross-validations: mean ± std over the folds [95% t-interval]; single runs: value [bootstrap 95% "
+          "interval].</p>\n</body></html>\n";
+  write_file_atomically(output / "comparison.md", md.str());
+  write_file_atomically(output / "comparison.tex", tex.str());
+  write_file_atomically(output / "index.html", html.str());
+}
+
+}  // namespace brainmri::reports
