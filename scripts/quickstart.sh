@@ -35,9 +35,14 @@ mpirun_root=()
 mpirun "${mpirun_root[@]}" --oversubscribe -n 2 "$bin/bin/brainmri" cv --config configs/paper_baseline_cnn.ini \
     --data "$out/dataset" --output "$out/cv_baseline_cnn" --epochs 2 --threads-per-rank 1
 
+echo "== Report of the cross-validation and a comparison with the single run"
+"$bin/bin/brainmri" report "$out/cv_baseline_cnn" "$out/baseline_cnn" --output "$out/comparison"
+
 echo
 echo "Quick start finished."
 echo "  packed dataset: $out/dataset (manifest.json, audit.json)"
 echo "  trained model:  $out/baseline_cnn/model.pt (train_log.jsonl, config.ini)"
 echo "  evaluation:     $out/baseline_cnn/eval-fold-0 (metrics.json, classification_report.txt, predictions.h5)"
 echo "  cross-validation: $out/cv_baseline_cnn (cv_summary.md, out_of_fold/, fold-K/, journal.jsonl)"
+echo "  report:         $out/cv_baseline_cnn/report/index.html (figures, tables, classification reports)"
+echo "  comparison:     $out/comparison/index.html"

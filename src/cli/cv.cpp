@@ -306,6 +306,7 @@ int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment
     write_file_atomically(output / "cv_summary.md", table.str());
     std::cout << "\n" << table.str() << "\nCross-validation directory: " << output.string()
               << " (cv_summary.md, cv_summary.json, out_of_fold/, fold-K/, journal.jsonl)\n";
+    if (!per_fold.empty() && summary.contains("out_of_fold")) write_run_report(output, vm["report"].as<bool>());
     return failed.empty() ? kExitOk : kExitFailure;
   });
 }

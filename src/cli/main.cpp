@@ -58,6 +58,7 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
       std::cout << "\n" << environment.log_prefix() << "Validation (" << outcome.at("validation_samples").get<int>()
                 << " images):\n" << outcome.at("report").get<std::string>() << "\nRun directory: " << output.string()
                 << " (model.pt, validation/metrics.json, train_log.jsonl)\n";
+      write_run_report(output, vm["report"].as<bool>());
     }
     return kExitOk;
   });

@@ -18,6 +18,7 @@
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/models/keras_weights.hpp"
 #include "brainmri/models/torchscript_export.hpp"
+#include "brainmri/reports/report.hpp"
 #include "brainmri/training/data_loader.hpp"
 #include "brainmri/training/evaluation_files.hpp"
 #include "brainmri/version.hpp"
@@ -143,6 +144,24 @@ std::vector<int> selected_folds(const std::string& wanted, const data::ShardedDa
   return folds;
 }
 
+void write_run_report(const fs::path& run_directory, bool wanted) {
+  if (!wanted) return;
+  std::string why;
+  const bool figures = reports::plotting_available(&why);
+  try {
+    const auto run = reports::read_run(run_directory);
+    reports::write_report(run, run_directory / "report", figures);
+    std::cout << "Report: " << (fs::absolute(run_directory) / "report" / "index.html").string() << "\n";
+    if (!figures) {
+      std::cout << "  (tables only: " << why << "; for the figures run `brainmri report " << run_directory.string()
+                << "` where PLplot is installed)\n";
+    }
+  } catch (const std::exception& e) {
+    say_error("brainmri: the report of " + run_directory.string() + " could not be written: " + e.what() +
+              "\nEverything it needs is saved; run `brainmri report " + run_directory.string() + "` to retry.");
+  }
+}
+
 std::string format_epoch(const training::EpochRecord& r) {
   char line[320];
   std::snprintf(line, sizeof(line),
@@ -179,7 +198,8 @@ po::options_description train_options() {
     ("overlap", po::value<bool>()->default_value(true), "start each bucket's all-reduce during backward (false: after backward)")
     ("grad-compression", po::value<std::string>()->default_value("none"), "none or bf16 (bf16 on the wire, fp32 additions)")
     ("sync-bn", po::value<bool>()->default_value(false)->implicit_value(true), "batch-norm statistics over the global batch instead of each rank's (for small per-rank batches)")
-    ("log-all-ranks", po::value<bool>()->default_value(false)->implicit_value(true), "print every rank's console output, prefixed [rank r/n] (default: rank 0 only)");
+    ("log-all-ranks", po::value<bool>()->default_value(false)->implicit_value(true), "print every rank's console output, prefixed [rank r/n] (default: rank 0 only)")
+    ("report", po::value<bool>()->default_value(true), "write the run's report (DIR/report: tables, figures, index.html) at the end, as brainmri report does");
   po::options_description model("Model");
   model.add_options()
     ("model", po::value<std::string>()->default_value("baseline_cnn"), "baseline_cnn or mobilenet_v2")

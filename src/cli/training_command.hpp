@@ -65,6 +65,9 @@ class Console {
 std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> select_samples(const data::ShardedDataset& dataset,
                                                                               int val_fold, const std::string& val_split);
 std::string format_epoch(const training::EpochRecord& r);
+// Writes RUN/report as `brainmri report RUN` does (tables only where PLplot is missing, saying how
+// to get the figures); a failure is reported, not thrown: the run itself succeeded.
+void write_run_report(const fs::path& run_directory, bool wanted);
 // The model the options describe, for images and classes of `dataset` (untrained, unfrozen).
 models::ClassifierPtr create_model(const po::variables_map& vm, const data::ShardedDataset& dataset);
 po::options_description train_options();

@@ -48,7 +48,7 @@ po::options_description tune_options() {
 // Options a trial may not change: where data and results live, how the job is run, the seed.
 const std::set<std::string> kNotSearchable = {"help", "config", "data", "output", "device", "seed", "resume", "val-fold",
                                               "val-split", "backend", "threads", "threads-per-rank", "comm-timeout",
-                                              "log-all-ranks", "bootstrap-seed"};
+                                              "log-all-ranks", "bootstrap-seed", "report"};
 
 // The trial's complete configuration: the search's own, with the trial's values.
 std::string trial_config(const std::string& base, const TrialParameters& parameters, int epochs) {
@@ -407,6 +407,11 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
     }
     std::cout << "\n" << md.str() << "\nSearch directory: " << output.string()
               << " (trials.csv, trials.json, tune_summary.md, best_config.ini, trials/, journal.jsonl)\n";
+    if (best >= 0) {  // the best trial's runs, one per objective fold
+      for (const int f : search.folds) {
+        write_run_report(output / "trials" / trial_name(best) / ("fold-" + std::to_string(f)), vm["report"].as<bool>());
+      }
+    }
     return best >= 0 ? kExitOk : kExitFailure;
   });
 }
