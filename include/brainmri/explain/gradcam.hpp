@@ -1,0 +1,38 @@
+#pragma once
+// Class activation maps: where in the image the network's evidence for a class lies.
+//
+// Grad-CAM (Selvaraju et al. 2017): the target layer's activations A (the model's
+// forward_with_features: the last convolution of the baseline CNN, Conv_1 of MobileNetV2),
+// weighted per channel by the spatial mean of d score / d A, summed over channels, ReLU,
+// bilinearly upsampled to the input and scaled so each map's maximum is 1 (a flat map stays 0).
+// Grad-CAM++ (Chattopadhay et al. 2018) weights each position's positive gradient by
+// alpha = g² / (2g² + Σ_ij A · g³), the closed form for an exponential of the score.
+// Batched, on the model's device, in inference mode (batch norm uses its statistics); works for a
+// frozen backbone, since gradients are taken with respect to the activations themselves.
+
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+
+#include "brainmri/models/classifier.hpp"
+
+namespace brainmri::explain {
+
+enum class CamMethod { GradCam, GradCamPlusPlus };
+CamMethod cam_method_from_string(const std::string& name);  // gradcam | gradcam++; throws otherwise
+std::string to_string(CamMethod method);
+
+struct ClassActivationMaps {
+  torch::Tensor maps;           // float [N, H, W] in [0, 1], the input's size
+  torch::Tensor probabilities;  // float [N, classes]
+  torch::Tensor classes;        // int64 [N]: the class each map explains
+};
+
+// `images`: [N, C, H, W] in [0, 1] as the model takes them. `classes`: the class to explain per
+// image; none: the predicted class. The model is left in the mode it was in.
+ClassActivationMaps class_activation_maps(models::Classifier& model, const torch::Tensor& images,
+                                          const std::optional<torch::Tensor>& classes = std::nullopt,
+                                          CamMethod method = CamMethod::GradCam);
+
+}  // namespace brainmri::explain

@@ -1,0 +1,61 @@
+#include "brainmri/explain/gradcam.hpp"
+
+#include <stdexcept>
+
+namespace brainmri::explain {
+
+CamMethod cam_method_from_string(const std::string& name) {
+  if (name == "gradcam") return CamMethod::GradCam;
+  if (name == "gradcam++") return CamMethod::GradCamPlusPlus;
+  throw std::invalid_argument("unknown CAM method '" + name + "' (expected gradcam or gradcam++)");
+}
+
+std::string to_string(CamMethod method) { return method == CamMethod::GradCam ? "gradcam" : "gradcam++"; }
+
+ClassActivationMaps class_activation_maps(models::Classifier& model, const torch::Tensor& images,
+                                          const std::optional<torch::Tensor>& classes, CamMethod method) {
+  if (images.dim() != 4) throw std::invalid_argument("Grad-CAM needs images of shape [N, C, H, W]");
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::AutoGradMode gradients_on(true);
+  // The input requires gradients so that the graph reaches the activations even when every
+  // layer before them is frozen; only d score / d activations is computed.
+  auto input = images.detach().clone().requires_grad_(true);
+  const auto out = model.forward_with_features(input);
+  const auto activations = out.features;
+  ClassActivationMaps result;
+  result.probabilities = torch::softmax(out.logits.detach().to(torch::kFloat32), 1);
+  result.classes = classes ? classes->to(out.logits.device(), torch::kInt64) : result.probabilities.argmax(1);
+  if (result.classes.numel() != images.size(0)) {
+    model.train(was_training);
+    throw std::invalid_argument("Grad-CAM: one class per image is needed");
+  }
+  // Each image's score depends on its own activations only, so one backward gives every image's gradient.
+  const auto score = out.logits.gather(1, result.classes.unsqueeze(1)).sum();
+  const auto gradients = torch::autograd::grad({score}, {activations}, {}, /*retain_graph=*/false)[0].to(torch::kFloat32);
+  const auto a = activations.detach().to(torch::kFloat32);
+  torch::Tensor weights;
+  if (method == CamMethod::GradCam) {
+    weights = gradients.mean({2, 3}, /*keepdim=*/true);
+  } else {
+    const auto g2 = gradients.pow(2), g3 = gradients.pow(3);
+    auto denominator = 2 * g2 + a.sum({2, 3}, /*keepdim=*/true) * g3;
+    denominator = torch::where(denominator != 0, denominator, torch::ones_like(denominator));
+    const auto alpha = g2 / denominator;
+    weights = (alpha * torch::relu(gradients)).sum({2, 3}, /*keepdim=*/true);
+  }
+  auto cam = torch::relu((weights * a).sum(1, /*keepdim=*/true));
+  cam = torch::nn::functional::interpolate(
+      cam, torch::nn::functional::InterpolateFuncOptions()
+               .size(std::vector<int64_t>{images.size(2), images.size(3)})
+               .mode(torch::kBilinear)
+               .align_corners(false));
+  cam = cam.squeeze(1);
+  const auto peak = cam.flatten(1).amax(1).view({-1, 1, 1});
+  // A flat (all-zero) map has nothing to point at: it stays zero rather than dividing by zero.
+  result.maps = torch::where(peak > 1e-12, cam / peak.clamp_min(1e-12), torch::zeros_like(cam));
+  model.train(was_training);
+  return result;
+}
+
+}  // namespace brainmri::explain
