@@ -344,6 +344,107 @@ void plot_cross_validated_roc(const std::vector<FoldPredictions>& folds, const s
   });
 }
 
+
+namespace {
+// Inferno (matplotlib's perceptual colour map), 9 control points; the overlay's opacity rises
+// with the map so that low values leave the slice visible.
+void set_inferno(plstream& pls, bool translucent) {
+  const PLFLT position[9] = {0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0};
+  const PLFLT red[9] = {0.0015, 0.0878, 0.2582, 0.4162, 0.5783, 0.7353, 0.8651, 0.9672, 0.9884};
+  const PLFLT green[9] = {0.0005, 0.0441, 0.0386, 0.0907, 0.1480, 0.2155, 0.3166, 0.5160, 0.9984};
+  const PLFLT blue[9] = {0.0139, 0.2243, 0.4065, 0.4329, 0.4044, 0.3306, 0.2005, 0.0624, 0.6449};
+  PLFLT alpha[9];
+  for (int i = 0; i < 9; ++i) alpha[i] = translucent ? std::min(0.75, 0.1 + 0.8 * position[i]) : 1.0;
+  pls.scmap1n(256);
+  pls.scmap1la(true, 9, position, red, green, blue, alpha, nullptr);
+}
+
+void set_grey(plstream& pls) {
+  const PLFLT position[2] = {0.0, 1.0}, level[2] = {0.0, 1.0}, alpha[2] = {1.0, 1.0};
+  pls.scmap1n(256);
+  pls.scmap1la(true, 2, position, level, level, level, alpha, nullptr);
+}
+
+// PLplot images are indexed [x][y] with y upwards; ours are row-major with row 0 at the top.
+void draw_image(plstream& pls, const std::vector<double>& values, int height, int width) {
+  std::vector<std::vector<PLFLT>> columns(static_cast<std::size_t>(width), std::vector<PLFLT>(static_cast<std::size_t>(height)));
+  std::vector<const PLFLT*> pointers;
+  for (int x = 0; x < width; ++x) {
+    for (int y = 0; y < height; ++y) {
+      columns[static_cast<std::size_t>(x)][static_cast<std::size_t>(y)] =
+          values[static_cast<std::size_t>((height - 1 - y) * width + x)];
+    }
+    pointers.push_back(columns[static_cast<std::size_t>(x)].data());
+  }
+  pls.image(pointers.data(), width, height, 0, width, 0, height, 0.0, 1.0, 0, width, 0, height);
+}
+}  // namespace
+
+void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& rows, int correct_columns,
+                       const std::vector<std::string>& class_names, const std::string& title, const fs::path& stem,
+                       bool vector) {
+  if (rows.empty() || rows.front().empty()) throw std::invalid_argument("no tiles for " + stem.string());
+  const int columns = static_cast<int>(rows.front().size());
+  const int tile = 205;
+  const int width = 160 + columns * tile, height = 170 + static_cast<int>(rows.size()) * (tile + 44);
+  render(stem, vector, width, height, [&](plstream& pls) {
+    pls.adv(0);
+    pls.schr(0, 0.62);
+    const double left = 140.0 / width, top = 1.0 - 78.0 / height, bottom = 110.0 / height;
+    const double cell_w = (1.0 - left - 20.0 / width) / columns;
+    const double cell_h = (top - bottom) / static_cast<double>(rows.size());
+    pls.vpor(0, 1, 0, 1);
+    pls.wind(0, 1, 0, 1);
+    pls.col0(kInk);
+    pls.ptex(0.5, 1.0 - 22.0 / height, 1, 0, 0.5, title.c_str());
+    pls.ptex(left + cell_w * correct_columns / 2.0, top + 26.0 / height, 1, 0, 0.5, "most confident correct");
+    pls.ptex(left + cell_w * (correct_columns + (columns - correct_columns) / 2.0), top + 26.0 / height, 1, 0, 0.5,
+             "most confident errors");
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      const double y1 = top - static_cast<double>(r) * cell_h;
+      pls.vpor(0, 1, 0, 1);
+      pls.wind(0, 1, 0, 1);
+      pls.col0(kInk);
+      pls.ptex(left - 10.0 / width, y1 - cell_h / 2, 1, 0, 1.0, class_names[r].c_str());
+      for (int c = 0; c < columns; ++c) {
+        const auto& t = rows[r][static_cast<std::size_t>(c)];
+        const double x0 = left + c * cell_w;
+        pls.vpas(x0 + 0.04 * cell_w, x0 + 0.96 * cell_w, y1 - 0.86 * cell_h, y1 - 0.16 * cell_h, 1.0);
+        pls.wind(0, 1, 0, 1);
+        if (!t) {
+          pls.col0(kGrey);
+          pls.ptex(0.5, 0.5, 1, 0, 0.5, "(none)");
+          continue;
+        }
+        pls.wind(0, t->width, 0, t->height);
+        set_grey(pls);
+        draw_image(pls, t->image, t->height, t->width);
+        set_inferno(pls, true);
+        draw_image(pls, t->map, t->height, t->width);
+        pls.col0(t->truth == t->predicted ? kInk : class_colour(3));
+        char truth[96], prediction[96];
+        std::snprintf(truth, sizeof(truth), "T %s", class_names[static_cast<std::size_t>(t->truth)].c_str());
+        std::snprintf(prediction, sizeof(prediction), "P %s %.2f", class_names[static_cast<std::size_t>(t->predicted)].c_str(),
+                      t->probability);
+        pls.mtex("t", 1.9, 0.5, 0.5, truth);
+        pls.mtex("t", 0.5, 0.5, 0.5, prediction);
+      }
+    }
+    // The colour scale.
+    pls.vpor(0.3, 0.7, 40.0 / height, 60.0 / height);
+    std::vector<double> ramp(2 * 256);  // two identical rows (PLplot draws images of 2 rows and more)
+    for (int i = 0; i < 256; ++i) ramp[static_cast<std::size_t>(i)] = ramp[static_cast<std::size_t>(256 + i)] = i / 255.0;
+    pls.wind(0, 256, 0, 2);
+    set_inferno(pls, false);
+    draw_image(pls, ramp, 2, 256);
+    pls.col0(kInk);
+    pls.box("bc", 0, 0, "bc", 0, 0);
+    pls.mtex("lv", 0.6, 0.5, 1.0, "0");
+    pls.mtex("rv", 0.6, 0.5, 0.0, "1");
+    pls.mtex("b", 1.4, 0.5, 0.5, "Grad-CAM (1 = the map's maximum); T true, P predicted class with its probability");
+  });
+}
+
 void plot_training_curves(const std::vector<EpochPoint>& epochs, const std::string& title, const fs::path& stem,
                           bool vector) {
   if (epochs.empty()) throw std::invalid_argument("no epochs to plot in " + stem.string());
@@ -425,6 +526,8 @@ void plot_confusion_matrix(const metrics::ConfusionMatrix&, const std::vector<st
 void plot_roc_curves(const std::vector<int>&, const std::vector<double>&, const std::vector<std::string>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
 void plot_cross_validated_roc(const std::vector<FoldPredictions>&, const std::vector<std::string>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
 void plot_training_curves(const std::vector<EpochPoint>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
+void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>&, int, const std::vector<std::string>&,
+                       const std::string&, const fs::path& stem, bool) { no_plots(stem); }
 
 #endif
 

@@ -9,6 +9,8 @@
 #include <stdexcept>
 
 #include "brainmri/common/atomic_file.hpp"
+#include "brainmri/data/sharded_dataset.hpp"
+#include "brainmri/explain/gradcam.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/summary.hpp"
@@ -261,7 +263,82 @@ RunContents read_run(const fs::path& directory) {
   return run;
 }
 
-json write_report(const RunContents& run, const fs::path& output, bool figures, bool vector_figures) {
+// The Grad-CAM grid of the main evaluation's most confident correct predictions and errors,
+// each explained (its predicted class) by the model that made the prediction.
+void write_gradcam_grid(const RunContents& run, const fs::path& stem, int per_kind, bool vector_figures) {
+  const auto dataset_path = run.main->metrics.value("context", json::object()).value("dataset", std::string());
+  if (dataset_path.empty() || !fs::exists(fs::path(dataset_path) / "manifest.json")) {
+    throw std::runtime_error("the run's dataset (" + (dataset_path.empty() ? std::string("not recorded") : dataset_path) +
+                             ") is not here");
+  }
+  std::map<std::int64_t, fs::path> model_of;  // sample -> checkpoint
+  if (run.kind == "cv") {
+    for (const auto& f : run.folds) {
+      for (const auto id : f.predictions.sample_ids) model_of[id] = run.directory / f.key / "model.pt";
+    }
+  } else {
+    for (const auto id : run.main->predictions.sample_ids) model_of[id] = run.directory / "model.pt";
+  }
+  const int k = static_cast<int>(run.class_names.size());
+  const auto& p = run.main->predictions;
+  const auto predicted = metrics::argmax_rows(p.probabilities, k);
+  // Per class: indices of correct and wrong predictions, most confident first.
+  std::vector<std::vector<std::size_t>> correct(static_cast<std::size_t>(k)), wrong(static_cast<std::size_t>(k));
+  for (std::size_t i = 0; i < p.labels.size(); ++i) {
+    (predicted[i] == p.labels[i] ? correct : wrong)[static_cast<std::size_t>(p.labels[i])].push_back(i);
+  }
+  auto confidence = [&](std::size_t i) { return p.probabilities[i * static_cast<std::size_t>(k) + static_cast<std::size_t>(predicted[i])]; };
+  std::vector<std::size_t> chosen;
+  for (auto* lists : {&correct, &wrong}) {
+    for (auto& list : *lists) {
+      std::stable_sort(list.begin(), list.end(), [&](std::size_t a, std::size_t b) { return confidence(a) > confidence(b); });
+      if (static_cast<int>(list.size()) > per_kind) list.resize(static_cast<std::size_t>(per_kind));
+      chosen.insert(chosen.end(), list.begin(), list.end());
+    }
+  }
+  // Explain every chosen image with its own model, a batch per model.
+  const data::ShardedDataset dataset(dataset_path);
+  std::map<fs::path, std::vector<std::size_t>> by_model;
+  for (const auto i : chosen) {
+    const auto model = model_of.at(p.sample_ids[i]);
+    if (!fs::exists(model)) throw std::runtime_error(model.string() + " is not here (checkpoints are not kept with results)");
+    by_model[model].push_back(i);
+  }
+  std::map<std::size_t, CamTile> tiles;
+  for (const auto& [checkpoint, indices] : by_model) {
+    auto model = training::load_model_from_checkpoint(checkpoint, torch::kCPU);
+    std::vector<std::int64_t> ids;
+    for (const auto i : indices) ids.push_back(p.sample_ids[i]);
+    const auto batch = dataset.load(ids);
+    const auto cam = explain::class_activation_maps(*model, batch.images);
+    for (std::size_t j = 0; j < indices.size(); ++j) {
+      const auto image = batch.images[static_cast<std::int64_t>(j)][0].contiguous().to(torch::kFloat64);
+      const auto map = cam.maps[static_cast<std::int64_t>(j)].contiguous().to(torch::kFloat64);
+      CamTile tile;
+      tile.height = static_cast<int>(image.size(0));
+      tile.width = static_cast<int>(image.size(1));
+      tile.image.assign(image.data_ptr<double>(), image.data_ptr<double>() + image.numel());
+      tile.map.assign(map.data_ptr<double>(), map.data_ptr<double>() + map.numel());
+      const auto i = indices[j];
+      tile.truth = p.labels[i];
+      tile.predicted = predicted[i];
+      tile.probability = confidence(i);
+      tiles[i] = std::move(tile);
+    }
+  }
+  std::vector<std::vector<std::optional<CamTile>>> rows(static_cast<std::size_t>(k));
+  for (int c = 0; c < k; ++c) {
+    auto& row = rows[static_cast<std::size_t>(c)];
+    row.resize(static_cast<std::size_t>(2 * per_kind));
+    for (std::size_t j = 0; j < correct[static_cast<std::size_t>(c)].size(); ++j) row[j] = tiles.at(correct[static_cast<std::size_t>(c)][j]);
+    for (std::size_t j = 0; j < wrong[static_cast<std::size_t>(c)].size(); ++j) {
+      row[static_cast<std::size_t>(per_kind) + j] = tiles.at(wrong[static_cast<std::size_t>(c)][j]);
+    }
+  }
+  plot_gradcam_grid(rows, per_kind, run.class_names, "Grad-CAM: " + run.main->title, stem, vector_figures);
+}
+
+json write_report(const RunContents& run, const fs::path& output, bool figures, bool vector_figures, int gradcam_per_kind) {
   fs::create_directories(output);
   const auto& classes = run.class_names;
   const int k = static_cast<int>(classes.size());
@@ -408,6 +485,16 @@ json write_report(const RunContents& run, const fs::path& output, bool figures, 
       figure_list.push_back({"roc_curves_" + t.key, "ROC curves: " + t.title});
     }
   }
+  std::string gradcam_note;
+  if (figures && gradcam_per_kind > 0) {
+    try {
+      write_gradcam_grid(run, output / "gradcam_grid", gradcam_per_kind, vector_figures);
+      figure_list.push_back({"gradcam_grid", "Grad-CAM of the predicted class, on the most confident correct predictions and errors of each class"});
+    } catch (const std::exception& e) {
+      gradcam_note = std::string("No Grad-CAM grid: ") + e.what() + ".";
+      std::fprintf(stderr, "brainmri report: %s\n", gradcam_note.c_str());
+    }
+  }
   report["figures"] = json::array();
   for (const auto& [stem, caption] : figure_list) report["figures"].push_back({{"stem", stem}, {"caption", caption}});
   write_file_atomically(output / "classification_report.json", report.dump(2) + "\n");
@@ -440,6 +527,7 @@ json write_report(const RunContents& run, const fs::path& output, bool figures, 
     }
     html << "</table>\n";
   }
+  if (!gradcam_note.empty()) html << "<p>" << html_escape(gradcam_note) << "</p>\n";
   if (figure_list.empty()) html << "<p>No figures: this build of brainmri cannot draw them (PLplot with its Cairo drivers is missing).</p>\n";
   for (const auto& [stem, caption] : figure_list) {
     html << "<figure><img src=\"" << stem << ".png\" alt=\"" << html_escape(caption) << "\"><figcaption>" << html_escape(caption);

@@ -246,7 +246,7 @@ TEST_F(CliOnSample, ReportOfATrainingRunHasEveryFileAndTheMetricsModulesValues) 
                            "tables.md", "tables.tex", "index.html"}) {
     EXPECT_TRUE(fs::exists(dir / file)) << file;
   }
-  for (const char* figure : {"confusion_matrix", "roc_curves", "training_curves"}) {
+  for (const char* figure : {"confusion_matrix", "roc_curves", "training_curves", "gradcam_grid"}) {
     for (const char* extension : {".png", ".svg", ".pdf"}) {
       EXPECT_GT(fs::file_size(dir / (std::string(figure) + extension)), 1000u) << figure << extension;
     }
@@ -289,7 +289,7 @@ TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
                                    " --vector false --output " + shell_quote(run / "comparison"));
   ASSERT_EQ(report.exit_code, 0) << report.output;
   const auto dir = run / "cv" / "report";
-  for (const char* figure : {"confusion_matrix.png", "roc_curves.png", "roc_curves_out_of_fold.png"}) {
+  for (const char* figure : {"confusion_matrix.png", "roc_curves.png", "roc_curves_out_of_fold.png", "gradcam_grid.png"}) {
     EXPECT_GT(png_size(dir / figure).first, 0u) << figure;
   }
   EXPECT_FALSE(fs::exists(dir / "roc_curves.svg"));  // --vector false

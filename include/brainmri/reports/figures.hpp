@@ -4,6 +4,7 @@
 // and a rename.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,21 @@ struct EpochPoint {
 };
 void plot_training_curves(const std::vector<EpochPoint>& epochs, const std::string& title,
                           const std::filesystem::path& stem, bool vector = true);
+
+// Grad-CAM grid: one row per class, its tiles left to right (the most confident correct
+// predictions, then the most confident errors); each tile the slice in grey with the heat map over
+// it (a perceptual colour map, transparent where the map is low) and its true/predicted labels
+// with the probability; a colour scale below. Images and maps are row-major [height, width] in [0, 1].
+struct CamTile {
+  std::vector<double> image;
+  std::vector<double> map;
+  int height = 0, width = 0;
+  int truth = 0, predicted = 0;
+  double probability = 0;  // of the predicted class
+};
+void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& rows, int correct_columns,
+                       const std::vector<std::string>& class_names, const std::string& title,
+                       const std::filesystem::path& stem, bool vector = true);
 
 // The mean true-positive rate of several curves on `grid` (as numpy.interp, starting at 0).
 std::vector<double> interpolate_tpr(const std::vector<double>& fpr, const std::vector<double>& tpr,

@@ -42,8 +42,12 @@ RunContents read_run(const std::filesystem::path& directory);
 // Writes the report into `output` (created) and returns its headline metrics (accuracy, macro-F1,
 // macro AUC, each with mean/std/CI for a CV or value/CI for a single run). Figures are drawn only
 // when `figures` is true (plotting_available()); as PNG, plus SVG and PDF when `vector_figures`.
+// With `gradcam_per_kind` > 0 and the run's models and dataset at hand (model.pt, fold-K/model.pt;
+// the dataset path its metrics.json records), also gradcam_grid: per class that many most confident
+// correct predictions and errors with their Grad-CAM; skipped, with the reason on the page and on
+// stderr, when they are not.
 nlohmann::json write_report(const RunContents& run, const std::filesystem::path& output, bool figures,
-                            bool vector_figures = true);
+                            bool vector_figures = true, int gradcam_per_kind = 3);
 
 // comparison.md, comparison.tex and index.html in `output`, one row per run.
 void write_comparison(const std::vector<RunContents>& runs, const std::vector<nlohmann::json>& headlines,
