@@ -1,5 +1,6 @@
 #include "brainmri/explain/gradcam.hpp"
 
+#include <cmath>
 #include <stdexcept>
 
 namespace brainmri::explain {
@@ -56,6 +57,49 @@ ClassActivationMaps class_activation_maps(models::Classifier& model, const torch
   result.maps = torch::where(peak > 1e-12, cam / peak.clamp_min(1e-12), torch::zeros_like(cam));
   model.train(was_training);
   return result;
+}
+
+namespace {
+torch::Tensor ranks(const torch::Tensor& values) {
+  const auto flat = values.flatten().to(torch::kFloat64);
+  const auto order = flat.argsort();
+  const auto sorted = flat.index({order});
+  auto rank = torch::empty_like(flat);
+  const auto* s = sorted.data_ptr<double>();
+  const auto* o = order.data_ptr<std::int64_t>();
+  auto* r = rank.data_ptr<double>();
+  const auto n = flat.numel();
+  for (std::int64_t i = 0; i < n;) {
+    std::int64_t j = i;
+    while (j + 1 < n && s[j + 1] == s[i]) ++j;
+    const double mean_rank = (static_cast<double>(i) + static_cast<double>(j)) / 2.0;
+    for (std::int64_t t = i; t <= j; ++t) r[o[t]] = mean_rank;
+    i = j + 1;
+  }
+  return rank;
+}
+}  // namespace
+
+double spearman_correlation(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.numel() != b.numel() || a.numel() < 2) throw std::invalid_argument("Spearman correlation needs two maps of one size");
+  const auto ra = ranks(a.cpu().contiguous()), rb = ranks(b.cpu().contiguous());
+  const auto da = ra - ra.mean(), db = rb - rb.mean();
+  const double denominator = std::sqrt((da * da).sum().item<double>() * (db * db).sum().item<double>());
+  return denominator > 0 ? (da * db).sum().item<double>() / denominator : NAN;
+}
+
+std::vector<double> randomization_correlations(models::Classifier& trained, models::Classifier& randomized,
+                                               const torch::Tensor& images, const torch::Tensor& classes, CamMethod method) {
+  const auto a = class_activation_maps(trained, images, classes, method).maps;
+  const auto b = class_activation_maps(randomized, images, classes, method).maps;
+  const auto side = std::min<std::int64_t>(32, images.size(2));
+  auto pool = [&](const torch::Tensor& maps) {
+    return torch::adaptive_avg_pool2d(maps.unsqueeze(1), {side, side}).squeeze(1);
+  };
+  const auto pa = pool(a), pb = pool(b);
+  std::vector<double> correlations;
+  for (std::int64_t i = 0; i < images.size(0); ++i) correlations.push_back(spearman_correlation(pa[i], pb[i]));
+  return correlations;
 }
 
 }  // namespace brainmri::explain

@@ -1,5 +1,6 @@
 #include "brainmri/reports/report.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -265,7 +266,7 @@ RunContents read_run(const fs::path& directory) {
 
 // The Grad-CAM grid of the main evaluation's most confident correct predictions and errors,
 // each explained (its predicted class) by the model that made the prediction.
-void write_gradcam_grid(const RunContents& run, const fs::path& stem, int per_kind, bool vector_figures) {
+json write_gradcam_grid(const RunContents& run, const fs::path& stem, int per_kind, bool vector_figures) {
   const auto dataset_path = run.main->metrics.value("context", json::object()).value("dataset", std::string());
   if (dataset_path.empty() || !fs::exists(fs::path(dataset_path) / "manifest.json")) {
     throw std::runtime_error("the run's dataset (" + (dataset_path.empty() ? std::string("not recorded") : dataset_path) +
@@ -305,12 +306,19 @@ void write_gradcam_grid(const RunContents& run, const fs::path& stem, int per_ki
     by_model[model].push_back(i);
   }
   std::map<std::size_t, CamTile> tiles;
+  std::vector<double> correlations;
   for (const auto& [checkpoint, indices] : by_model) {
     auto model = training::load_model_from_checkpoint(checkpoint, torch::kCPU);
     std::vector<std::int64_t> ids;
     for (const auto i : indices) ids.push_back(p.sample_ids[i]);
     const auto batch = dataset.load(ids);
     const auto cam = explain::class_activation_maps(*model, batch.images);
+    // The randomization check: the same architecture with fresh (seeded) weights must explain
+    // the same images and classes differently.
+    torch::manual_seed(0);
+    auto randomized = models::create_model(model->model_name(), model->options());
+    const auto r = explain::randomization_correlations(*model, *randomized, batch.images, cam.classes);
+    correlations.insert(correlations.end(), r.begin(), r.end());
     for (std::size_t j = 0; j < indices.size(); ++j) {
       const auto image = batch.images[static_cast<std::int64_t>(j)][0].contiguous().to(torch::kFloat64);
       const auto map = cam.maps[static_cast<std::int64_t>(j)].contiguous().to(torch::kFloat64);
@@ -336,6 +344,22 @@ void write_gradcam_grid(const RunContents& run, const fs::path& stem, int per_ki
     }
   }
   plot_gradcam_grid(rows, per_kind, run.class_names, "Grad-CAM: " + run.main->title, stem, vector_figures);
+  std::vector<double> defined;
+  for (const auto c : correlations) {
+    if (!std::isnan(c)) defined.push_back(c);
+  }
+  std::sort(defined.begin(), defined.end());
+  double mean = 0;
+  for (const auto c : defined) mean += c / static_cast<double>(defined.size());
+  return {{"method", "gradcam"},
+          {"images", chosen.size()},
+          {"randomization_check",
+           {{"what", "Spearman correlation between each image's Grad-CAM from the trained model and from the same "
+                     "architecture with random weights (maps pooled to at most 32x32); near 0: the maps depend on the "
+                     "learned weights"},
+            {"images_with_both_maps_non_flat", defined.size()},
+            {"mean", defined.empty() ? json() : json(mean)},
+            {"median", defined.empty() ? json() : json(defined[defined.size() / 2])}}}};
 }
 
 json write_report(const RunContents& run, const fs::path& output, bool figures, bool vector_figures, int gradcam_per_kind) {
@@ -488,7 +512,7 @@ json write_report(const RunContents& run, const fs::path& output, bool figures, 
   std::string gradcam_note;
   if (figures && gradcam_per_kind > 0) {
     try {
-      write_gradcam_grid(run, output / "gradcam_grid", gradcam_per_kind, vector_figures);
+      report["gradcam"] = write_gradcam_grid(run, output / "gradcam_grid", gradcam_per_kind, vector_figures);
       figure_list.push_back({"gradcam_grid", "Grad-CAM of the predicted class, on the most confident correct predictions and errors of each class"});
     } catch (const std::exception& e) {
       gradcam_note = std::string("No Grad-CAM grid: ") + e.what() + ".";
@@ -528,6 +552,13 @@ json write_report(const RunContents& run, const fs::path& output, bool figures, 
     html << "</table>\n";
   }
   if (!gradcam_note.empty()) html << "<p>" << html_escape(gradcam_note) << "</p>\n";
+  if (report.contains("gradcam") && !report["gradcam"]["randomization_check"]["mean"].is_null()) {
+    const auto& check = report["gradcam"]["randomization_check"];
+    html << "<p>Model-randomization check of the Grad-CAM maps below: mean Spearman correlation between the trained "
+         << "model's map and a randomly initialized model's, over " << check["images_with_both_maps_non_flat"].get<std::size_t>()
+         << " images: " << fixed(check["mean"].get<double>(), 3) << " (median " << fixed(check["median"].get<double>(), 3)
+         << "; near 0 means the maps depend on what the model learned).</p>\n";
+  }
   if (figure_list.empty()) html << "<p>No figures: this build of brainmri cannot draw them (PLplot with its Cairo drivers is missing).</p>\n";
   for (const auto& [stem, caption] : figure_list) {
     html << "<figure><img src=\"" << stem << ".png\" alt=\"" << html_escape(caption) << "\"><figcaption>" << html_escape(caption);

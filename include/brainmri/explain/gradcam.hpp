@@ -14,6 +14,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "brainmri/models/classifier.hpp"
 
@@ -34,5 +35,18 @@ struct ClassActivationMaps {
 ClassActivationMaps class_activation_maps(models::Classifier& model, const torch::Tensor& images,
                                           const std::optional<torch::Tensor>& classes = std::nullopt,
                                           CamMethod method = CamMethod::GradCam);
+
+// Spearman's rank correlation of two maps of the same size (ties get their mean rank); NaN when
+// either map is constant.
+double spearman_correlation(const torch::Tensor& a, const torch::Tensor& b);
+
+// The model-randomization sanity check (Adebayo et al. 2018): the maps of `trained` and of
+// `randomized` (the same architecture with fresh weights) for the same images and classes; a map
+// that explains the model must change when the weights do. Returns each image's Spearman
+// correlation (maps average-pooled to at most 32x32 first, so that the bilinear upsampling adds no
+// ties of its own).
+std::vector<double> randomization_correlations(models::Classifier& trained, models::Classifier& randomized,
+                                               const torch::Tensor& images, const torch::Tensor& classes,
+                                               CamMethod method = CamMethod::GradCam);
 
 }  // namespace brainmri::explain
