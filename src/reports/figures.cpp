@@ -142,6 +142,18 @@ void axes(plstream& pls, double xmin, double xmax, double ymin, double ymax, con
   pls.lab(xlabel, ylabel, title.c_str());
 }
 
+// A square ROC panel: axes from 0 to 1, labels, and the chance diagonal.
+void roc_frame(plstream& pls, const std::string& title) {
+  pls.adv(0);
+  pls.vpas(0.12, 0.95, 0.1, 0.92, 1.0);
+  axes(pls, 0, 1, 0, 1, "False positive rate", "True positive rate", title);
+  const PLFLT diagonal_x[2] = {0, 1}, diagonal_y[2] = {0, 1};
+  pls.col0(kGrey);
+  pls.lsty(2);
+  pls.line(2, diagonal_x, diagonal_y);
+  pls.lsty(1);
+}
+
 std::string format(const char* pattern, double value) {
   char text[64];
   std::snprintf(text, sizeof(text), pattern, value);
@@ -242,14 +254,8 @@ void plot_roc_curves(const std::vector<int>& labels, const std::vector<double>& 
   for (auto& v : macro) v /= std::max(1, defined);
 
   render(stem, vector, 900, 820, [&](plstream& pls) {
-    pls.adv(0);
-    pls.vpas(0.12, 0.95, 0.1, 0.92, 1.0);
-    axes(pls, 0, 1, 0, 1, "False positive rate", "True positive rate", title);
+    roc_frame(pls, title);
     std::vector<LegendEntry> legend;
-    const PLFLT diagonal_x[2] = {0, 1}, diagonal_y[2] = {0, 1};
-    pls.col0(kGrey);
-    pls.lsty(2);
-    pls.line(2, diagonal_x, diagonal_y);
     for (int c = 0; c < k; ++c) {
       const auto& curve = roc.per_class[static_cast<std::size_t>(c)];
       const double auc = roc.auc_per_class[static_cast<std::size_t>(c)];
@@ -287,14 +293,8 @@ void plot_cross_validated_roc(const std::vector<FoldPredictions>& folds, const s
   for (const auto& f : folds) rocs.push_back(metrics::one_vs_rest_roc(f.labels, f.probabilities, k));
 
   render(stem, vector, 900, 820, [&](plstream& pls) {
-    pls.adv(0);
-    pls.vpas(0.12, 0.95, 0.1, 0.92, 1.0);
-    axes(pls, 0, 1, 0, 1, "False positive rate", "True positive rate", title);
+    roc_frame(pls, title);
     std::vector<LegendEntry> legend;
-    const PLFLT diagonal_x[2] = {0, 1}, diagonal_y[2] = {0, 1};
-    pls.col0(kGrey);
-    pls.lsty(2);
-    pls.line(2, diagonal_x, diagonal_y);
     pls.lsty(1);
     for (int c = 0; c < k; ++c) {
       std::vector<std::vector<double>> rates;
