@@ -26,6 +26,7 @@ const char* kUsage =
     "  cv         k-fold cross-validation over the dataset's folds, resumable (brainmri cv --help)\n"
     "  tune       hyperparameter search: grid, random or ASHA, resumable (brainmri tune --help)\n"
     "  report     reports, figures and tables from the predictions of runs (brainmri report --help)\n"
+    "  predict    classify image files with a trained model, with Grad-CAM overlays (brainmri predict --help)\n"
     "  version    print the version\n";
 }  // namespace
 
@@ -184,6 +185,15 @@ int main(int argc, char* argv[]) {
       return run_evaluate(argc - 1, argv + 1, *environment);
     }
     if (command == "report") return run_report(argc - 1, argv + 1);
+#ifdef BRAINMRI_HAVE_IMAGING
+    if (command == "predict") return run_predict(argc - 1, argv + 1);
+#else
+    if (command == "predict") {
+      std::cerr << "brainmri predict: this brainmri was built without OpenCV (image decoding); build with "
+                   "-DBRAINMRI_WITH_OPENCV=ON\n";
+      return kExitFailure;
+    }
+#endif
     if (command == "version" || command == "--version") {
       std::cout << "brainmri " << kVersion << " (LibTorch " << TORCH_VERSION << ", NCCL backend "
                 << (distributed::nccl_available() ? "built" : "not built") << ")\n";

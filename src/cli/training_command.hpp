@@ -35,6 +35,7 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
 int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment& environment);
 int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironment& environment);
 int run_report(int argc, const char* const argv[]);
+int run_predict(int argc, const char* const argv[]);  // only in builds with OpenCV
 
 std::vector<int> parse_int_list(const std::string& text);  // "0,2,4"; UsageError otherwise
 

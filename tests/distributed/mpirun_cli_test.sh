@@ -224,5 +224,42 @@ with torch.no_grad():
 assert np.allclose(exported, final["probabilities"][:], atol=1e-4), np.abs(exported - final["probabilities"][:]).max()
 PY
 
+# brainmri predict on image files: the same probabilities as the final model gave the packed
+# pixels of those images (one decode/preprocess path), for the checkpoint and its TorchScript
+# export; a corrupt and a missing file are reported while the others are classified.
+printf 'not an image' >"$work/corrupt.jpg"
+mapfile -t test_images < <(find "$work/kaggle/Testing" -name '*.jpg' | sort | head -3)
+for model in model.pt model.torchscript.pt; do
+  overlays=()  # Grad-CAM needs the checkpoint's activations; an export has none
+  [[ $model == model.pt ]] && overlays=(--gradcam "$work/predict_gradcam")
+  "$brainmri" predict --model "$work/cv_final/final/$model" --json "${test_images[@]}" "$work/corrupt.jpg" \
+    "$work/missing.png" "${overlays[@]}" >"$work/predict_$model.json" 2>"$work/predict_$model.err"
+  code=$?
+  [[ $code == 1 ]] || fail "predict ($model): exit $code, expected 1 for the bad files"
+  python3 - "$work/predict_$model.json" "$work/cv_final/final/test/predictions.h5" "$work/data_test" "$model" <<'PY' ||
+import glob, json, os, sys
+import h5py, numpy as np
+out, predictions, data, model = sys.argv[1:]
+results = json.load(open(out))["results"]
+assert len(results) == 5 and "error" in results[3] and "error" in results[4], results
+by_path = {}
+for shard in glob.glob(os.path.join(data, "shard-*.h5")):
+    with h5py.File(shard) as f:
+        for sample, path in zip(f["sample_ids"][:], f["source_paths"][:]):
+            by_path[os.path.basename(path.decode() if isinstance(path, bytes) else path)] = int(sample)
+p = h5py.File(predictions)
+row_of = {int(s): i for i, s in enumerate(p["sample_ids"][:])}
+classes = json.load(open(out))["classes"]
+for r in results[:3]:
+    expected = p["probabilities"][row_of[by_path[os.path.basename(r["file"])]]]
+    got = np.array([r["probabilities"][c] for c in classes])
+    assert np.allclose(got, expected, atol=1e-5), (r["file"], got, expected)
+    if model == "model.pt":
+        assert os.path.getsize(r["gradcam"]) > 1000, r
+PY
+    fail "predict ($model): probabilities differ from the packed pixels' or bad files not reported"
+done
+grep -q "could not be classified" "$work/predict_model.pt.err" || fail "predict: no failure summary on stderr"
+
 if ((failures)); then echo "$failures check(s) failed" >&2; exit 1; fi
 echo "all mpirun CLI checks passed"
