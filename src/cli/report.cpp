@@ -16,7 +16,8 @@ int run_report(int argc, const char* const argv[]) {
     ("run", po::value<std::vector<std::string>>(), "run directory of brainmri train or brainmri cv (positional, one or more)")
     ("output", po::value<std::string>()->default_value(""), "one run: the report directory (default RUN/report); several: where the comparison goes (default ./report_comparison)")
     ("figures", po::value<bool>()->default_value(true), "draw the figures (false: tables and text only)")
-    ("vector", po::value<bool>()->default_value(true), "figures also as SVG and PDF (false: PNG only, e.g. for a repository)");
+    ("vector", po::value<bool>()->default_value(true), "figures also as SVG and PDF (false: PNG only, e.g. for a repository)")
+    ("gradcam", po::value<int>()->default_value(3), "Grad-CAM grid: this many most confident correct predictions and errors per class (0: none; needs the run's checkpoints and dataset)");
   // clang-format on
   po::positional_options_description positional;
   positional.add("run", -1);
@@ -25,6 +26,7 @@ int run_report(int argc, const char* const argv[]) {
     std::cout << "Usage: brainmri report RUN [RUN ...] [--output DIR]\n\n"
                  "Writes RUN/report/: classification_report.{txt,csv,json} (per fold, pooled out of fold, across folds,\n"
                  "held-out test), confusion_matrix and roc_curves (.png, .svg, .pdf), training_curves for a training run,\n"
+                 "gradcam_grid with the model-randomization check when the run's checkpoints and dataset are here,\n"
                  "tables.{md,tex} for a paper and index.html with all of it. With several runs, also a comparison\n"
                  "(comparison.{md,tex}, index.html) in --output.\n\n"
               << options << "\n";
@@ -32,6 +34,7 @@ int run_report(int argc, const char* const argv[]) {
   }
   if (!vm.count("run")) throw UsageError("report needs at least one run directory");
   const auto runs = vm["run"].as<std::vector<std::string>>();
+  if (vm["gradcam"].as<int>() < 0) throw UsageError("--gradcam must be >= 0");
   std::string why;
   bool figures = vm["figures"].as<bool>();
   if (figures && !reports::plotting_available(&why)) {
@@ -45,7 +48,8 @@ int run_report(int argc, const char* const argv[]) {
   for (const auto& run : runs) {
     contents.push_back(reports::read_run(run));
     directories.push_back(runs.size() == 1 && !output.empty() ? fs::path(output) : fs::path(run) / "report");
-    headlines.push_back(reports::write_report(contents.back(), directories.back(), figures, vm["vector"].as<bool>()));
+    headlines.push_back(reports::write_report(contents.back(), directories.back(), figures, vm["vector"].as<bool>(),
+                                              vm["gradcam"].as<int>()));
     std::cout << "Report of " << run << ": " << (fs::absolute(directories.back()) / "index.html").string() << "\n";
   }
   if (runs.size() > 1) {
