@@ -63,7 +63,7 @@ int run_predict(int argc, const char* const argv[]) {
     ("image", po::value<std::vector<std::string>>(), "image files (positional, one or more)")
     ("json", po::bool_switch(), "print JSON instead of a table")
     ("gradcam", po::value<std::string>()->default_value(""), "write a Grad-CAM overlay PNG per image into this directory (checkpoints only)")
-    ("method", po::value<std::string>()->default_value("gradcam"), "gradcam or gradcam++")
+    ("method", po::value<std::string>()->default_value("gradcam"), "gradcam, gradcam++ or hirescam (docs/reports.md: which passes which check)")
     ("resize", po::value<std::string>()->default_value("stretch"), "as the training data was packed: stretch or pad")
     ("size", po::value<int>()->default_value(128), "TorchScript exports: the input size they were trained at")
     ("channels", po::value<int>()->default_value(1), "TorchScript exports: input channels (1 or 3)")

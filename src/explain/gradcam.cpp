@@ -8,10 +8,18 @@ namespace brainmri::explain {
 CamMethod cam_method_from_string(const std::string& name) {
   if (name == "gradcam") return CamMethod::GradCam;
   if (name == "gradcam++") return CamMethod::GradCamPlusPlus;
-  throw std::invalid_argument("unknown CAM method '" + name + "' (expected gradcam or gradcam++)");
+  if (name == "hirescam") return CamMethod::HiResCam;
+  throw std::invalid_argument("unknown CAM method '" + name + "' (expected gradcam, gradcam++ or hirescam)");
 }
 
-std::string to_string(CamMethod method) { return method == CamMethod::GradCam ? "gradcam" : "gradcam++"; }
+std::string to_string(CamMethod method) {
+  switch (method) {
+    case CamMethod::GradCam: return "gradcam";
+    case CamMethod::GradCamPlusPlus: return "gradcam++";
+    case CamMethod::HiResCam: return "hirescam";
+  }
+  return "?";
+}
 
 ClassActivationMaps class_activation_maps(models::Classifier& model, const torch::Tensor& images,
                                           const std::optional<torch::Tensor>& classes, CamMethod method) {
@@ -38,6 +46,8 @@ ClassActivationMaps class_activation_maps(models::Classifier& model, const torch
   torch::Tensor weights;
   if (method == CamMethod::GradCam) {
     weights = gradients.mean({2, 3}, /*keepdim=*/true);
+  } else if (method == CamMethod::HiResCam) {
+    weights = gradients;  // per position: the sum below is then Σ_k g_k(x, y) · A_k(x, y)
   } else {
     const auto g2 = gradients.pow(2), g3 = gradients.pow(3);
     auto denominator = 2 * g2 + a.sum({2, 3}, /*keepdim=*/true) * g3;

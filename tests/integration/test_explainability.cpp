@@ -109,6 +109,10 @@ TEST(GradCamChecks, PeaksInsideTheDecisiveBlobAndChangesWhenWeightsAreRandomized
   const double plus_plus = localization_of(explain::CamMethod::GradCamPlusPlus, &correct_count);
   EXPECT_GE(correct_count, 135) << "the network did not learn the blobs";  // >= 90% accuracy
   const double plain = localization_of(explain::CamMethod::GradCam, &correct_count);
+  const double high_resolution = localization_of(explain::CamMethod::HiResCam, &correct_count);
+  RecordProperty("localization_hirescam", std::to_string(high_resolution));
+  std::cout << "localization: HiResCAM " << high_resolution << "\n";
+  EXPECT_GE(high_resolution, 0.9);
   RecordProperty("localization_gradcam_plus_plus", std::to_string(plus_plus));
   RecordProperty("localization_gradcam", std::to_string(plain));
   std::cout << "localization: Grad-CAM++ " << plus_plus << ", Grad-CAM " << plain << "\n";
@@ -134,6 +138,10 @@ TEST(GradCamChecks, PeaksInsideTheDecisiveBlobAndChangesWhenWeightsAreRandomized
   };
   const double plain_randomized = mean_correlation(explain::CamMethod::GradCam);
   const double plus_plus_randomized = mean_correlation(explain::CamMethod::GradCamPlusPlus);
+  const double high_resolution_randomized = mean_correlation(explain::CamMethod::HiResCam);
+  RecordProperty("randomization_spearman_hirescam", std::to_string(high_resolution_randomized));
+  std::cout << "randomization: HiResCAM " << high_resolution_randomized << "\n";
+  EXPECT_LT(high_resolution_randomized, 0.5) << "HiResCAM barely changed when the weights were randomized";
   RecordProperty("randomization_spearman_gradcam", std::to_string(plain_randomized));
   RecordProperty("randomization_spearman_gradcam_plus_plus", std::to_string(plus_plus_randomized));
   std::cout << "randomization check, mean Spearman of trained vs random-weight maps: Grad-CAM " << plain_randomized

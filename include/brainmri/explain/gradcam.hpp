@@ -20,8 +20,11 @@
 
 namespace brainmri::explain {
 
-enum class CamMethod { GradCam, GradCamPlusPlus };
-CamMethod cam_method_from_string(const std::string& name);  // gradcam | gradcam++; throws otherwise
+// HiResCAM (Draelos & Carin 2020) multiplies gradients and activations position by position
+// instead of averaging the gradients over the map, which keeps a Flatten + Dense head's
+// position-specific weights (the paper's CNN) in the explanation.
+enum class CamMethod { GradCam, GradCamPlusPlus, HiResCam };
+CamMethod cam_method_from_string(const std::string& name);  // gradcam | gradcam++ | hirescam; throws otherwise
 std::string to_string(CamMethod method);
 
 struct ClassActivationMaps {
