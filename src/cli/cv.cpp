@@ -9,7 +9,6 @@
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/experiments/journal.hpp"
 #include "brainmri/experiments/scheduler.hpp"
-#include "brainmri/metrics/summary.hpp"
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/training/evaluation_files.hpp"
 #include "brainmri/version.hpp"
@@ -17,16 +16,6 @@
 
 namespace brainmri::cli {
 namespace {
-
-
-// mean, std and 95% t-interval of a metric over the folds, as JSON (null where undefined).
-json across_folds(const std::vector<double>& values) {
-  if (values.empty()) return nullptr;
-  const auto s = metrics::spread(values);
-  auto number = [](double x) { return std::isnan(x) ? json(nullptr) : json(x); };
-  return {{"mean", s.mean}, {"std", number(s.std_dev)}, {"ci95_low", number(s.ci95_low)},
-          {"ci95_high", number(s.ci95_high)}, {"folds", values.size()}};
-}
 
 po::options_description cv_options() {
   auto options = train_options();
@@ -181,9 +170,9 @@ int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment
     json summary = {{"model", vm["model"].as<std::string>()},
                     {"dataset", fs::absolute(dataset.directory()).string()},
                     {"folds", per_fold},
-                    {"accuracy", across_folds(accuracy)},
-                    {"macro_f1", across_folds(macro_f1)},
-                    {"macro_auc", across_folds(macro_auc)},
+                    {"accuracy", training::across_folds_json(accuracy)},
+                    {"macro_f1", training::across_folds_json(macro_f1)},
+                    {"macro_auc", training::across_folds_json(macro_auc)},
                     {"failed", failed},
                     {"ranks", world->size()},
                     {"ranks_per_job", vm["ranks-per-job"].as<int>()}};
@@ -225,9 +214,9 @@ int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment
       const auto m = json::parse(std::ifstream(output / "test_ensemble" / "metrics.json"));
       summary["test"] = {{"split", test_split},
                          {"samples", ensemble.labels.size()},
-                         {"fold_models", {{"accuracy", across_folds(test_accuracy)},
-                                          {"macro_f1", across_folds(test_macro_f1)},
-                                          {"macro_auc", across_folds(test_macro_auc)}}},
+                         {"fold_models", {{"accuracy", training::across_folds_json(test_accuracy)},
+                                          {"macro_f1", training::across_folds_json(test_macro_f1)},
+                                          {"macro_auc", training::across_folds_json(test_macro_auc)}}},
                          {"ensemble", {{"accuracy", m["accuracy"]}, {"macro_f1", m["macro_avg"]["f1"]}, {"macro_auc", m["macro_auc"]}}}};
     }
     if (final_model && statuses.at("final").state == experiments::JobState::Finished) {

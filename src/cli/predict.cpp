@@ -146,12 +146,10 @@ int run_predict(int argc, const char* const argv[]) {
                         .permute({0, 3, 1, 2})
                         .contiguous();
       torch::Tensor probabilities;
-      if (model) {
+      {
         torch::NoGradGuard no_grad;
-        probabilities = torch::softmax(model->forward(tensor), 1)[0];
-      } else {
-        torch::NoGradGuard no_grad;
-        probabilities = torch::softmax(exported->forward({tensor}).toTensor(), 1)[0];
+        const auto logits = model ? model->forward(tensor) : exported->forward({tensor}).toTensor();
+        probabilities = torch::softmax(logits, 1)[0];
       }
       const auto predicted = probabilities.argmax().item<std::int64_t>();
       entry["prediction"] = names[static_cast<std::size_t>(predicted)];

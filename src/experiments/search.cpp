@@ -224,9 +224,15 @@ std::vector<std::string> SuccessiveHalving::initial_jobs() {
   return jobs;
 }
 
+std::optional<TrialJob> SuccessiveHalving::own_job(const std::string& name) const {
+  const auto j = TrialJob::parse(name);
+  if (!j || j->trial < 0 || j->trial >= static_cast<int>(trials_.size()) || j->rung < 0 || j->rung >= rungs_) return std::nullopt;
+  return j;
+}
+
 std::vector<std::string> SuccessiveHalving::on_finished(const std::string& job, const json& result) {
-  const auto j = TrialJob::parse(job);
-  if (!j || j->trial < 0 || j->trial >= static_cast<int>(trials_.size()) || j->rung < 0 || j->rung >= rungs_) return {};
+  const auto j = own_job(job);
+  if (!j) return {};
   trials_[j->trial].results[j->rung][j->fold] = result;
   auto& settled = done_[{j->trial, j->rung}];
   settled.insert(j->fold);
@@ -248,8 +254,8 @@ std::vector<std::string> SuccessiveHalving::on_finished(const std::string& job, 
 }
 
 std::vector<std::string> SuccessiveHalving::on_failed(const std::string& job) {
-  const auto j = TrialJob::parse(job);
-  if (!j || j->trial < 0 || j->trial >= static_cast<int>(trials_.size()) || j->rung < 0 || j->rung >= rungs_) return {};
+  const auto j = own_job(job);
+  if (!j) return {};
   trials_[j->trial].failed = true;
   auto& settled = done_[{j->trial, j->rung}];
   settled.insert(j->fold);

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "brainmri/metrics/roc.hpp"
+#include "brainmri/metrics/summary.hpp"
 
 namespace brainmri::reports {
 namespace fs = std::filesystem;
@@ -330,12 +331,10 @@ void plot_cross_validated_roc(const std::vector<FoldPredictions>& folds, const s
       pls.col0(class_colour(c));
       pls.width(2.5);
       pls.line(static_cast<PLINT>(grid.size()), grid.data(), mean.data());
-      double auc_mean = 0, auc_squares = 0;
-      for (const auto a : aucs) auc_mean += a / static_cast<double>(aucs.size());
-      for (const auto a : aucs) auc_squares += (a - auc_mean) * (a - auc_mean);
-      const double auc_sd = aucs.size() > 1 ? std::sqrt(auc_squares / static_cast<double>(aucs.size() - 1)) : 0.0;
+      const auto auc = metrics::spread(aucs);
       char text[160];
-      std::snprintf(text, sizeof(text), "%s (AUC %.3f ± %.3f)", class_names[static_cast<std::size_t>(c)].c_str(), auc_mean, auc_sd);
+      std::snprintf(text, sizeof(text), "%s (AUC %.3f ± %.3f)", class_names[static_cast<std::size_t>(c)].c_str(), auc.mean,
+                    aucs.size() > 1 ? auc.std_dev : 0.0);
       legend.push_back({text, class_colour(c), 1, 2.5});
     }
     legend.push_back({"each fold (faint); mean ± 1 std (band)", kGrey, 1, 1.0});

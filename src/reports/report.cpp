@@ -77,14 +77,15 @@ std::string latex_escape(const std::string& text) {
 
 // The scores of one evaluation, recomputed from its predictions with the metrics module.
 struct Scores {
+  metrics::ConfusionMatrix matrix;
   metrics::ClassificationReport report;
   metrics::OneVsRestRoc roc;
 };
 Scores score(const Evaluation& e, const std::vector<std::string>& class_names) {
   const int k = static_cast<int>(class_names.size());
-  const auto predicted = metrics::argmax_rows(e.predictions.probabilities, k);
-  return {metrics::classification_report(metrics::ConfusionMatrix(e.predictions.labels, predicted, k), class_names),
-          metrics::one_vs_rest_roc(e.predictions.labels, e.predictions.probabilities, k)};
+  metrics::ConfusionMatrix matrix(e.predictions.labels, metrics::argmax_rows(e.predictions.probabilities, k), k);
+  auto report = metrics::classification_report(matrix, class_names);
+  return {std::move(matrix), std::move(report), metrics::one_vs_rest_roc(e.predictions.labels, e.predictions.probabilities, k)};
 }
 
 json scores_json(const Scores& s) {
@@ -102,14 +103,6 @@ json scores_json(const Scores& s) {
           {"weighted_avg", average(s.report.weighted_average)},
           {"macro_auc", std::isnan(s.roc.macro_auc) ? json() : json(s.roc.macro_auc)},
           {"micro_auc", std::isnan(s.roc.micro_auc) ? json() : json(s.roc.micro_auc)}};
-}
-
-json spread_json(const std::vector<double>& values) {
-  if (values.empty()) return nullptr;
-  const auto s = metrics::spread(values);
-  auto number = [](double x) { return std::isnan(x) ? json() : json(x); };
-  return {{"mean", s.mean}, {"std", number(s.std_dev)}, {"ci95_low", number(s.ci95_low)}, {"ci95_high", number(s.ci95_high)},
-          {"n", s.count}};
 }
 
 // "0.9512 ± 0.0110 [0.9375, 0.9651]" (spread) or "0.9512 [0.9390, 0.9630]" (value with CI).
@@ -412,13 +405,13 @@ json write_report(const RunContents& run, const fs::path& output, bool figures, 
     }
     json across = {{"per_class", json::object()}, {"folds", run.folds.size()}};
     for (const auto& name : classes) {
-      across["per_class"][name] = {{"precision", spread_json(values[name + "/precision"])},
-                                   {"recall", spread_json(values[name + "/recall"])},
-                                   {"f1", spread_json(values[name + "/f1"])},
-                                   {"auc", spread_json(values[name + "/auc"])}};
+      across["per_class"][name] = {{"precision", training::across_folds_json(values[name + "/precision"])},
+                                   {"recall", training::across_folds_json(values[name + "/recall"])},
+                                   {"f1", training::across_folds_json(values[name + "/f1"])},
+                                   {"auc", training::across_folds_json(values[name + "/auc"])}};
     }
     for (const auto* key : {"accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc"}) {
-      across[key] = spread_json(values[key]);
+      across[key] = training::across_folds_json(values[key]);
     }
     report["across_folds"] = across;
     headline = {{"accuracy", across["accuracy"]}, {"macro_f1", across["macro_f1"]}, {"macro_auc", across["macro_auc"]}};
@@ -445,7 +438,7 @@ json write_report(const RunContents& run, const fs::path& output, bool figures, 
     const auto& m = run.main->metrics;
     const auto& e = report["evaluations"][run.main->key];
     auto with_interval = [](const json& value, const json& interval) {
-      json out = {{"mean", value}, {"std", nullptr}, {"ci95_low", nullptr}, {"ci95_high", nullptr}, {"n", 1}};
+      json out = {{"mean", value}, {"std", nullptr}, {"ci95_low", nullptr}, {"ci95_high", nullptr}};
       if (interval.is_object() && interval.contains("low")) {
         out["ci95_low"] = interval["low"];
         out["ci95_high"] = interval["high"];
@@ -476,11 +469,8 @@ json write_report(const RunContents& run, const fs::path& output, bool figures, 
   // Figures.
   std::vector<std::pair<std::string, std::string>> figure_list;  // (file stem, caption)
   if (figures) {
-    const auto& main_scores = scores.at(run.main->key);
-    plot_confusion_matrix(metrics::ConfusionMatrix(run.main->predictions.labels,
-                                                   metrics::argmax_rows(run.main->predictions.probabilities, k), k),
-                          classes, "Confusion matrix", output / "confusion_matrix", vector_figures);
-    (void)main_scores;
+    plot_confusion_matrix(scores.at(run.main->key).matrix, classes, "Confusion matrix", output / "confusion_matrix",
+                          vector_figures);
     figure_list.push_back({"confusion_matrix", "Confusion matrix: " + run.main->title});
     if (run.kind == "cv") {
       std::vector<FoldPredictions> folds;
@@ -501,8 +491,8 @@ json write_report(const RunContents& run, const fs::path& output, bool figures, 
     }
     for (const auto& t : run.tests) {
       if (t.key.rfind("fold-", 0) == 0) continue;  // per-fold test curves: in the tables only
-      plot_confusion_matrix(metrics::ConfusionMatrix(t.predictions.labels, metrics::argmax_rows(t.predictions.probabilities, k), k),
-                            classes, "Confusion matrix, held-out test", output / ("confusion_matrix_" + t.key), vector_figures);
+      plot_confusion_matrix(scores.at(t.key).matrix, classes, "Confusion matrix, held-out test",
+                            output / ("confusion_matrix_" + t.key), vector_figures);
       figure_list.push_back({"confusion_matrix_" + t.key, "Confusion matrix: " + t.title});
       plot_roc_curves(t.predictions.labels, t.predictions.probabilities, classes, "ROC, held-out test",
                       output / ("roc_curves_" + t.key), vector_figures);

@@ -1,5 +1,7 @@
 #include "brainmri/training/evaluation_files.hpp"
 
+#include "brainmri/metrics/summary.hpp"
+
 #include <cmath>
 
 #include "brainmri/common/atomic_file.hpp"
@@ -91,6 +93,14 @@ void write_evaluation(const fs::path& directory, const Predictions& p, const std
   }
   fsync_path(temporary);
   fs::rename(temporary, final_path);
+}
+
+nlohmann::json across_folds_json(const std::vector<double>& values) {
+  if (values.empty()) return nullptr;
+  const auto s = metrics::spread(values);
+  auto number = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
+  return {{"mean", s.mean}, {"std", number(s.std_dev)}, {"ci95_low", number(s.ci95_low)},
+          {"ci95_high", number(s.ci95_high)}, {"folds", values.size()}};
 }
 
 Predictions read_predictions(const fs::path& path) {

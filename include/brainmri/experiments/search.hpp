@@ -90,6 +90,7 @@ class SuccessiveHalving : public JobPlan {
   std::vector<int> ranking() const;
 
  private:
+  std::optional<TrialJob> own_job(const std::string& name) const;  // a job of this plan, or nullopt
   std::vector<std::string> rung_complete(int trial, int rung, std::optional<double> score);
   std::vector<std::string> jobs_of(int trial, int rung) const;
 

@@ -21,6 +21,10 @@ void write_evaluation(const std::filesystem::path& directory, const Predictions&
                       const std::vector<std::string>& class_names, const nlohmann::json& context,
                       std::uint64_t bootstrap_seed);
 
+// A metric over the folds of a cross-validation as JSON: mean, std, ci95_low, ci95_high (null where
+// undefined: fewer than 2 folds) and folds; null for no values.
+nlohmann::json across_folds_json(const std::vector<double>& values);
+
 // Reads predictions.h5 back.
 Predictions read_predictions(const std::filesystem::path& file);
 
