@@ -29,7 +29,7 @@ command -v mpirun >/dev/null || { echo "mpirun_local.sh: mpirun not found (Debia
 gpus=0
 if command -v nvidia-smi >/dev/null 2>&1; then
   gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
-  if [[ -n ${CUDA_VISIBLE_DEVICES:-} ]]; then
+  if [[ -v CUDA_VISIBLE_DEVICES ]]; then  # set, even empty (no GPU: launch/local_cpu.sh), it wins
     IFS=, read -ra visible <<<"$CUDA_VISIBLE_DEVICES"
     gpus=${#visible[@]}
   fi

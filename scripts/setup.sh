@@ -17,6 +17,7 @@ apt_packages=(
   libopencv-dev libhdf5-dev hdf5-tools libboost-program-options-dev
   libopenmpi-dev openmpi-bin nlohmann-json3-dev libssl-dev zlib1g-dev libdeflate-dev libturbojpeg0-dev libgtest-dev
   libplplot-dev plplot-driver-cairo
+  shellcheck slurmd slurmctld slurm-client munge  # tests: a local Slurm runs the slurm/ job scripts
 )
 python_packages=("torch==${torch_version}" numpy h5py pillow scikit-learn)
 

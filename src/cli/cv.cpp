@@ -116,6 +116,7 @@ int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment
       outcome.erase("test_report");
       return outcome;
     });
+    if (scheduler.preempted()) throw PreemptionRequested();  // unfinished jobs resume on the next run
     if (world->rank() != 0) return kExitOk;
 
     // Aggregates, on rank 0: per fold, across folds, and pooled out of fold.
@@ -295,7 +296,7 @@ int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment
     write_file_atomically(output / "cv_summary.md", table.str());
     std::cout << "\n" << table.str() << "\nCross-validation directory: " << output.string()
               << " (cv_summary.md, cv_summary.json, out_of_fold/, fold-K/, journal.jsonl)\n";
-    if (!per_fold.empty() && summary.contains("out_of_fold")) write_run_report(output, vm["report"].as<bool>());
+    if (!per_fold.empty() && summary.contains("out_of_fold")) write_run_report(output, vm, setup.device);
     return failed.empty() ? kExitOk : kExitFailure;
   });
 }

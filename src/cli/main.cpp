@@ -59,7 +59,7 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
       std::cout << "\n" << environment.log_prefix() << "Validation (" << outcome.at("validation_samples").get<int>()
                 << " images):\n" << outcome.at("report").get<std::string>() << "\nRun directory: " << output.string()
                 << " (model.pt, validation/metrics.json, train_log.jsonl)\n";
-      write_run_report(output, vm["report"].as<bool>());
+      write_run_report(output, vm, device);
     }
     return kExitOk;
   });
@@ -178,6 +178,9 @@ int main(int argc, char* argv[]) {
   };
   try {
     if (command == "train" || command == "evaluate" || command == "cv" || command == "tune") {
+      // At once, with the default signal: one that arrives while MPI and the data start up must
+      // not kill the process. --preemption-signal then picks the one to use.
+      if (command != "evaluate") install_preemption_handler("USR1");
       environment = std::make_unique<distributed::MpiEnvironment>(&argc, &argv);
       if (command == "train") return run_train(argc - 1, argv + 1, *environment);
       if (command == "cv") return run_cv(argc - 1, argv + 1, *environment);
@@ -208,6 +211,12 @@ int main(int argc, char* argv[]) {
     return kExitUsage;
   } catch (const QuietExit& e) {
     return e.code;
+  } catch (const PreemptionRequested& e) {
+    // Every rank agreed to stop at the same step; rank 0 speaks for them.
+    if (!environment || environment->rank() == 0) {
+      say_error("brainmri " + command + ": " + e.what() + " (exit code " + std::to_string(kExitPreempted) + ")");
+    }
+    return kExitPreempted;
   } catch (const po::error& e) {
     return report("brainmri " + command + ": " + e.what() + "\nTry 'brainmri " + command + " --help'.", true);
   } catch (const UsageError& e) {

@@ -62,8 +62,9 @@ int run_predict(int argc, const char* const argv[]) {
     ("model", po::value<std::string>(), "model.pt (or any checkpoint) of brainmri train/cv, or a TorchScript export (model.torchscript.pt)")
     ("image", po::value<std::vector<std::string>>(), "image files (positional, one or more)")
     ("json", po::bool_switch(), "print JSON instead of a table")
-    ("gradcam", po::value<std::string>()->default_value(""), "write a Grad-CAM overlay PNG per image into this directory (checkpoints only)")
-    ("method", po::value<std::string>()->default_value("gradcam"), "gradcam, gradcam++ or hirescam (docs/reports.md: which passes which check)")
+    ("gradcam", po::value<std::string>()->default_value(""), "write an explanation overlay PNG per image into this directory (checkpoints only)")
+    ("method", po::value<std::string>()->default_value("hirescam"), "explanation method: hirescam, gradcam or gradcam++ (docs/reports.md: which passes which check)")
+    ("layer", po::value<std::string>()->default_value(""), "explained layer (default: the model's last convolution; docs/reports.md lists the names)")
     ("resize", po::value<std::string>()->default_value("stretch"), "as the training data was packed: stretch or pad")
     ("size", po::value<int>()->default_value(128), "TorchScript exports: the input size they were trained at")
     ("channels", po::value<int>()->default_value(1), "TorchScript exports: input channels (1 or 3)")
@@ -115,6 +116,11 @@ int run_predict(int argc, const char* const argv[]) {
   }
   int class_count = 0;
   if (model) {
+    try {
+      model->set_explained_layer(vm["layer"].as<std::string>());
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--layer: ") + e.what());
+    }
     model->eval();
     preprocess.size = model->options().image_size;
     preprocess.channels = model->options().input_channels;

@@ -2,6 +2,7 @@
 
 #include "training_command.hpp"
 
+
 #include <cmath>
 #include <sstream>
 #include <set>
@@ -144,13 +145,17 @@ std::vector<int> selected_folds(const std::string& wanted, const data::ShardedDa
   return folds;
 }
 
-void write_run_report(const fs::path& run_directory, bool wanted) {
-  if (!wanted) return;
+void write_run_report(const fs::path& run_directory, const po::variables_map& vm, const torch::Device& device) {
+  if (!vm["report"].as<bool>()) return;
   std::string why;
-  const bool figures = reports::plotting_available(&why);
+  reports::ReportOptions options;
+  options.explanation_check = vm["explanation-check"].as<bool>();
+  options.device = device;
+  options.figures = reports::plotting_available(&why);
+  const bool figures = options.figures;
   try {
     const auto run = reports::read_run(run_directory);
-    reports::write_report(run, run_directory / "report", figures);
+    reports::write_report(run, run_directory / "report", options);
     std::cout << "Report: " << (fs::absolute(run_directory) / "report" / "index.html").string() << "\n";
     if (!figures) {
       std::cout << "  (tables only: " << why << "; for the figures run `brainmri report " << run_directory.string()
@@ -187,7 +192,9 @@ po::options_description train_options() {
     ("val-fold", po::value<int>()->default_value(0), "validation fold of the dataset's group k-fold; the other folds train")
     ("val-split", po::value<std::string>()->default_value(""), "validate on this split (e.g. Testing) instead of a fold")
     ("loader", po::value<std::string>()->default_value("auto"), "memory (whole selection on the device), stream (read ahead from HDF5) or auto")
-    ("memory-limit-mb", po::value<int>()->default_value(4096), "auto loader: stream when the selected pixels exceed this");
+    ("memory-limit-mb", po::value<int>()->default_value(4096), "auto loader: stream when the selected pixels exceed this")
+    ("preemption-signal", po::value<std::string>()->default_value("USR1"), "on this signal every rank stops at the next step, writes a checkpoint and exits 75 (the slurm/ scripts requeue; rerunning continues exactly): USR1, USR2, TERM, INT or none")
+    ("preemption-check-steps", po::value<int>()->default_value(0), "steps between checks for the preemption signal (0: every step on CPU, every 20 on a GPU)");
   po::options_description parallel("Distributed (under mpirun or srun; see docs/distributed.md)");
   parallel.add_options()
     ("backend", po::value<std::string>()->default_value("auto"), "gradient all-reduce: auto (nccl on CUDA, mpi on CPU, local for one process), nccl or mpi")
@@ -199,7 +206,8 @@ po::options_description train_options() {
     ("grad-compression", po::value<std::string>()->default_value("none"), "none or bf16 (bf16 on the wire, fp32 additions)")
     ("sync-bn", po::value<bool>()->default_value(false)->implicit_value(true), "batch-norm statistics over the global batch instead of each rank's (for small per-rank batches)")
     ("log-all-ranks", po::value<bool>()->default_value(false)->implicit_value(true), "print every rank's console output, prefixed [rank r/n] (default: rank 0 only)")
-    ("report", po::value<bool>()->default_value(true), "write the run's report (DIR/report: tables, figures, index.html) at the end, as brainmri report does");
+    ("report", po::value<bool>()->default_value(true), "write the run's report (DIR/report: tables, figures, index.html) at the end, as brainmri report does")
+    ("explanation-check", po::value<bool>()->default_value(true), "the report checks its explanation method on the run's architecture (trains a small copy on this run's device; docs/reports.md)");
   po::options_description model("Model");
   model.add_options()
     ("model", po::value<std::string>()->default_value("baseline_cnn"), "baseline_cnn or mobilenet_v2")
@@ -232,6 +240,8 @@ po::options_description train_options() {
     ("patience", po::value<int>()->default_value(0), "stop after this many epochs without improvement (0: never)")
     ("restore-best", po::value<bool>()->default_value(true), "end each stage with its best epoch's weights")
     ("precision", po::value<std::string>()->default_value("auto"), "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16")
+    ("fused-optimizer", po::value<std::string>()->default_value("auto"), "adam/adamw as one fused kernel for all parameters: auto (on CUDA), on or off")
+    ("cuda-graph", po::value<std::string>()->default_value("auto"), "capture the whole training step in a CUDA graph after a warm-up: auto (when possible: CUDA, one rank per job, fused optimizer; the log says why not) or off")
     ("augment", po::value<bool>()->default_value(true), "augment training batches")
     ("flip", po::value<bool>()->default_value(true), "random horizontal flip")
     ("rotation", po::value<double>()->default_value(0.08), "random rotation factor (fraction of 360 degrees)")
@@ -275,12 +285,15 @@ training::TrainOptions trainer_options(const po::variables_map& vm, const fs::pa
   o.augmentation = {vm["flip"].as<bool>(), vm["rotation"].as<double>(), vm["zoom"].as<double>(),
                     vm["contrast"].as<double>()};
   o.precision = vm["precision"].as<std::string>();
+  o.fused_optimizer = vm["fused-optimizer"].as<std::string>();
+  o.cuda_graph = vm["cuda-graph"].as<std::string>();
   o.output_dir = output;
   o.reducer.bucket_bytes = static_cast<std::size_t>(vm["bucket-mb"].as<double>() * (1 << 20));
   o.reducer.first_bucket_bytes = static_cast<std::size_t>(vm["first-bucket-mb"].as<double>() * (1 << 20));
   o.reducer.overlap = vm["overlap"].as<bool>();
   o.reducer.compression = vm["grad-compression"].as<std::string>();
   o.sync_batch_norm = vm["sync-bn"].as<bool>();
+  o.preemption_check_interval = vm["preemption-check-steps"].as<int>();
   return o;
 }
 
@@ -428,9 +441,11 @@ json train_run(const po::variables_map& vm, training::TrainOptions stage1, const
   auto run_stage = [&](const training::TrainOptions& stage_options) {
     auto trainer = std::make_unique<training::Trainer>(model, stage_options, device);
     trainer->on_epoch = [&](const training::EpochRecord& r) { say(format_epoch(r)); };
+    trainer->on_note = say;
     if (where.resume && fs::exists(trainer->last_checkpoint())) {
       trainer->resume(trainer->last_checkpoint());
-      say("Resumed " + stage_options.stage_name + " from " + trainer->last_checkpoint().string());
+      say("Resumed " + stage_options.stage_name + " from " + trainer->last_checkpoint().string() + " (epoch " +
+          std::to_string(trainer->epochs_done() + 1) + ", step " + std::to_string(trainer->steps_into_epoch() + 1) + ")");
     }
     trainer->fit(*train_source, val_source.get());
     return trainer;
@@ -524,6 +539,12 @@ TrainingSetup prepare_training(int argc, const char* const argv[], const po::opt
       throw UsageError(e.what());
     }
     if (vm["comm-timeout"].as<double>() <= 0) throw UsageError("--comm-timeout must be > 0 seconds");
+    if (vm["preemption-check-steps"].as<int>() < 0) throw UsageError("--preemption-check-steps must be >= 0");
+    try {
+      install_preemption_handler(vm["preemption-signal"].as<std::string>());
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--preemption-signal: ") + e.what());
+    }
     if (vm["bucket-mb"].as<double>() <= 0 || vm["first-bucket-mb"].as<double>() <= 0) {
       throw UsageError("--bucket-mb and --first-bucket-mb must be > 0");
     }

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "brainmri/common/preemption.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/distributed/communicator.hpp"
 #include "brainmri/distributed/mpi_environment.hpp"
@@ -68,7 +69,9 @@ std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> select_samples(c
 std::string format_epoch(const training::EpochRecord& r);
 // Writes RUN/report as `brainmri report RUN` does (tables only where PLplot is missing, saying how
 // to get the figures); a failure is reported, not thrown: the run itself succeeded.
-void write_run_report(const fs::path& run_directory, bool wanted);
+// The run's report (docs/reports.md), as `brainmri report` writes it, unless --report false; the
+// explanation check trains on `device`.
+void write_run_report(const fs::path& run_directory, const po::variables_map& vm, const torch::Device& device);
 // The model the options describe, for images and classes of `dataset` (untrained, unfrozen).
 models::ClassifierPtr create_model(const po::variables_map& vm, const data::ShardedDataset& dataset);
 po::options_description train_options();
@@ -144,6 +147,8 @@ int abort_job_on_failure(const distributed::MpiEnvironment& environment, const s
   if (environment.size() == 1) return body();
   try {
     return body();
+  } catch (const PreemptionRequested&) {
+    throw;  // every rank agreed to stop; the checkpoint is written
   } catch (const UsageError&) {
     throw;
   } catch (const po::error&) {

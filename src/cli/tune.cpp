@@ -296,6 +296,7 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
       outcome["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       return outcome;
     });
+    if (scheduler.preempted()) throw PreemptionRequested();  // unfinished jobs resume on the next run
     if (world->rank() != 0) return kExitOk;
 
     // The trials table, from the plan's view of every result (this run's and the journal's).
@@ -409,7 +410,7 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
               << " (trials.csv, trials.json, tune_summary.md, best_config.ini, trials/, journal.jsonl)\n";
     if (best >= 0) {  // the best trial's runs, one per objective fold
       for (const int f : search.folds) {
-        write_run_report(output / "trials" / trial_name(best) / ("fold-" + std::to_string(f)), vm["report"].as<bool>());
+        write_run_report(output / "trials" / trial_name(best) / ("fold-" + std::to_string(f)), vm, setup.device);
       }
     }
     return best >= 0 ? kExitOk : kExitFailure;

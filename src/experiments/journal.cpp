@@ -101,6 +101,7 @@ void Journal::started(const std::string& job) { append({{"job", job}, {"state", 
 void Journal::finished(const std::string& job, const json& result) {
   append({{"job", job}, {"state", "finished"}, {"result", result}});
 }
+void Journal::interrupted(const std::string& job) { append({{"job", job}, {"state", "interrupted"}}); }
 void Journal::failed(const std::string& job, const std::string& error) {
   append({{"job", job}, {"state", "failed"}, {"error", error}});
 }

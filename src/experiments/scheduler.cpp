@@ -1,5 +1,7 @@
 #include "brainmri/experiments/scheduler.hpp"
 
+#include "brainmri/common/preemption.hpp"
+
 #include <chrono>
 #include <iostream>
 #include <stdexcept>
@@ -108,6 +110,12 @@ void Coordinator::report(const std::string& job, bool ok, const json& result, co
   }
 }
 
+void Coordinator::interrupted(const std::string& job) {
+  if (running_.erase(job) == 0) throw std::logic_error("job '" + job + "' was interrupted but is not running");
+  journal_.interrupted(job);
+  pending_.push_front(job);
+}
+
 JobScheduler::JobScheduler(const distributed::MpiEnvironment& environment, distributed::Communicator& world,
                            SchedulerOptions options)
     : environment_(environment), world_(world), options_(options) {
@@ -138,19 +146,24 @@ void JobScheduler::coordinate(Coordinator& coordinator) {
   while (released < group_count_) {
     int leader = -1;
     const auto request = json::parse(receive_text(MPI_ANY_SOURCE, kRequestTag, control_, &leader));
+    if (request.value("stop", false)) coordinator.stop();
     if (request.contains("job")) {
-      coordinator.report(request.at("job").get<std::string>(), request.at("ok").get<bool>(),
-                         request.value("result", json::object()), request.value("error", std::string()));
+      if (request.value("preempted", false)) {
+        coordinator.interrupted(request.at("job").get<std::string>());
+      } else {
+        coordinator.report(request.at("job").get<std::string>(), request.at("ok").get<bool>(),
+                           request.value("result", json::object()), request.value("error", std::string()));
+      }
     }
     idle.push_back(leader);
     // A group never idles while a job is pending; it is released once nothing can come any more
-    // (a running job that fails may still put itself back in the queue).
-    while (!idle.empty() && coordinator.has_pending()) {
+    // (a running job that fails may still put itself back in the queue), or at once on preemption.
+    while (!idle.empty() && coordinator.has_pending() && !coordinator.stopping()) {
       const auto assignment = coordinator.next();
       send_text(assignment_json(*assignment).dump(), idle.front(), kAssignTag, control_);
       idle.pop_front();
     }
-    if (coordinator.done()) {
+    if (coordinator.done() || coordinator.stopping()) {
       for (const int waiting : idle) send_text(json{{"done", true}}.dump(), waiting, kAssignTag, control_);
       released += static_cast<int>(idle.size());
       idle.clear();
@@ -179,9 +192,13 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
 
   if (control_ == MPI_COMM_NULL) {
     // A world of one: the same bookkeeping, in this thread.
-    while (auto assignment = coordinator->next()) {
+    while (!preemption_requested()) {
+      const auto assignment = coordinator->next();
+      if (!assignment) break;
       try {
         coordinator->report(assignment->job, true, body({*assignment, *group_}), "");
+      } catch (const PreemptionRequested&) {
+        coordinator->interrupted(assignment->job);
       } catch (const c10::Error& e) {
         coordinator->report(assignment->job, false, {}, e.what_without_backtrace());
       } catch (const std::exception& e) {
@@ -192,7 +209,7 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
     std::thread coordinator_thread;
     if (coordinator_rank) coordinator_thread = std::thread([&] { coordinate(*coordinator); });
     const bool leader = group_->rank() == 0;
-    json report = json::object();
+    json report = {{"stop", preemption_requested()}};
     for (;;) {
       std::string message = leader ? exchange_with_coordinator(report.dump()) : std::string();
       broadcast_text(*group_, message, 0);
@@ -202,18 +219,23 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
                                   assignment_message.at("resume").get<bool>()};
       json result;
       std::string error;
+      bool preempted = false;
       try {
         result = body({assignment, *group_});
+      } catch (const PreemptionRequested&) {
+        preempted = true;  // every rank of the group stopped at the same step
       } catch (const c10::Error& e) {
         error = e.what_without_backtrace();
       } catch (const std::exception& e) {
         error = std::string(e.what()).empty() ? "unknown error" : e.what();
       }
-      // A job fails if it failed on any rank of its group.
-      auto failed = torch::tensor({error.empty() ? 0 : 1}, torch::kInt32);
-      group_->allreduce(failed, distributed::ReduceOp::Sum, "job outcome");
-      if (failed.item<int>() > 0 && error.empty()) error = "failed on another rank of its group";
-      report = {{"job", assignment.job}, {"ok", error.empty()}, {"result", result}, {"error", error}};
+      // A job fails if it failed on any rank of its group; the group stops taking jobs if any of
+      // its ranks was signalled.
+      auto outcome = torch::tensor({error.empty() ? 0 : 1, preemption_requested() ? 1 : 0}, torch::kInt32);
+      group_->allreduce(outcome, distributed::ReduceOp::Sum, "job outcome");
+      if (outcome[0].item<int>() > 0 && error.empty() && !preempted) error = "failed on another rank of its group";
+      report = {{"job", assignment.job}, {"ok", error.empty()}, {"result", result}, {"error", error},
+                {"preempted", preempted}, {"stop", outcome[1].item<int>() > 0}};
     }
     if (coordinator_thread.joinable()) coordinator_thread.join();
   }
@@ -227,12 +249,14 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
       statuses[job] = {{"state", to_string(s.state)}, {"attempts", s.attempts}, {"failures", s.failures},
                        {"result", s.result}, {"error", s.error}};
     }
-    summary = statuses.dump();
+    const bool stopped_early = !coordinator->done() && (coordinator->stopping() || preemption_requested());
+    summary = json{{"preempted", stopped_early}, {"jobs", statuses}}.dump();
   }
   broadcast_text(world_, summary, 0);
   std::map<std::string, JobStatus> out;
   const json parsed = json::parse(summary);
-  for (auto it = parsed.begin(); it != parsed.end(); ++it) {
+  preempted_ = parsed.at("preempted").get<bool>();
+  for (auto it = parsed.at("jobs").begin(); it != parsed.at("jobs").end(); ++it) {
     const json& s = it.value();
     out[it.key()] = JobStatus{job_state_from_string(s.at("state").get<std::string>()), s.at("attempts").get<int>(),
                               s.at("failures").get<int>(), s.at("result"), s.at("error").get<std::string>()};

@@ -21,6 +21,15 @@ std::string to_string(CamMethod method) {
   return "?";
 }
 
+std::string display_name(CamMethod method) {
+  switch (method) {
+    case CamMethod::GradCam: return "Grad-CAM";
+    case CamMethod::GradCamPlusPlus: return "Grad-CAM++";
+    case CamMethod::HiResCam: return "HiResCAM";
+  }
+  return "?";
+}
+
 ClassActivationMaps class_activation_maps(models::Classifier& model, const torch::Tensor& images,
                                           const std::optional<torch::Tensor>& classes, CamMethod method) {
   if (images.dim() != 4) throw std::invalid_argument("Grad-CAM needs images of shape [N, C, H, W]");

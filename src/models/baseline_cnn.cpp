@@ -24,16 +24,24 @@ BaselineCnn::BaselineCnn(const ModelOptions& options) : Classifier(options) {
   add_group("head", {dense_.ptr(), logits_.ptr()}, true);
 }
 
+std::vector<std::string> BaselineCnn::explainable_layers() const {
+  std::vector<std::string> layers;
+  for (std::size_t i = 0; i < convolutions_.size(); ++i) layers.push_back("conv" + std::to_string(i + 1));
+  return layers;
+}
+
 FeaturesAndLogits BaselineCnn::forward_with_features(const torch::Tensor& images) {
+  const auto explained = explained_layer_index();
   torch::Tensor x = images;
-  torch::Tensor last_activation;
-  for (auto& conv : convolutions_) {
-    last_activation = torch::relu(conv->forward(x));
-    x = torch::max_pool2d(last_activation, 2);
+  torch::Tensor features;
+  for (std::size_t i = 0; i < convolutions_.size(); ++i) {
+    const auto activation = torch::relu(convolutions_[i]->forward(x));
+    if (i == explained) features = activation;
+    x = torch::max_pool2d(activation, 2);
   }
   x = dropout_->forward(x.flatten(1));
   x = torch::relu(dense_->forward(x));
-  return {last_activation, logits_->forward(x)};
+  return {features, logits_->forward(x)};
 }
 
 }  // namespace brainmri::models

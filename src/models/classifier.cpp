@@ -107,6 +107,26 @@ void Classifier::set_trainable_from(const std::string& layer) {
   set_trainable_backbone_groups(index - found);
 }
 
+void Classifier::set_explained_layer(const std::string& layer) {
+  const auto layers = explainable_layers();
+  if (!layer.empty() && std::find(layers.begin(), layers.end(), layer) == layers.end()) {
+    std::string valid;
+    for (const auto& name : layers) valid += (valid.empty() ? "" : ", ") + name;
+    throw std::invalid_argument("no explainable layer named '" + layer + "' in " + model_name() + " (valid: " + valid + ")");
+  }
+  explained_layer_ = layer;
+}
+
+std::string Classifier::explained_layer() const {
+  return explained_layer_.empty() ? explainable_layers().back() : explained_layer_;
+}
+
+std::size_t Classifier::explained_layer_index() const {
+  const auto layers = explainable_layers();
+  if (explained_layer_.empty()) return layers.size() - 1;
+  return static_cast<std::size_t>(std::find(layers.begin(), layers.end(), explained_layer_) - layers.begin());
+}
+
 void Classifier::train(bool on) {
   torch::nn::Module::train(on);
   apply_batch_norm_modes();

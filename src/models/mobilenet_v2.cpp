@@ -116,18 +116,34 @@ torch::Tensor MobileNetV2::adapt_input(const torch::Tensor& images) const {
   return rgb * 2.0 - 1.0;
 }
 
-torch::Tensor MobileNetV2::backbone_features(const torch::Tensor& rgb) {
+std::vector<std::string> MobileNetV2::explainable_layers() const {
+  std::vector<std::string> layers = {"Conv1"};
+  for (const auto& block : blocks_) layers.push_back(block.prefix.substr(0, block.prefix.size() - 1));
+  layers.push_back("Conv_1");
+  return layers;
+}
+
+torch::Tensor MobileNetV2::backbone_features(const torch::Tensor& rgb, torch::Tensor* explained, std::size_t index) {
+  // The explained activations are not modified in place later (every in-place ReLU acts on a
+  // fresh batch-norm output), so they stay valid for autograd.
   torch::Tensor x = clamp_relu6(batch_norm(bn_conv1_, conv1_->forward(keras_stride2_pad(rgb))));
-  for (auto& block : blocks_) x = run_block(block, x);
-  return clamp_relu6(batch_norm(conv_last_bn_, conv_last_->forward(x)));
+  if (explained && index == 0) *explained = x;
+  for (std::size_t i = 0; i < blocks_.size(); ++i) {
+    x = run_block(blocks_[i], x);
+    if (explained && index == i + 1) *explained = x;
+  }
+  x = clamp_relu6(batch_norm(conv_last_bn_, conv_last_->forward(x)));
+  if (explained && index == blocks_.size() + 1) *explained = x;
+  return x;
 }
 
 FeaturesAndLogits MobileNetV2::forward_with_features(const torch::Tensor& images) {
-  const torch::Tensor features = backbone_features(adapt_input(images));
+  torch::Tensor explained;
+  const torch::Tensor features = backbone_features(adapt_input(images), &explained, explained_layer_index());
   torch::Tensor x = features.mean({2, 3});
   x = dropout_->forward(x);
   x = torch::relu(dense_->forward(x));
-  return {features, logits_->forward(x)};
+  return {explained, logits_->forward(x)};
 }
 
 }  // namespace brainmri::models

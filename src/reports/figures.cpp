@@ -380,16 +380,16 @@ void draw_image(plstream& pls, const std::vector<double>& values, int height, in
 }  // namespace
 
 void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& rows, int correct_columns,
-                       const std::vector<std::string>& class_names, const std::string& title, const fs::path& stem,
-                       bool vector) {
+                       const std::vector<std::string>& class_names, const std::string& title, const std::string& map_name,
+                       const fs::path& stem, bool vector) {
   if (rows.empty() || rows.front().empty()) throw std::invalid_argument("no tiles for " + stem.string());
   const int columns = static_cast<int>(rows.front().size());
-  const int tile = 205;
-  const int width = 160 + columns * tile, height = 170 + static_cast<int>(rows.size()) * (tile + 44);
+  const int tile = 220;
+  const int width = 200 + columns * tile, height = 170 + static_cast<int>(rows.size()) * (tile + 44);
   render(stem, vector, width, height, [&](plstream& pls) {
     pls.adv(0);
     pls.schr(0, 0.62);
-    const double left = 140.0 / width, top = 1.0 - 78.0 / height, bottom = 110.0 / height;
+    const double left = 180.0 / width, top = 1.0 - 78.0 / height, bottom = 110.0 / height;
     const double cell_w = (1.0 - left - 20.0 / width) / columns;
     const double cell_h = (top - bottom) / static_cast<double>(rows.size());
     pls.vpor(0, 1, 0, 1);
@@ -425,8 +425,10 @@ void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& r
         std::snprintf(truth, sizeof(truth), "T %s", class_names[static_cast<std::size_t>(t->truth)].c_str());
         std::snprintf(prediction, sizeof(prediction), "P %s %.2f", class_names[static_cast<std::size_t>(t->predicted)].c_str(),
                       t->probability);
-        pls.mtex("t", 1.9, 0.5, 0.5, truth);
-        pls.mtex("t", 0.5, 0.5, 0.5, prediction);
+        pls.schr(0, 0.54);  // two labels per tile must fit its width
+        pls.mtex("t", 2.3, 0.5, 0.5, truth);
+        pls.mtex("t", 0.8, 0.5, 0.5, prediction);
+        pls.schr(0, 0.62);
       }
     }
     // The colour scale.
@@ -440,7 +442,7 @@ void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& r
     pls.box("bc", 0, 0, "bc", 0, 0);
     pls.mtex("lv", 0.6, 0.5, 1.0, "0");
     pls.mtex("rv", 0.6, 0.5, 0.0, "1");
-    pls.mtex("b", 1.4, 0.5, 0.5, "Grad-CAM (1 = the map's maximum); T true, P predicted class with its probability");
+    pls.mtex("b", 1.4, 0.5, 0.5, (map_name + " (1 = the map's maximum); T true, P predicted class with its probability").c_str());
   });
 }
 

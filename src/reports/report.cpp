@@ -12,6 +12,7 @@
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/explain/gradcam.hpp"
+#include "brainmri/explain/localization_check.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/summary.hpp"
@@ -257,15 +258,19 @@ RunContents read_run(const fs::path& directory) {
   return run;
 }
 
-// The Grad-CAM grid of the main evaluation's most confident correct predictions and errors,
-// each explained (its predicted class) by the model that made the prediction.
-json write_gradcam_grid(const RunContents& run, const fs::path& stem, int per_kind, bool vector_figures) {
+// The run's dataset, or an error saying it is not here.
+fs::path run_dataset(const RunContents& run) {
   const auto dataset_path = run.main->metrics.value("context", json::object()).value("dataset", std::string());
   if (dataset_path.empty() || !fs::exists(fs::path(dataset_path) / "manifest.json")) {
     throw std::runtime_error("the run's dataset (" + (dataset_path.empty() ? std::string("not recorded") : dataset_path) +
                              ") is not here");
   }
-  std::map<std::int64_t, fs::path> model_of;  // sample -> checkpoint
+  return dataset_path;
+}
+
+// Each evaluated sample's model: the fold model that predicted it, or the run's model.
+std::map<std::int64_t, fs::path> run_models(const RunContents& run) {
+  std::map<std::int64_t, fs::path> model_of;
   if (run.kind == "cv") {
     for (const auto& f : run.folds) {
       for (const auto id : f.predictions.sample_ids) model_of[id] = run.directory / f.key / "model.pt";
@@ -273,6 +278,22 @@ json write_gradcam_grid(const RunContents& run, const fs::path& stem, int per_ki
   } else {
     for (const auto id : run.main->predictions.sample_ids) model_of[id] = run.directory / "model.pt";
   }
+  return model_of;
+}
+
+models::ClassifierPtr load_explained_model(const fs::path& checkpoint, const std::string& layer) {
+  if (!fs::exists(checkpoint)) throw std::runtime_error(checkpoint.string() + " is not here (checkpoints are not kept with results)");
+  auto model = training::load_model_from_checkpoint(checkpoint, torch::kCPU);
+  model->set_explained_layer(layer);
+  return model;
+}
+
+// The explanation grid of the main evaluation's most confident correct predictions and errors,
+// each explained (its predicted class) by the model that made the prediction.
+json write_gradcam_grid(const RunContents& run, const fs::path& stem, const ReportOptions& options) {
+  const int per_kind = options.gradcam_per_kind;
+  const auto dataset_path = run_dataset(run);
+  const auto model_of = run_models(run);
   const int k = static_cast<int>(run.class_names.size());
   const auto& p = run.main->predictions;
   const auto predicted = metrics::argmax_rows(p.probabilities, k);
@@ -293,24 +314,23 @@ json write_gradcam_grid(const RunContents& run, const fs::path& stem, int per_ki
   // Explain every chosen image with its own model, a batch per model.
   const data::ShardedDataset dataset(dataset_path);
   std::map<fs::path, std::vector<std::size_t>> by_model;
-  for (const auto i : chosen) {
-    const auto model = model_of.at(p.sample_ids[i]);
-    if (!fs::exists(model)) throw std::runtime_error(model.string() + " is not here (checkpoints are not kept with results)");
-    by_model[model].push_back(i);
-  }
+  for (const auto i : chosen) by_model[model_of.at(p.sample_ids[i])].push_back(i);
   std::map<std::size_t, CamTile> tiles;
   std::vector<double> correlations;
+  std::string layer;
   for (const auto& [checkpoint, indices] : by_model) {
-    auto model = training::load_model_from_checkpoint(checkpoint, torch::kCPU);
+    auto model = load_explained_model(checkpoint, options.cam_layer);
     std::vector<std::int64_t> ids;
     for (const auto i : indices) ids.push_back(p.sample_ids[i]);
     const auto batch = dataset.load(ids);
-    const auto cam = explain::class_activation_maps(*model, batch.images);
+    const auto cam = explain::class_activation_maps(*model, batch.images, std::nullopt, options.cam_method);
     // The randomization check: the same architecture with fresh (seeded) weights must explain
     // the same images and classes differently.
     torch::manual_seed(0);
     auto randomized = models::create_model(model->model_name(), model->options());
-    const auto r = explain::randomization_correlations(*model, *randomized, batch.images, cam.classes);
+    randomized->set_explained_layer(options.cam_layer);
+    const auto r = explain::randomization_correlations(*model, *randomized, batch.images, cam.classes, options.cam_method);
+    layer = model->explained_layer();
     correlations.insert(correlations.end(), r.begin(), r.end());
     for (std::size_t j = 0; j < indices.size(); ++j) {
       const auto image = batch.images[static_cast<std::int64_t>(j)][0].contiguous().to(torch::kFloat64);
@@ -336,7 +356,8 @@ json write_gradcam_grid(const RunContents& run, const fs::path& stem, int per_ki
       row[static_cast<std::size_t>(per_kind) + j] = tiles.at(wrong[static_cast<std::size_t>(c)][j]);
     }
   }
-  plot_gradcam_grid(rows, per_kind, run.class_names, "Grad-CAM: " + run.main->title, stem, vector_figures);
+  plot_gradcam_grid(rows, per_kind, run.class_names, explain::display_name(options.cam_method) + " (" + layer + "): " + run.main->title,
+                    explain::display_name(options.cam_method), stem, options.vector_figures);
   std::vector<double> defined;
   for (const auto c : correlations) {
     if (!std::isnan(c)) defined.push_back(c);
@@ -344,10 +365,11 @@ json write_gradcam_grid(const RunContents& run, const fs::path& stem, int per_ki
   std::sort(defined.begin(), defined.end());
   double mean = 0;
   for (const auto c : defined) mean += c / static_cast<double>(defined.size());
-  return {{"method", "gradcam"},
+  return {{"method", explain::to_string(options.cam_method)},
+          {"layer", layer},
           {"images", chosen.size()},
           {"randomization_check",
-           {{"what", "Spearman correlation between each image's Grad-CAM from the trained model and from the same "
+           {{"what", "Spearman correlation between each image's map from the trained model and from the same "
                      "architecture with random weights (maps pooled to at most 32x32); near 0: the maps depend on the "
                      "learned weights"},
             {"images_with_both_maps_non_flat", defined.size()},
@@ -355,7 +377,42 @@ json write_gradcam_grid(const RunContents& run, const fs::path& stem, int per_ki
             {"median", defined.empty() ? json() : json(defined[defined.size() / 2])}}}};
 }
 
-json write_report(const RunContents& run, const fs::path& output, bool figures, bool vector_figures, int gradcam_per_kind) {
+// The localization check (explain/localization_check.hpp) for the run's architecture, explanation
+// method and layer, on slices of the run's own dataset.
+json run_explanation_check(const RunContents& run, const ReportOptions& options) {
+  const data::ShardedDataset dataset(run_dataset(run));
+  const auto model = load_explained_model(run_models(run).begin()->second, options.cam_layer);
+  const auto& ids = run.main->predictions.sample_ids;
+  const auto backgrounds =
+      dataset.load(std::vector<std::int64_t>(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(ids.size(), 200))))
+          .images;
+  explain::LocalizationCheckOptions check_options;
+  check_options.methods = {options.cam_method};
+  check_options.layer = options.cam_layer;
+  check_options.device = options.device;
+  const auto result = explain::localization_check(model->model_name(), model->options(), backgrounds, check_options);
+  const auto& method = result.methods.front();
+  return {{"what", "a fresh " + result.model_name + " of the run's architecture trained on the run's slices with a bright "
+                   "disc at one of four class-specific positions (a fifth class has none); localization: share of correct "
+                   "disc predictions whose map peaks inside the disc; randomization: mean Spearman correlation with the "
+                   "maps of random weights"},
+          {"method", explain::to_string(method.method)},
+          {"layer", result.layer},
+          {"image_size", result.image_size},
+          {"device", options.device.str()},
+          {"disc_radius_pixels", result.disc_radius},
+          {"peak_tolerance_pixels", result.peak_tolerance},
+          {"check_network_accuracy", result.accuracy},
+          {"correct_disc_predictions", result.correct_disc_predictions},
+          {"localization", method.localization},
+          {"randomization_spearman", std::isnan(method.randomization_spearman) ? json() : json(method.randomization_spearman)},
+          {"verdict", !result.learned() ? "inconclusive: the check network did not learn the discs (accuracy below 0.90)"
+                      : method.passed() ? "passed: localization >= 0.90 and randomization Spearman < 0.50"
+                                        : "failed: localization < 0.90 or randomization Spearman >= 0.50"}};
+}
+
+json write_report(const RunContents& run, const fs::path& output, const ReportOptions& options) {
+  const bool figures = options.figures, vector_figures = options.vector_figures;
   fs::create_directories(output);
   const auto& classes = run.class_names;
   const int k = static_cast<int>(classes.size());
@@ -500,13 +557,23 @@ json write_report(const RunContents& run, const fs::path& output, bool figures, 
     }
   }
   std::string gradcam_note;
-  if (figures && gradcam_per_kind > 0) {
+  const auto method_name = explain::display_name(options.cam_method);
+  if (figures && options.gradcam_per_kind > 0) {
     try {
-      report["gradcam"] = write_gradcam_grid(run, output / "gradcam_grid", gradcam_per_kind, vector_figures);
-      figure_list.push_back({"gradcam_grid", "Grad-CAM of the predicted class, on the most confident correct predictions and errors of each class"});
+      report["gradcam"] = write_gradcam_grid(run, output / "gradcam_grid", options);
+      figure_list.push_back({"gradcam_grid", method_name + " of the predicted class, on the most confident correct predictions and errors of each class"});
     } catch (const std::exception& e) {
-      gradcam_note = std::string("No Grad-CAM grid: ") + e.what() + ".";
+      gradcam_note = "No " + method_name + " grid: " + e.what() + ".";
       std::fprintf(stderr, "brainmri report: %s\n", gradcam_note.c_str());
+    }
+  }
+  std::string check_note;
+  if (options.explanation_check) {
+    try {
+      report["explanation_check"] = run_explanation_check(run, options);
+    } catch (const std::exception& e) {
+      check_note = std::string("No explanation check: ") + e.what() + ".";
+      std::fprintf(stderr, "brainmri report: %s\n", check_note.c_str());
     }
   }
   report["figures"] = json::array();
@@ -544,10 +611,25 @@ json write_report(const RunContents& run, const fs::path& output, bool figures, 
   if (!gradcam_note.empty()) html << "<p>" << html_escape(gradcam_note) << "</p>\n";
   if (report.contains("gradcam") && !report["gradcam"]["randomization_check"]["mean"].is_null()) {
     const auto& check = report["gradcam"]["randomization_check"];
-    html << "<p>Model-randomization check of the Grad-CAM maps below: mean Spearman correlation between the trained "
+    html << "<p>Model-randomization check of the " << method_name << " maps below (layer <code>"
+         << html_escape(report["gradcam"]["layer"].get<std::string>()) << "</code>): mean Spearman correlation between the trained "
          << "model's map and a randomly initialized model's, over " << check["images_with_both_maps_non_flat"].get<std::size_t>()
          << " images: " << fixed(check["mean"].get<double>(), 3) << " (median " << fixed(check["median"].get<double>(), 3)
          << "; near 0 means the maps depend on what the model learned).</p>\n";
+  }
+  if (!check_note.empty()) html << "<p>" << html_escape(check_note) << "</p>\n";
+  if (report.contains("explanation_check")) {
+    const auto& check = report["explanation_check"];
+    html << "<h3>Does the explanation point at the evidence?</h3>\n<p>Localization check of " << method_name << " on layer <code>"
+         << html_escape(check["layer"].get<std::string>()) << "</code>: " << html_escape(check["what"].get<std::string>())
+         << ". A peak counts as inside when it lies within the disc's radius (" << fixed(check["disc_radius_pixels"].get<double>(), 1)
+         << " px) plus half a cell of the explained map (" << fixed(check["peak_tolerance_pixels"].get<double>(), 1)
+         << " px).</p>\n<table><tr><th>check network accuracy</th><th>correct disc predictions</th><th>localization</th>"
+         << "<th>randomization Spearman</th><th>verdict</th></tr>\n<tr><td>" << fixed(check["check_network_accuracy"].get<double>(), 3)
+         << "</td><td>" << check["correct_disc_predictions"].get<int>() << "</td><td>" << fixed(check["localization"].get<double>(), 3)
+         << "</td><td>"
+         << (check["randomization_spearman"].is_null() ? std::string("n/a") : fixed(check["randomization_spearman"].get<double>(), 3))
+         << "</td><td>" << html_escape(check["verdict"].get<std::string>()) << "</td></tr>\n</table>\n";
   }
   if (figure_list.empty()) html << "<p>No figures: this build of brainmri cannot draw them (PLplot with its Cairo drivers is missing).</p>\n";
   for (const auto& [stem, caption] : figure_list) {

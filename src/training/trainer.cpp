@@ -12,6 +12,8 @@
 
 #include <mpi.h>
 
+#include "brainmri/common/preemption.hpp"
+#include "brainmri/training/fused_adam.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/distributed/sync_batch_norm.hpp"
@@ -98,6 +100,12 @@ void validate_train_options(const TrainOptions& o) {
   if (o.optimizer.momentum < 0 || o.optimizer.momentum >= 1) throw std::invalid_argument("momentum must be in [0, 1)");
   if (o.label_smoothing < 0 || o.label_smoothing >= 1) throw std::invalid_argument("label smoothing must be in [0, 1)");
   if (o.gradient_clip_norm < 0) throw std::invalid_argument("the gradient clipping norm must be >= 0 (0: off)");
+  if (o.fused_optimizer != "auto" && o.fused_optimizer != "on" && o.fused_optimizer != "off") {
+    throw std::invalid_argument("fused optimizer must be auto, on or off, got '" + o.fused_optimizer + "'");
+  }
+  if (o.cuda_graph != "auto" && o.cuda_graph != "off") {
+    throw std::invalid_argument("cuda graph must be auto or off, got '" + o.cuda_graph + "'");
+  }
   if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16") {
     throw std::invalid_argument("precision must be auto, fp32 or bf16, got " + o.precision);
   }
@@ -127,7 +135,10 @@ Trainer::Trainer(models::ClassifierPtr model, TrainOptions options, torch::Devic
   }
   model_->to(device_);
   if (options_.channels_last) models::use_channels_last(*model_);
+  // cuDNN times its convolution algorithms once per shape and keeps the fastest.
+  if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   build_optimizer();
+  graph_reason_ = why_not_graphed();
   if (distributed()) {
     // Replicas must agree before the first step: same architecture everywhere, then rank 0's
     // initial (or pretrained) weights and batch-norm statistics on every rank.
@@ -160,7 +171,14 @@ void Trainer::build_optimizer() {
   }
   if (trainable.empty()) throw std::invalid_argument("the model has no trainable parameters");
   const auto& o = options_.optimizer;
-  if (o.name == "adam") {
+  const bool fused = (o.name == "adam" || o.name == "adamw") &&
+                     (options_.fused_optimizer == "on" || (options_.fused_optimizer == "auto" && device_.is_cuda()));
+  if (fused) {
+    // AdamOptions with AdamW's default-free weight decay: the kernel applies it coupled (adam) or
+    // decoupled (adamw).
+    optimizer_ = std::make_unique<FusedAdam>(trainable, torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay),
+                                             o.name == "adamw");
+  } else if (o.name == "adam") {
     optimizer_ = std::make_unique<torch::optim::Adam>(trainable,
                                                       torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay));
   } else if (o.name == "adamw") {
@@ -198,6 +216,16 @@ double Trainer::scheduled_learning_rate(int epoch) const {
 
 void Trainer::set_learning_rate(double lr) {
   for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+  if (auto* fused = dynamic_cast<FusedAdam*>(optimizer_.get())) fused->sync_learning_rate();
+}
+
+std::string Trainer::why_not_graphed() const {
+  if (options_.cuda_graph == "off") return "--cuda-graph off";
+  if (!device_.is_cuda()) return "not on a CUDA device";
+  if (distributed()) return "several ranks: the bucketed all-reduce is not captured yet";
+  if (dynamic_cast<FusedAdam*>(optimizer_.get()) == nullptr) return "the optimizer is not the fused Adam/AdamW";
+  if (std::getenv("BRAINMRI_INJECT_FAULT") != nullptr) return "fault injection is on";
+  return StepGraph::unavailable_reason();
 }
 
 bool Trainer::improved(double value, double reference) const {
@@ -227,47 +255,92 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
   // whenever there is a complete one.
   const bool drop_last = train.size() >= options_.batch_size * world_size_;
   const int last_epoch = max_epochs_now > 0 ? std::min(options_.epochs, state_.epochs_done + max_epochs_now) : options_.epochs;
+  if (device_.is_cuda() && !graph_status_said_) {
+    note(graph_reason_.empty() ? "training step: captured in a CUDA graph after " + std::to_string(kGraphWarmupSteps) + " eager steps"
+                               : "training step: eager (" + graph_reason_ + ")");
+    graph_status_said_ = true;
+  }
   for (int epoch = state_.epochs_done + 1; epoch <= last_epoch && !state_.stopped_early; ++epoch) {
     const auto started = std::chrono::steady_clock::now();
-    torch::manual_seed(augmentation_seed(options_.seed, rank_, epoch, -2));  // dropout
     const double lr = scheduled_learning_rate(epoch);
     set_learning_rate(lr);
     model_->train();
 
-    const auto plan = train.plan_epoch(options_.seed, epoch, options_.batch_size, true, drop_last, rank_,
-                                       world_size_);
-    train.begin(plan);
+    auto plan = train.plan_epoch(options_.seed, epoch, options_.batch_size, true, drop_last, rank_, world_size_);
+    // A checkpoint written mid-epoch (preemption) continues at its step with its running sums.
+    const auto first_step = static_cast<std::size_t>(state_.steps_into_epoch);
     double loss_sum = 0;
     std::int64_t correct = 0, seen = 0;
-    for (std::size_t step = 0; step < plan.batches.size(); ++step) {
-      auto [images, labels] = train.gather(plan.batches[step]);
+    if (first_step > 0) {
+      const auto slot = static_cast<std::size_t>(3 * rank_);
+      loss_sum = state_.partial_sums.at(slot);
+      correct = static_cast<std::int64_t>(state_.partial_sums.at(slot + 1));
+      seen = static_cast<std::int64_t>(state_.partial_sums.at(slot + 2));
+      state_.steps_into_epoch = 0;
+      state_.partial_sums.clear();
+    }
+    // Accumulated on the device: reading the loss back every step would stall the GPU queue.
+    auto loss_total = torch::full({}, loss_sum, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+    auto correct_total = torch::full({}, correct, torch::TensorOptions().dtype(torch::kInt64).device(device_));
+    bool graphable = graph_reason_.empty() && drop_last && !graph_failed_;
+    const auto all_steps = plan.batches.size();
+    plan.batches.erase(plan.batches.begin(), plan.batches.begin() + static_cast<std::ptrdiff_t>(std::min(first_step, all_steps)));
+    train.begin(plan);
+    for (std::size_t step = first_step; step < all_steps; ++step) {
+      if (preemption_agreed(step, first_step)) {
+        // Every rank's running sums, each in its own slots (a sum of zeros elsewhere is exact).
+        auto sums = torch::zeros({3 * world_size_}, torch::kFloat64);
+        sums[3 * rank_] = loss_total.item<double>();
+        sums[3 * rank_ + 1] = static_cast<double>(correct_total.item<std::int64_t>());
+        sums[3 * rank_ + 2] = static_cast<double>(seen);
+        if (distributed()) options_.communicator->allreduce(sums, distributed::ReduceOp::Sum, "running sums at preemption");
+        state_.steps_into_epoch = static_cast<int>(step);
+        state_.partial_sums.assign(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
+        if (!options_.output_dir.empty() && rank_ == 0) save_checkpoint(last_checkpoint());
+        if (distributed()) options_.communicator->barrier("checkpoint written for preemption");
+        throw PreemptionRequested();
+      }
+      // Dropout draws from the global generator: seeded per step, so a run resumed at any step
+      // draws what the uninterrupted run drew (a replayed graph reads the generator's state too).
+      torch::manual_seed(augmentation_seed(options_.seed, rank_, epoch, -2 - static_cast<std::int64_t>(step)));
+      auto [images, labels] = train.gather(plan.batches[step - first_step]);
       if (options_.augment && options_.augmentation.enabled()) {
         images = augmenter_.apply(images, augmentation_seed(options_.seed, rank_, epoch, static_cast<std::int64_t>(step)));
       }
       if (options_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
       inject_fault_if_requested(steps_done_++);
-      optimizer_->zero_grad();
-      torch::Tensor logits;
-      {
-        AutocastScope autocast(use_bf16());
-        logits = model_->forward(images);
-      }
-      logits = logits.to(torch::kFloat32);
-      auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing);
-      if (weights.defined()) loss_options.weight(weights);
-      const auto loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
-      if (reducer_) reducer_->prepare(options_.stage_name + " epoch " + std::to_string(epoch) + " step " + std::to_string(step + 1));
-      loss.backward();
-      if (reducer_) reducer_->finish();
-      if (options_.gradient_clip_norm > 0) {
-        torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.gradient_clip_norm);
-      }
-      optimizer_->step();
       const auto batch = labels.size(0);
-      loss_sum += loss.item<double>() * static_cast<double>(batch);
-      correct += logits.argmax(1).eq(labels).sum().item<std::int64_t>();
+      if (graphable && batch == options_.batch_size) {
+        if (!step_graph_) {
+          graph_images_ = torch::empty_like(images);
+          graph_labels_ = torch::empty_like(labels);
+          graph_loss_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+          graph_correct_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device_));
+          graph_weights_ = weights;  // the graph keeps reading this tensor
+          step_graph_ = std::make_unique<StepGraph>([this, epoch] {
+            const auto [loss, correct] = train_step(graph_images_, graph_labels_, graph_weights_, epoch, /*in_place_zero=*/true);
+            graph_loss_.copy_(loss);
+            graph_correct_.copy_(correct);
+          });
+        }
+        graph_images_.copy_(images);
+        graph_labels_.copy_(labels);
+        if (!step_graph_->run(kGraphWarmupSteps)) {
+          note("CUDA graph capture failed, training eagerly from here: " + step_graph_->failure());
+          graph_failed_ = true;
+          graphable = false;
+        }
+        loss_total.add_(graph_loss_.to(torch::kFloat64) * static_cast<double>(batch));
+        correct_total.add_(graph_correct_);
+      } else {
+        const auto [loss, correct] = train_step(images, labels, weights, epoch, /*in_place_zero=*/false);
+        loss_total.add_(loss.to(torch::kFloat64) * static_cast<double>(batch));
+        correct_total.add_(correct);
+      }
       seen += batch;
     }
+    loss_sum = loss_total.item<double>();
+    correct = correct_total.item<std::int64_t>();
 
     if (distributed()) {
       // Training loss and accuracy over the whole global batch stream, as one process would see it.
@@ -338,6 +411,54 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
     model_->load(archive);
   }
   return records;
+}
+
+std::pair<torch::Tensor, torch::Tensor> Trainer::train_step(const torch::Tensor& images, const torch::Tensor& labels,
+                                                            const torch::Tensor& weights, int epoch, bool in_place_zero) {
+  // A captured step must keep its gradient tensors: zeroed, not freed.
+  optimizer_->zero_grad(/*set_to_none=*/!in_place_zero);
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(use_bf16());
+    logits = model_->forward(images);
+  }
+  logits = logits.to(torch::kFloat32);
+  auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing);
+  if (weights.defined()) loss_options.weight(weights);
+  const auto loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+  if (reducer_) reducer_->prepare(options_.stage_name + " epoch " + std::to_string(epoch));
+  loss.backward();
+  if (reducer_) reducer_->finish();
+  if (options_.gradient_clip_norm > 0) clip_gradients(in_place_zero);
+  optimizer_->step();
+  return {loss.detach(), logits.argmax(1).eq(labels).sum()};
+}
+
+void Trainer::clip_gradients(bool without_host_sync) {
+  if (!without_host_sync) {
+    torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.gradient_clip_norm);
+    return;
+  }
+  // The same arithmetic as clip_grad_norm_, with the decision "scale or not" made on the device.
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : model_->parameters()) {
+    if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  if (grads.empty()) return;
+  std::vector<torch::Tensor> norms;
+  for (const auto& g : grads) norms.push_back(g.norm(2).to(torch::kFloat32));
+  const auto total = torch::stack(norms).norm(2);
+  const auto coefficient = (options_.gradient_clip_norm / (total + 1e-6)).clamp_max(1.0);
+  for (auto& g : grads) g.mul_(coefficient.to(g.dtype()));
+}
+
+void Trainer::note(const std::string& message) const {
+  if (rank_ != 0) return;
+  if (on_note) {
+    on_note(message);
+  } else {
+    std::fprintf(stderr, "brainmri: %s\n", message.c_str());
+  }
 }
 
 Predictions Trainer::predict(const BatchSource& loader) {
@@ -447,6 +568,9 @@ void Trainer::save_checkpoint(const fs::path& path) const {
                       {"plateau_best", state_.plateau_best},
                       {"plateau_bad_epochs", state_.plateau_bad_epochs},
                       {"stopped_early", state_.stopped_early},
+                      {"steps_into_epoch", state_.steps_into_epoch},
+                      {"partial_sums", state_.partial_sums},
+                      {"ranks", world_size_},
                       {"seed", options_.seed}};
   archive.write(kTrainerStateKey, c10::IValue(state.dump()));
   atomic_save(archive, path);
@@ -482,6 +606,24 @@ void Trainer::resume(const fs::path& checkpoint) {
   state_.plateau_best = state.at("plateau_best").is_null() ? state_.plateau_best : state.at("plateau_best").get<double>();
   state_.plateau_bad_epochs = state.at("plateau_bad_epochs");
   state_.stopped_early = state.at("stopped_early");
+  state_.steps_into_epoch = state.value("steps_into_epoch", 0);
+  state_.partial_sums = state.value("partial_sums", std::vector<double>());
+  if (state_.steps_into_epoch > 0 && state.value("ranks", 1) != world_size_) {
+    throw std::runtime_error(checkpoint.string() + " stopped in the middle of an epoch of " + std::to_string(state.value("ranks", 1)) +
+                             " ranks; continue it with that many ranks (this run has " + std::to_string(world_size_) + ")");
+  }
+}
+
+bool Trainer::preemption_agreed(std::size_t step, std::size_t first_step) const {
+  int interval = options_.preemption_check_interval;
+  if (interval <= 0) interval = device_.is_cuda() ? 20 : 1;
+  // Not at the step a run resumed at: it would stop again before doing anything.
+  if (step == first_step && first_step > 0) return false;
+  if (step % static_cast<std::size_t>(interval) != 0) return false;
+  if (!distributed()) return preemption_requested();
+  auto flag = torch::tensor({preemption_requested() ? 1 : 0}, torch::kInt32);
+  options_.communicator->allreduce(flag, distributed::ReduceOp::Sum, "preemption check");
+  return flag.item<int>() > 0;
 }
 
 void Trainer::write_log(const EpochRecord& r) const {

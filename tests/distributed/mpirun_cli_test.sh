@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
 rm -rf "$work" && mkdir -p "$work"
 "$prep" --out "$work/data" --folds 5 --seed 1 "$sample/Training" >"$work/prep.log" 2>&1 || { cat "$work/prep.log"; exit 1; }
-common=(--data "$work/data" --epochs 1 --threads-per-rank 1 --comm-timeout 5)
+common=(--data "$work/data" --epochs 1 --threads-per-rank 1 --comm-timeout 5 --explanation-check false)
 
 # run NAME EXPECTED_EXIT [mpiexec args...]: runs the job under a hard limit, keeps its output.
 run() {
@@ -75,7 +75,7 @@ expect_output one_rank_setup "1 rank(s) failed to start"
 
 # brainmri cv: 3 folds shared by 2 ranks, each sample predicted exactly once out of fold.
 "$prep" --out "$work/data3" --folds 3 --seed 1 "$sample/Training" >"$work/prep3.log" 2>&1 || { cat "$work/prep3.log"; exit 1; }
-cv=(--data "$work/data3" --epochs 2 --batch-size 8 --threads-per-rank 1 --comm-timeout 20)
+cv=(--data "$work/data3" --epochs 2 --batch-size 8 --threads-per-rank 1 --comm-timeout 20 --explanation-check false)
 journal_count() { grep -c "\"state\":\"$2\"" "$1/journal.jsonl" || true; }
 run cv 0 -n 2 "$brainmri" cv "${cv[@]}" --output "$work/cv"
 python3 - "$work/cv/cv_summary.json" "$work/data3/manifest.json" <<'PY' || fail "cv: summary incomplete"
@@ -124,7 +124,7 @@ PY
 # brainmri tune: a 3-fold x 6-trial ASHA search on 2 ranks (one job per rank): 6 trials on the
 # 1-epoch rung, the best 2 go on to 3 epochs from their checkpoints.
 tune=(--data "$work/data3" --epochs 3 --min-epochs 1 --reduction-factor 3 --trials 6 --algorithm asha
-      --batch-size 8 --filters "8,16,32" --threads-per-rank 1 --comm-timeout 20 --ranks-per-job 1
+      --batch-size 8 --filters "8,16,32" --threads-per-rank 1 --comm-timeout 20 --ranks-per-job 1 --explanation-check false
       --search 'lr: loguniform 1e-4 1e-2' --search 'dropout: uniform 0.2 0.6' --search 'dense-units: choice 32 64')
 run tune 0 -n 2 "$brainmri" tune "${tune[@]}" --output "$work/tune"
 python3 - "$work/tune" <<'PY' || fail "tune: trials table or best config incomplete"
@@ -150,7 +150,7 @@ PY
 [[ $(journal_count "$work/tune" running) == 24 ]] || fail "tune: expected 24 job starts"
 # The best trial's config runs as it is.
 run tune_best 0 -n 2 "$brainmri" cv --config "$work/tune/best_config.ini" --output "$work/tune_best_cv" --epochs 1 \
-    --threads-per-rank 1
+    --threads-per-rank 1 --explanation-check false
 
 # Killed with SIGKILL midway (mpirun and every rank at once), then the same command again: no
 # finished job runs again, and the trials table equals the uninterrupted search's.

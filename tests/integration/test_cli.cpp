@@ -28,7 +28,8 @@ json read_json(const fs::path& path) {
 }
 
 // A small, fast network so each run takes a second or two on one core.
-const std::string kSmallModel = " --filters 8,16 --dense-units 16 --threads 1 --batch-size 16 ";
+// The explanation check has a test of its own (ReportOfATrainingRun...); the others skip its training.
+const std::string kSmallModel = " --filters 8,16 --dense-units 16 --threads 1 --batch-size 16 --explanation-check false ";
 
 class CliOnSample : public ::testing::Test {
  protected:
@@ -145,7 +146,7 @@ TEST(CliUsage, HelpListsOptionsWithDefaultsAndBadOptionsExitTwo) {
 // trainable part and learning rate; the resolved config reproduces it; a bad stage is a usage error.
 TEST_F(CliOnSample, StagesRunInOrderWithTheirOwnTrainablePartAndLearningRate) {
   ScratchDir run;
-  const std::string stages = " --model mobilenet_v2 --width 0.35 --dense-units 16 --threads 1 --batch-size 16"
+  const std::string stages = " --model mobilenet_v2 --width 0.35 --dense-units 16 --threads 1 --batch-size 16 --explanation-check false"
                              " --stage 'head: trainable-blocks=0 lr=1e-3 epochs=1'"
                              " --stage 'top: trainable-blocks=2 lr=1e-4 epochs=1'"
                              " --stage 'all: trainable-blocks=-1 lr=1e-5 epochs=1 schedule=cosine'";
@@ -275,6 +276,30 @@ TEST_F(CliOnSample, ReportOfATrainingRunHasEveryFileAndTheMetricsModulesValues) 
   EXPECT_NE(slurp(dir / "classification_report.txt").find(slurp(run / "a" / "validation" / "classification_report.txt").substr(0, 40)),
             std::string::npos);
   EXPECT_NE(slurp(dir / "tables.tex").find("\\begin{tabular}"), std::string::npos);
+
+  // The explanations: HiResCAM of the last convolution by default, with both checks on the page.
+  EXPECT_EQ(json_report["gradcam"]["method"], "hirescam");
+  EXPECT_EQ(json_report["gradcam"]["layer"], "conv2");
+  const auto& check = json_report["explanation_check"];
+  EXPECT_EQ(check["method"], "hirescam");
+  EXPECT_EQ(check["image_size"], 64);
+  EXPECT_GE(check["localization"].get<double>(), 0.0);
+  EXPECT_LE(check["localization"].get<double>(), 1.0);
+  EXPECT_GT(check["correct_disc_predictions"].get<int>(), 0);
+  EXPECT_FALSE(check["verdict"].get<std::string>().empty());
+  EXPECT_NE(slurp(dir / "index.html").find("Does the explanation point at the evidence?"), std::string::npos);
+  // Another method and layer on request; a layer the model lacks and an unknown method are usage errors.
+  const auto other = run_brainmri("report " + shell_quote(run / "a") + " --method gradcam++ --layer conv1 --vector false "
+                                  "--explanation-check false --output " + shell_quote(run / "other"));
+  ASSERT_EQ(other.exit_code, 0) << other.output;
+  const auto other_report = read_json(run / "other" / "classification_report.json");
+  EXPECT_EQ(other_report["gradcam"]["method"], "gradcam++");
+  EXPECT_EQ(other_report["gradcam"]["layer"], "conv1");
+  EXPECT_FALSE(other_report.contains("explanation_check"));
+  const auto bad_layer = run_brainmri("report " + shell_quote(run / "a") + " --layer Conv_1 --explanation-check false --output " +
+                                      shell_quote(run / "bad"));
+  EXPECT_NE(bad_layer.output.find("no explainable layer named 'Conv_1'"), std::string::npos) << bad_layer.output;
+  EXPECT_EQ(run_brainmri("report " + shell_quote(run / "a") + " --method saliency").exit_code, 2);
 }
 
 TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {

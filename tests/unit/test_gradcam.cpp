@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <tuple>
+
 #include "brainmri/explain/gradcam.hpp"
 
 using namespace brainmri;
@@ -19,6 +21,7 @@ class Probe : public models::Classifier {
   }
   std::string model_name() const override { return "probe"; }
   std::string input_normalization() const override { return "none"; }
+  std::vector<std::string> explainable_layers() const override { return {"pool"}; }
   models::FeaturesAndLogits forward_with_features(const torch::Tensor& images) override {
     const auto features = pool_ > 1 ? torch::avg_pool2d(images, pool_) : images * 1.0;
     const auto evidence = features.mean({1, 2, 3});
@@ -90,4 +93,62 @@ TEST(GradCam, WorksOnAFrozenMobileNetAndLeavesItsModeAsItWas) {
   }
   EXPECT_TRUE(model->is_training());
   for (const auto& p : model->parameters()) EXPECT_FALSE(p.grad().defined());  // no gradient left on the weights
+}
+
+// Behind global average pooling the gradient of the class score is the same at every position of
+// the pooled map, so HiResCAM's position-wise product equals Grad-CAM's mean-gradient weighting.
+TEST(GradCam, HiResCamEqualsGradCamBehindGlobalAveragePooling) {
+  models::ModelOptions options;
+  options.image_size = 64;
+  options.width_multiplier = 0.35;
+  torch::manual_seed(5);
+  auto model = models::create_model("mobilenet_v2", options);
+  const auto images = torch::rand({3, 1, 64, 64});
+  const auto plain = explain::class_activation_maps(*model, images, std::nullopt, CamMethod::GradCam);
+  const auto high_resolution = explain::class_activation_maps(*model, images, std::nullopt, CamMethod::HiResCam);
+  EXPECT_TRUE(torch::allclose(plain.maps, high_resolution.maps, 1e-4, 1e-5));
+  // Behind the paper CNN's Flatten + Dense head the two differ.
+  auto cnn = models::create_model("baseline_cnn", options);
+  EXPECT_FALSE(torch::allclose(explain::class_activation_maps(*cnn, images, std::nullopt, CamMethod::GradCam).maps,
+                               explain::class_activation_maps(*cnn, images, std::nullopt, CamMethod::HiResCam).maps,
+                               1e-3, 1e-3));
+}
+
+TEST(GradCam, ExplainsAnyNamedLayerAndRejectsUnknownOnes) {
+  models::ModelOptions options;
+  options.image_size = 64;
+  options.width_multiplier = 0.35;
+  auto mobilenet = models::create_model("mobilenet_v2", options);
+  const auto layers = mobilenet->explainable_layers();
+  ASSERT_EQ(layers.size(), 19u);
+  EXPECT_EQ(layers.front(), "Conv1");
+  EXPECT_EQ(layers[1], "expanded_conv");
+  EXPECT_EQ(layers.back(), "Conv_1");
+  EXPECT_EQ(mobilenet->explained_layer(), "Conv_1");
+  const auto images = torch::rand({2, 1, 64, 64});
+  torch::NoGradGuard no_gradients;
+  mobilenet->eval();
+  const auto logits = mobilenet->forward(images);
+  // Spatial size and channels of the selected layer; the logits do not depend on the choice.
+  for (const auto& [layer, channels, side] :
+       std::vector<std::tuple<std::string, int, int>>{{"Conv1", 16, 32}, {"block_5", 16, 8}, {"block_12", 32, 4}, {"Conv_1", 1280, 2}}) {
+    mobilenet->set_explained_layer(layer);
+    const auto out = mobilenet->forward_with_features(images);
+    EXPECT_EQ(out.features.sizes(), (std::vector<std::int64_t>{2, channels, side, side})) << layer;
+    EXPECT_TRUE(torch::equal(out.logits, logits)) << layer;
+  }
+  EXPECT_THROW(mobilenet->set_explained_layer("block_99"), std::invalid_argument);
+  mobilenet->set_explained_layer("");
+  EXPECT_EQ(mobilenet->explained_layer(), "Conv_1");
+
+  auto cnn = models::create_model("baseline_cnn", options);
+  EXPECT_EQ(cnn->explainable_layers(), (std::vector<std::string>{"conv1", "conv2", "conv3"}));
+  cnn->set_explained_layer("conv2");
+  EXPECT_EQ(cnn->forward_with_features(images).features.sizes(), (std::vector<std::int64_t>{2, 64, 32, 32}));
+  try {
+    cnn->set_explained_layer("Conv_1");
+    FAIL() << "an unknown layer was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("conv1, conv2, conv3"), std::string::npos) << e.what();
+  }
 }

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numbers>
 #include <set>
+#include <sstream>
 
 #include "brainmri/data/dataset_format.hpp"
 #include "brainmri/data/hdf5.hpp"
@@ -11,6 +13,7 @@
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/training/data_loader.hpp"
+#include "brainmri/training/fused_adam.hpp"
 #include "brainmri/training/trainer.hpp"
 #include "synthetic_dataset.hpp"
 #include "test_support.hpp"
@@ -127,45 +130,52 @@ TEST(Trainer, OverfitsSixteenImagesToFullTrainingAccuracy) {
   EXPECT_DOUBLE_EQ(score_predictions(predictions, 4).accuracy, 1.0);
 }
 
+// With LibTorch's Adam and with the fused kernel (whose step counts live on the device and are
+// written into the checkpoint at save time).
 TEST(Trainer, SameSeedSameMetricsAndResumeIsBitIdentical) {
   ScratchDir dir;
   write_square_dataset(dir / "d", 48, 24);
   const data::ShardedDataset dataset(dir / "d");
   const InMemoryLoader train(dataset, dataset.training_samples_for_fold(0), torch::kCPU);
   const InMemoryLoader validation(dataset, dataset.validation_samples_for_fold(0), torch::kCPU);
-  auto options = [&](const std::string& out, int epochs) {
-    TrainOptions o;
-    o.epochs = epochs;
-    o.batch_size = 8;
-    o.seed = 5;
-    o.schedule.name = "cosine";
-    o.output_dir = dir / out;
-    o.early_stopping.restore_best = false;
-    return o;
-  };
-  auto run = [&](const std::string& out, int epochs, int epochs_now = 0) {
-    torch::manual_seed(5);
-    Trainer trainer(small_cnn(4, 24, 0.3), options(out, epochs), torch::kCPU);
-    const auto records = trainer.fit(train, &validation, epochs_now);
-    return std::make_pair(records, flatten_parameters(trainer.model()));
-  };
-  const auto [straight_records, straight_weights] = run("a", 4);
-  const auto [again_records, again_weights] = run("b", 4);
-  EXPECT_EQ(straight_weights, again_weights);
-  for (std::size_t i = 0; i < straight_records.size(); ++i) {
-    EXPECT_EQ(straight_records[i].val_accuracy, again_records[i].val_accuracy);
-    EXPECT_EQ(straight_records[i].train_loss, again_records[i].train_loss);
-  }
+  for (const std::string fused : {"off", "on"}) {
+    SCOPED_TRACE("fused optimizer " + fused);
+    auto options = [&](const std::string& out, int epochs) {
+      TrainOptions o;
+      o.epochs = epochs;
+      o.batch_size = 8;
+      o.seed = 5;
+      o.schedule.name = "cosine";
+      o.output_dir = dir / (out + fused);
+      o.early_stopping.restore_best = false;
+      o.fused_optimizer = fused;
+      return o;
+    };
+    auto run = [&](const std::string& out, int epochs, int epochs_now = 0) {
+      torch::manual_seed(5);
+      Trainer trainer(small_cnn(4, 24, 0.3), options(out, epochs), torch::kCPU);
+      EXPECT_EQ(trainer.graph_status(), "not on a CUDA device");
+      const auto records = trainer.fit(train, &validation, epochs_now);
+      return std::make_pair(records, flatten_parameters(trainer.model()));
+    };
+    const auto [straight_records, straight_weights] = run("a", 4);
+    const auto [again_records, again_weights] = run("b", 4);
+    EXPECT_EQ(straight_weights, again_weights);
+    for (std::size_t i = 0; i < straight_records.size(); ++i) {
+      EXPECT_EQ(straight_records[i].val_accuracy, again_records[i].val_accuracy);
+      EXPECT_EQ(straight_records[i].train_loss, again_records[i].train_loss);
+    }
 
-  run("c", 4, 2);  // interrupted after two of four epochs...
-  torch::manual_seed(99);  // ...and resumed by a process whose global RNG differs
-  Trainer resumed(small_cnn(4, 24, 0.3), options("c", 4), torch::kCPU);
-  resumed.resume(dir / "c" / "train_last.pt");
-  const auto tail = resumed.fit(train, &validation);
-  ASSERT_EQ(tail.size(), 2u);
-  EXPECT_EQ(tail.back().epoch, 4);
-  EXPECT_EQ(tail.back().train_loss, straight_records.back().train_loss);
-  EXPECT_EQ(flatten_parameters(resumed.model()), straight_weights);
+    run("c", 4, 2);  // interrupted after two of four epochs...
+    torch::manual_seed(99);  // ...and resumed by a process whose global RNG differs
+    Trainer resumed(small_cnn(4, 24, 0.3), options("c", 4), torch::kCPU);
+    resumed.resume(dir / ("c" + fused) / "train_last.pt");
+    const auto tail = resumed.fit(train, &validation);
+    ASSERT_EQ(tail.size(), 2u);
+    EXPECT_EQ(tail.back().epoch, 4);
+    EXPECT_EQ(tail.back().train_loss, straight_records.back().train_loss);
+    EXPECT_EQ(flatten_parameters(resumed.model()), straight_weights);
+  }
 }
 
 TEST(Trainer, ResumeRefusesACheckpointOfAnotherModel) {
@@ -248,4 +258,116 @@ TEST(Loader, StreamingGivesTheSameBatchesAndTheSameTrainingAsInMemory) {
   EXPECT_EQ(make_loader(dataset, {0, 1}, torch::kCPU, "auto", 1 << 20)->size(), 2);
   EXPECT_NE(dynamic_cast<StreamingLoader*>(make_loader(dataset, {0, 1}, torch::kCPU, "auto", 10).get()), nullptr);
   EXPECT_THROW(make_loader(dataset, {0}, torch::kCPU, "disk", 10), std::invalid_argument);
+}
+
+// The fused kernel against LibTorch's Adam and AdamW: the same trajectory over many steps (the
+// kernels differ only in the order of floating-point operations), the same checkpoint format
+// both ways, and a learning rate changed between steps takes effect.
+TEST(FusedAdam, FollowsLibTorchsAdamAndAdamWAndSharesTheirCheckpoints) {
+  for (const bool decoupled : {false, true}) {
+    SCOPED_TRACE(decoupled ? "adamw" : "adam");
+    torch::manual_seed(9);
+    auto reference_net = torch::nn::Sequential(torch::nn::Linear(6, 5), torch::nn::Tanh(), torch::nn::Linear(5, 3));
+    auto fused_net = torch::nn::Sequential(torch::nn::Linear(6, 5), torch::nn::Tanh(), torch::nn::Linear(5, 3));
+    for (std::size_t i = 0; i < reference_net->parameters().size(); ++i) {
+      torch::NoGradGuard no_grad;
+      fused_net->parameters()[i].copy_(reference_net->parameters()[i]);
+    }
+    const auto options = torch::optim::AdamOptions(3e-2).weight_decay(0.05);
+    std::unique_ptr<torch::optim::Optimizer> reference;
+    if (decoupled) {
+      reference = std::make_unique<torch::optim::AdamW>(reference_net->parameters(),
+                                                        torch::optim::AdamWOptions(3e-2).weight_decay(0.05));
+    } else {
+      reference = std::make_unique<torch::optim::Adam>(reference_net->parameters(), options);
+    }
+    training::FusedAdam fused(fused_net->parameters(), options, decoupled);
+    const auto x = torch::randn({32, 6});
+    const auto y = torch::randint(0, 3, {32});
+    for (int step = 0; step < 40; ++step) {
+      if (step == 20) {  // a schedule's change of rate
+        for (auto& group : reference->param_groups()) group.options().set_lr(1e-2);
+        for (auto& group : fused.param_groups()) group.options().set_lr(1e-2);
+      }
+      reference->zero_grad();
+      torch::nn::functional::cross_entropy(reference_net->forward(x), y).backward();
+      reference->step();
+      fused.zero_grad();
+      torch::nn::functional::cross_entropy(fused_net->forward(x), y).backward();
+      fused.step();
+    }
+    for (std::size_t i = 0; i < reference_net->parameters().size(); ++i) {
+      EXPECT_TRUE(torch::allclose(fused_net->parameters()[i], reference_net->parameters()[i], 1e-5, 1e-6)) << "parameter " << i;
+    }
+    // A fused checkpoint loads into LibTorch's optimizer (step counts up to date) and back.
+    std::stringstream stream;
+    {
+      torch::serialize::OutputArchive archive;
+      fused.save(archive);
+      archive.save_to(stream);
+    }
+    torch::optim::Adam plain(fused_net->parameters(), options);
+    {
+      torch::serialize::InputArchive archive;
+      archive.load_from(stream);
+      plain.load(archive);
+    }
+    const auto& state = static_cast<torch::optim::AdamParamState&>(
+        *plain.state().at(fused_net->parameters()[0].unsafeGetTensorImpl()));
+    EXPECT_EQ(state.step(), 40);
+    stream.seekg(0);
+    training::FusedAdam reloaded(fused_net->parameters(), options, decoupled);
+    {
+      torch::serialize::InputArchive archive;
+      archive.load_from(stream);
+      reloaded.load(archive);
+    }
+    // One more step from the reloaded state equals one more step of the original.
+    const auto before = fused_net->parameters()[0].clone();
+    fused.zero_grad();
+    torch::nn::functional::cross_entropy(fused_net->forward(x), y).backward();
+    fused.step();
+    const auto after_original = fused_net->parameters()[0].clone();
+    {
+      torch::NoGradGuard no_grad;
+      fused_net->parameters()[0].copy_(before);
+    }
+    reloaded.step();  // the gradients are still in place
+    EXPECT_TRUE(torch::equal(fused_net->parameters()[0], after_original));
+  }
+}
+
+// GPU only (skipped elsewhere): the training step captured in a CUDA graph trains the network the
+// eager step trains — the same kernels, so the weights agree within bf16 rounding — and the
+// trainer says it is graphed.
+TEST(CudaGraph, CapturedStepTrainsLikeTheEagerStep) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  ScratchDir dir;
+  write_square_dataset(dir / "d", 64, 32);
+  const data::ShardedDataset dataset(dir / "d");
+  const torch::Device device(torch::kCUDA, 0);
+  const InMemoryLoader train(dataset, dataset.all(), device);
+  auto run = [&](const std::string& graph) {
+    TrainOptions o;
+    o.epochs = 3;
+    o.batch_size = 16;
+    o.seed = 5;
+    o.cuda_graph = graph;
+    o.gradient_clip_norm = 1.0;  // the graph's clipping decides on the device
+    torch::manual_seed(5);
+    Trainer trainer(small_cnn(4, 32, 0.3), o, device);
+    EXPECT_EQ(trainer.graph_status().empty(), graph == "auto") << trainer.graph_status();
+    const auto records = trainer.fit(train, nullptr);
+    return std::make_pair(records.back().train_loss, flatten_parameters(trainer.model()));
+  };
+  const auto [graphed_loss, graphed] = run("auto");
+  const auto [eager_loss, eager] = run("off");
+  EXPECT_NEAR(graphed_loss, eager_loss, 1e-2 * std::abs(eager_loss) + 1e-3);
+  ASSERT_EQ(graphed.size(), eager.size());
+  double difference = 0, norm = 0;
+  for (std::size_t i = 0; i < eager.size(); ++i) {
+    difference += (graphed[i] - eager[i]) * (graphed[i] - eager[i]);
+    norm += eager[i] * eager[i];
+  }
+  EXPECT_LT(std::sqrt(difference / norm), 2e-2);
 }

@@ -40,6 +40,7 @@ class Journal {
   void started(const std::string& job);
   void finished(const std::string& job, const nlohmann::json& result);
   void failed(const std::string& job, const std::string& error);
+  void interrupted(const std::string& job);  // stopped on purpose (preemption); resumes next time
   const std::filesystem::path& file() const { return file_; }
 
  private:

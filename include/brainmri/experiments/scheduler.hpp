@@ -8,7 +8,9 @@
 // Every start, result and failure goes to the Journal before anything else happens, so the same
 // command resumes a killed experiment: finished jobs are not rerun, interrupted ones are rerun
 // with `resume` set (the job continues from its own checkpoints), and a job that failed
-// 1 + max_retries times stays failed while the others go on.
+// 1 + max_retries times stays failed while the others go on. On preemption (the signal of
+// common/preemption.hpp) the running jobs write checkpoints and are journaled "interrupted", no
+// new job starts, and run() returns with preempted() set.
 
 #include <deque>
 #include <functional>
@@ -68,6 +70,12 @@ class Coordinator {
   Coordinator(JobPlan& plan, Journal& journal, int max_retries);
   std::optional<Assignment> next();  // a pending job, now marked running in the journal
   void report(const std::string& job, bool ok, const nlohmann::json& result, const std::string& error);
+  // The job stopped for preemption with its checkpoints written: journaled "interrupted", so the
+  // next run of the experiment resumes it.
+  void interrupted(const std::string& job);
+  // Preemption: no job is handed out any more.
+  void stop() { stopping_ = true; }
+  bool stopping() const { return stopping_; }
   bool done() const { return pending_.empty() && running_.empty(); }
   bool has_pending() const { return !pending_.empty(); }
   const std::vector<std::string>& jobs() const { return known_; }  // every job the plan made, in order
@@ -84,6 +92,7 @@ class Coordinator {
   std::set<std::string> known_set_;
   std::vector<std::string> known_;
   std::map<std::string, int> failures_;  // this run's and earlier runs' failed attempts
+  bool stopping_ = false;
 };
 
 struct JobContext {
@@ -111,6 +120,9 @@ class JobScheduler {
   // The same for the jobs of a plan (used on world rank 0 only; may be null elsewhere).
   std::map<std::string, JobStatus> run(JobPlan* plan, Journal* journal, const JobBody& body);
 
+  // run() stopped because the job was being preempted (common/preemption.hpp): the unfinished
+  // jobs are journaled as interrupted; the caller should exit with kExitPreempted.
+  bool preempted() const { return preempted_; }
   distributed::Communicator& group() { return *group_; }
   int group_index() const { return group_index_; }
   int group_count() const { return group_count_; }
@@ -126,6 +138,7 @@ class JobScheduler {
   int group_index_ = 0;
   int group_count_ = 1;
   MPI_Comm control_ = MPI_COMM_NULL;  // coordinator <-> group leaders
+  bool preempted_ = false;
 };
 
 // Sends `text` from `root` to every rank of `communicator`.

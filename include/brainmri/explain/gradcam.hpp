@@ -26,6 +26,7 @@ namespace brainmri::explain {
 enum class CamMethod { GradCam, GradCamPlusPlus, HiResCam };
 CamMethod cam_method_from_string(const std::string& name);  // gradcam | gradcam++ | hirescam; throws otherwise
 std::string to_string(CamMethod method);
+std::string display_name(CamMethod method);  // "Grad-CAM", "Grad-CAM++", "HiResCAM"
 
 struct ClassActivationMaps {
   torch::Tensor maps;           // float [N, H, W] in [0, 1], the input's size

@@ -12,6 +12,8 @@ class BaselineCnn : public Classifier {
   std::string model_name() const override { return "baseline_cnn"; }
   std::string input_normalization() const override { return "none: [0,1] pixels as stored"; }
   FeaturesAndLogits forward_with_features(const torch::Tensor& images) override;
+  // "conv1", "conv2", ...: each convolution's ReLU output, before its pooling.
+  std::vector<std::string> explainable_layers() const override;
 
  private:
   std::vector<torch::nn::Conv2d> convolutions_;

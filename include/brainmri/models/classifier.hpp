@@ -25,7 +25,7 @@ struct ModelOptions {
 };
 
 struct FeaturesAndLogits {
-  torch::Tensor features;  // the Grad-CAM target activations, [N, C', H', W']
+  torch::Tensor features;  // the explained layer's activations (Grad-CAM's target), [N, C', H', W']
   torch::Tensor logits;    // [N, num_classes]
 };
 
@@ -48,6 +48,14 @@ class Classifier : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& images) { return forward_with_features(images).logits; }
   virtual FeaturesAndLogits forward_with_features(const torch::Tensor& images) = 0;
 
+  // The layers whose activations forward_with_features can return, input to output; the last is
+  // the default (the last convolution of the baseline CNN, Conv_1 of MobileNetV2).
+  virtual std::vector<std::string> explainable_layers() const = 0;
+  // Selects the layer forward_with_features returns; "" selects the default. Throws
+  // std::invalid_argument naming the valid layers for an unknown one.
+  void set_explained_layer(const std::string& layer);
+  std::string explained_layer() const;
+
   const std::vector<ParameterGroup>& parameter_groups() const { return groups_; }
   std::vector<std::string> backbone_group_names() const;
 
@@ -69,6 +77,8 @@ class Classifier : public torch::nn::Module {
  protected:
   explicit Classifier(ModelOptions options) : options_(std::move(options)) {}
   void add_group(std::string name, std::vector<std::shared_ptr<torch::nn::Module>> modules, bool is_head = false);
+  // Index into explainable_layers() of the layer forward_with_features returns.
+  std::size_t explained_layer_index() const;
   // Models call their batch-norm layers through this, so that set_batch_norm_function applies.
   torch::Tensor batch_norm(torch::nn::BatchNorm2d& layer, const torch::Tensor& x) {
     return batch_norm_function_ && layer->is_training() ? batch_norm_function_(*layer, x) : layer->forward(x);
@@ -80,6 +90,7 @@ class Classifier : public torch::nn::Module {
   ModelOptions options_;
   std::vector<ParameterGroup> groups_;
   BatchNormFunction batch_norm_function_;
+  std::string explained_layer_;  // empty: the last of explainable_layers()
 };
 
 using ClassifierPtr = std::shared_ptr<Classifier>;

@@ -38,8 +38,14 @@ class MobileNetV2 : public Classifier {
     return "grayscale replicated to 3 channels, then x * 2 - 1 (Keras mobilenet_v2.preprocess_input)";
   }
   FeaturesAndLogits forward_with_features(const torch::Tensor& images) override;
+  // "Conv1" (the stem's ReLU output), "expanded_conv", "block_1" ... "block_16" (each block's
+  // output, after its residual addition), "Conv_1" (the last 1x1 convolution's ReLU output, Keras'
+  // "out_relu"; the default).
+  std::vector<std::string> explainable_layers() const override;
   // The backbone alone on already-normalized RGB input in [-1, 1]: the "out_relu" activations.
-  torch::Tensor backbone_features(const torch::Tensor& rgb_minus_one_to_one);
+  // With `explained` set, also the activations of explainable layer number *index* there.
+  torch::Tensor backbone_features(const torch::Tensor& rgb_minus_one_to_one, torch::Tensor* explained = nullptr,
+                                  std::size_t index = 0);
   // Maps a stored [0,1] image batch to the backbone's input.
   torch::Tensor adapt_input(const torch::Tensor& images) const;
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "brainmri/explain/gradcam.hpp"
 #include "brainmri/reports/figures.hpp"
 #include "brainmri/training/trainer.hpp"
 
@@ -39,15 +40,27 @@ struct RunContents {
 // Reads a run directory; throws std::runtime_error naming the directory and what is missing.
 RunContents read_run(const std::filesystem::path& directory);
 
+struct ReportOptions {
+  bool figures = true;          // only when plotting_available()
+  bool vector_figures = true;   // figures also as SVG and PDF, not only PNG
+  // The explanation grid: per class this many most confident correct predictions and errors,
+  // each explained (its predicted class) by the model that made it; 0: none.
+  int gradcam_per_kind = 3;
+  // HiResCAM by default: it passes the localization check on the paper's CNN where Grad-CAM does
+  // not, and equals Grad-CAM behind MobileNetV2's global average pooling.
+  explain::CamMethod cam_method = explain::CamMethod::HiResCam;
+  std::string cam_layer;        // explained layer; "": the model's default
+  // Runs explain::localization_check for the run's architecture, method and layer on slices of
+  // the run's dataset (trains a fresh network briefly, on CPU).
+  bool explanation_check = true;
+  torch::Device device = torch::kCPU;  // of the check's training (the grid's maps are computed on CPU)
+};
+
 // Writes the report into `output` (created) and returns its headline metrics (accuracy, macro-F1,
-// macro AUC, each with mean/std/CI for a CV or value/CI for a single run). Figures are drawn only
-// when `figures` is true (plotting_available()); as PNG, plus SVG and PDF when `vector_figures`.
-// With `gradcam_per_kind` > 0 and the run's models and dataset at hand (model.pt, fold-K/model.pt;
-// the dataset path its metrics.json records), also gradcam_grid: per class that many most confident
-// correct predictions and errors with their Grad-CAM; skipped, with the reason on the page and on
-// stderr, when they are not.
-nlohmann::json write_report(const RunContents& run, const std::filesystem::path& output, bool figures,
-                            bool vector_figures = true, int gradcam_per_kind = 3);
+// macro AUC, each with mean/std/CI for a CV or value/CI for a single run). The explanation grid and
+// check need the run's models and dataset (model.pt, fold-K/model.pt; the dataset path its
+// metrics.json records); without them they are skipped, with the reason on the page and on stderr.
+nlohmann::json write_report(const RunContents& run, const std::filesystem::path& output, const ReportOptions& options = {});
 
 // comparison.md, comparison.tex and index.html in `output`, one row per run.
 void write_comparison(const std::vector<RunContents>& runs, const std::vector<nlohmann::json>& headlines,

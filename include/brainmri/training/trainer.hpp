@@ -16,6 +16,7 @@
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/training/data_loader.hpp"
+#include "brainmri/training/step_graph.hpp"
 
 namespace brainmri::training {
 
@@ -69,6 +70,15 @@ struct TrainOptions {
   distributed::Communicator* communicator = nullptr;
   distributed::ReducerOptions reducer;
   bool sync_batch_norm = false;  // batch-norm statistics over the global batch (several ranks only)
+  // Steps between checks of the preemption flag (common/preemption.hpp); with several ranks each
+  // check is a one-integer all-reduce, so that all stop at the same step. 0: every step on CPU,
+  // every 20 on a GPU (where the check waits for the queued work).
+  int preemption_check_interval = 0;
+  // GPU fast path. fused_optimizer: adam/adamw as one fused kernel (auto: on CUDA). cuda_graph:
+  // auto captures the whole step in a CUDA graph after a warm-up when it can (CUDA, one rank,
+  // fused optimizer, full batches) and says why not otherwise; off never does.
+  std::string fused_optimizer = "auto";  // auto | on | off
+  std::string cuda_graph = "auto";       // auto | off
 };
 
 // Throws std::invalid_argument for any option out of range or unknown name, before anything
@@ -120,15 +130,27 @@ class Trainer {
   Predictions predict(const BatchSource& loader);
 
   // Continues from a checkpoint written by fit(): weights, optimizer, schedule and early-stopping
-  // state, epoch. Throws std::runtime_error if it belongs to another model or stage.
+  // state, epoch, and — for one written when preemption stopped an epoch — the step within the
+  // epoch and each rank's running loss and accuracy sums, so the epoch ends as if never stopped.
+  // Throws std::runtime_error if it belongs to another model, stage or number of ranks.
+  //
+  // fit() checks for preemption at step boundaries; when any rank was signalled, every rank
+  // stops at the same step, rank 0 writes last_checkpoint(), and fit() throws
+  // PreemptionRequested.
   void resume(const std::filesystem::path& checkpoint);
   std::filesystem::path last_checkpoint() const;
+  // Where training stands: epochs completed, and steps into the next one (a preempted epoch).
+  int epochs_done() const { return state_.epochs_done; }
+  int steps_into_epoch() const { return state_.steps_into_epoch; }
   std::filesystem::path best_checkpoint() const;
 
   models::Classifier& model() { return *model_; }
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
   std::function<void(const EpochRecord&)> on_epoch;  // console output; called on rank 0 only
+  std::function<void(const std::string&)> on_note;   // other messages (rank 0); default: stderr
+  // Why the training step is not captured in a CUDA graph ("" when it is).
+  const std::string& graph_status() const { return graph_reason_; }
 
  private:
   struct State {
@@ -140,6 +162,9 @@ class Trainer {
     double plateau_best = 0;
     int plateau_bad_epochs = 0;
     bool stopped_early = false;
+    // Within an epoch stopped by preemption: the steps done and, per rank, loss sum, correct, seen.
+    int steps_into_epoch = 0;
+    std::vector<double> partial_sums;
   };
 
   void build_optimizer();
@@ -152,6 +177,16 @@ class Trainer {
   bool use_bf16() const;
   bool distributed() const { return world_size_ > 1; }
   void inject_fault_if_requested(std::int64_t global_step) const;
+  bool preemption_agreed(std::size_t step, std::size_t first_step) const;
+  // One step on a batch: returns the (detached) loss and the number of correct predictions, both
+  // on the device. `in_place_zero`: as a captured step must (gradients zeroed, not freed; no host
+  // synchronisation).
+  std::pair<torch::Tensor, torch::Tensor> train_step(const torch::Tensor& images, const torch::Tensor& labels,
+                                                     const torch::Tensor& weights, int epoch, bool in_place_zero);
+  void clip_gradients(bool without_host_sync);
+  std::string why_not_graphed() const;
+  void note(const std::string& message) const;
+  static constexpr int kGraphWarmupSteps = 3;
 
   models::ClassifierPtr model_;
   TrainOptions options_;
@@ -161,6 +196,11 @@ class Trainer {
   int rank_ = 0;
   int world_size_ = 1;
   std::unique_ptr<distributed::GradientReducer> reducer_;
+  std::string graph_reason_;  // why the step is not graphed; "" when it is
+  bool graph_failed_ = false;
+  std::unique_ptr<StepGraph> step_graph_;
+  torch::Tensor graph_images_, graph_labels_, graph_loss_, graph_correct_, graph_weights_;  // the graph's static tensors
+  bool graph_status_said_ = false;
   std::int64_t steps_done_ = 0;  // this process's steps, for fault injection
   State state_;
 };

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# A hyperparameter search (brainmri tune): trials x folds as jobs over the ranks, ASHA or grid or
+# random, one rank per GPU.
+#
+#   mkdir -p logs && sbatch slurm/hpsearch.sh configs/hpsearch_mobilenet_v2.ini [brainmri tune options...]
+#
+# Submit from the repository root (or set BRAINMRI_HOME to it). What to edit below:
+#   --nodes and --ntasks-per-node (= GPUs per node) set how many trials train at once (one per
+#   rank with the config's --ranks-per-job 1); --cpus-per-task, --time, --partition/--account.
+#   A search usually outlives one time limit: it checkpoints on USR1, requeues itself, and the
+#   journal lets the rerun skip every finished (trial, rung, fold) and resume the interrupted ones.
+# Variables: BRAINMRI_DATA, BRAINMRI_OUTPUT, BRAINMRI_BIN, BRAINMRI_LAUNCHER, BRAINMRI_SRUN_MPI
+# (slurm/lib.sh). The best configuration ends up in OUTPUT/best_config.ini; run it with
+# slurm/train_kfold.sh OUTPUT/best_config.ini.
+#SBATCH --job-name=brainmri-hpsearch
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=8
+#SBATCH --gpus-per-task=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=12:00:00
+#SBATCH --output=logs/%x-%j.out
+#SBATCH --open-mode=append
+#SBATCH --requeue
+#SBATCH --signal=B:USR1@180
+set -uo pipefail
+# shellcheck source=slurm/lib.sh
+source "${BRAINMRI_HOME:-${SLURM_SUBMIT_DIR:-.}}/slurm/lib.sh" || exit 2
+brainmri_run tune "$@"

@@ -1,0 +1,78 @@
+# shellcheck shell=bash
+# Shared by the slurm/*.sh job scripts (sourced, not run): finds brainmri, starts one task per GPU
+# with srun (or mpirun), forwards the preemption signal to every task, and requeues the job when
+# brainmri stops for preemption (exit code 75), so the requeued job continues from its checkpoint.
+#
+# Variables (set them in the job script, with `sbatch --export=ALL,NAME=value`, or in the
+# environment of sbatch):
+#   BRAINMRI_BIN       the brainmri executable (default: build/release/bin/brainmri under the
+#                      directory sbatch ran in)
+#   BRAINMRI_DATA      the packed dataset (brainmri-prep output); required unless the config sets data
+#   BRAINMRI_OUTPUT    the experiment directory (default runs/<job name>-<job id>; a requeued job
+#                      keeps its id, so it finds its checkpoints and journal)
+#   BRAINMRI_LAUNCHER  srun (default) or mpirun (Open MPI's, inside the allocation)
+#   BRAINMRI_SRUN_MPI  srun's --mpi plugin (default pmix; `srun --mpi=list` shows the cluster's)
+#   BRAINMRI_DRY_RUN   1: print the command instead of running it
+#   BRAINMRI_MAX_REQUEUES  requeue at most this many times (default 20)
+
+brainmri_fail() { echo "brainmri job: $*" >&2; exit 2; }
+
+# brainmri_run COMMAND CONFIG [EXTRA ARGS...]: the job's one step.
+brainmri_run() {
+  local command=$1 config=${2:-}
+  shift $(($# < 2 ? $# : 2))
+  [[ -n $config ]] || brainmri_fail "no experiment config given (sbatch slurm/SCRIPT.sh configs/NAME.ini [brainmri $command options...])"
+  [[ -f $config ]] || brainmri_fail "no experiment config '$config' here ($PWD)"
+  local submit_dir=${SLURM_SUBMIT_DIR:-$PWD}
+  local bin=${BRAINMRI_BIN:-$submit_dir/build/release/bin/brainmri}
+  [[ -x $bin ]] || brainmri_fail "$bin is not an executable; build brainmri (scripts/setup.sh) or set BRAINMRI_BIN"
+  local output=${BRAINMRI_OUTPUT:-$submit_dir/runs/${SLURM_JOB_NAME:-brainmri}-${SLURM_JOB_ID:-local}}
+  local tasks=${SLURM_NTASKS:-1} threads=${SLURM_CPUS_PER_TASK:-1}
+  local args=("$bin" "$command" --config "$config" --output "$output" --threads-per-rank "$threads"
+              --preemption-signal USR1)
+  [[ -n ${BRAINMRI_DATA:-} ]] && args+=(--data "$BRAINMRI_DATA")
+  [[ $command == train ]] && args+=(--resume)  # cv and tune resume from their journal anyway
+  args+=("$@")
+
+  local launch
+  case ${BRAINMRI_LAUNCHER:-srun} in
+    srun) launch=(srun --mpi="${BRAINMRI_SRUN_MPI:-pmix}" --kill-on-bad-exit=1 --cpus-per-task="$threads") ;;
+    mpirun)
+      # Open MPI reads the allocation from Slurm; -x passes the settings every rank needs.
+      launch=(mpirun -n "$tasks" --map-by "ppr:${SLURM_NTASKS_PER_NODE:-$tasks}:node:PE=$threads" --bind-to core)
+      ((EUID == 0)) && launch+=(--allow-run-as-root)
+      local name
+      for name in $(compgen -e | grep -E '^(NCCL_|CUDA_|OMP_|BRAINMRI_|UCX_)' || true); do launch+=(-x "$name"); done
+      ;;
+    *) brainmri_fail "BRAINMRI_LAUNCHER must be srun or mpirun, got '${BRAINMRI_LAUNCHER}'" ;;
+  esac
+
+  echo "brainmri job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-$(hostname)}: $tasks task(s) x $threads CPU(s)"
+  echo "+ ${launch[*]} ${args[*]}"
+  [[ ${BRAINMRI_DRY_RUN:-0} == 1 ]] && return 0
+  mkdir -p "$output"
+
+  # Slurm's --signal=B:USR1@N reaches this shell only: pass it on to the step, whose tasks write a
+  # checkpoint at their next step and exit 75. `wait` returns when a trapped signal arrives, so
+  # wait again until the step has really ended.
+  "${launch[@]}" "${args[@]}" &
+  local step=$! code
+  trap 'echo "brainmri job: preemption signal; asking the tasks to checkpoint"; kill -USR1 "$step" 2>/dev/null' USR1
+  while true; do
+    wait "$step"
+    code=$?
+    kill -0 "$step" 2>/dev/null || break
+  done
+  trap - USR1
+  if [[ $code == 75 ]]; then
+    if ((${SLURM_RESTART_COUNT:-0} >= ${BRAINMRI_MAX_REQUEUES:-20})); then
+      echo "brainmri job: preempted again after ${SLURM_RESTART_COUNT} requeues; not requeueing (BRAINMRI_MAX_REQUEUES)" >&2
+      return 75
+    fi
+    echo "brainmri job: checkpoint written; requeueing job ${SLURM_JOB_ID} to continue"
+    scontrol requeue "$SLURM_JOB_ID"
+    return 0
+  fi
+  echo "brainmri job: finished with exit code $code"
+  return "$code"
+}

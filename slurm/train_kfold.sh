@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# k-fold cross-validation of one experiment config (brainmri cv), one rank per GPU.
+#
+#   mkdir -p logs && sbatch slurm/train_kfold.sh configs/paper_kfold_mobilenet_v2.ini [brainmri cv options...]
+#   e.g. BRAINMRI_DATA=/scratch/$USER/brain-tumor-mri-128 sbatch slurm/train_kfold.sh configs/paper_kfold_baseline_cnn.ini
+#
+# Submit from the repository root (or set BRAINMRI_HOME to it). What to edit below:
+#   --nodes, --ntasks-per-node (= GPUs per node), --gpus-per-task, --cpus-per-task, --time,
+#   --partition/--account for your site. Folds run in parallel, one per rank by default
+#   (--ranks-per-job 1); add --ranks-per-job N to train each fold data-parallel on N GPUs.
+# Multi-node: raise --nodes; nothing else changes (NCCL finds the network; see docs/cluster.md).
+# Preemption: Slurm sends USR1 three minutes before the time limit; every rank checkpoints at its
+# next step, the job requeues itself and continues where it stopped (finished folds are not rerun).
+# Variables: BRAINMRI_DATA, BRAINMRI_OUTPUT, BRAINMRI_BIN, BRAINMRI_LAUNCHER (srun|mpirun),
+# BRAINMRI_SRUN_MPI (pmix) — see slurm/lib.sh.
+#SBATCH --job-name=brainmri-kfold
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=4
+#SBATCH --gpus-per-task=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=04:00:00
+#SBATCH --output=logs/%x-%j.out
+#SBATCH --open-mode=append
+#SBATCH --requeue
+#SBATCH --signal=B:USR1@180
+set -uo pipefail
+# shellcheck source=slurm/lib.sh
+source "${BRAINMRI_HOME:-${SLURM_SUBMIT_DIR:-.}}/slurm/lib.sh" || exit 2
+brainmri_run cv "$@"
