@@ -24,16 +24,13 @@ trap '"$repo/tests/slurm/local_slurm.sh" stop "$cluster"' EXIT
 echo "Slurm up: $(sinfo -h -o '%P %D %c %T')"
 
 "$prep" -q --out "$work/data" --folds 3 --seed 1 --size 64 "$sample/Training" >"$work/prep.log" 2>&1 || { cat "$work/prep.log"; exit 1; }
-cat >"$work/cpu_kfold.ini" <<INI
-# A small CPU experiment for the Slurm test.
-model = baseline_cnn
-dense-units = 32
-epochs = 5
-batch-size = 8
-device = cpu
-ranks-per-job = 1
-explanation-check = false
-INI
+# cpu_config FILE EPOCHS [LINE...]: a small CPU experiment config for these jobs.
+cpu_config() {
+  local file=$1 epochs=$2; shift 2
+  printf '%s\n' "model = baseline_cnn" "dense-units = 32" "epochs = $epochs" "batch-size = 8" "device = cpu" \
+      "explanation-check = false" "$@" >"$file"
+}
+cpu_config "$work/cpu_kfold.ini" 5 "ranks-per-job = 1"
 
 # submit NAME SCRIPT ARGS...: sbatch on this machine's resources (two tasks of one CPU, no GPU).
 submit() {
@@ -92,14 +89,7 @@ PY
 [[ $failures == 0 ]] || cat "$log" >&2
 
 # 3. The fine-tuning script (brainmri train --resume) and the mpirun launcher, each to completion.
-cat >"$work/cpu_finetune.ini" <<INI
-model = baseline_cnn
-dense-units = 32
-epochs = 2
-batch-size = 8
-device = cpu
-explanation-check = false
-INI
+cpu_config "$work/cpu_finetune.ini" 2
 job=$(BRAINMRI_LAUNCHER=mpirun submit finetune slurm/finetune.sh "$work/cpu_finetune.ini" --val-fold 1)
 result=$(finish "$job" 300)
 log=$work/logs/finetune-$job.out
