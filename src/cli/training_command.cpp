@@ -145,11 +145,12 @@ std::vector<int> selected_folds(const std::string& wanted, const data::ShardedDa
   return folds;
 }
 
-void write_run_report(const fs::path& run_directory, const po::variables_map& vm, const torch::Device& device) {
+void write_run_report(const fs::path& run_directory, const po::variables_map& vm, const torch::Device& device,
+                      bool check_explanations) {
   if (!vm["report"].as<bool>()) return;
   std::string why;
   reports::ReportOptions options;
-  options.explanation_check = vm["explanation-check"].as<bool>();
+  options.explanation_check = check_explanations && vm["explanation-check"].as<bool>();
   options.device = device;
   options.figures = reports::plotting_available(&why);
   const bool figures = options.figures;

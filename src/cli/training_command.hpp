@@ -70,8 +70,10 @@ std::string format_epoch(const training::EpochRecord& r);
 // Writes RUN/report as `brainmri report RUN` does (tables only where PLplot is missing, saying how
 // to get the figures); a failure is reported, not thrown: the run itself succeeded.
 // The run's report (docs/reports.md), as `brainmri report` writes it, unless --report false; the
-// explanation check trains on `device`.
-void write_run_report(const fs::path& run_directory, const po::variables_map& vm, const torch::Device& device);
+// explanation check (unless --explanation-check false or `check_explanations` false) trains on
+// `device`.
+void write_run_report(const fs::path& run_directory, const po::variables_map& vm, const torch::Device& device,
+                      bool check_explanations = true);
 // The model the options describe, for images and classes of `dataset` (untrained, unfrozen).
 models::ClassifierPtr create_model(const po::variables_map& vm, const data::ShardedDataset& dataset);
 po::options_description train_options();

@@ -410,7 +410,9 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
               << " (trials.csv, trials.json, tune_summary.md, best_config.ini, trials/, journal.jsonl)\n";
     if (best >= 0) {  // the best trial's runs, one per objective fold
       for (const int f : search.folds) {
-        write_run_report(output / "trials" / trial_name(best) / ("fold-" + std::to_string(f)), vm, setup.device);
+        // The check concerns the architecture, the same in every fold: once is enough.
+        write_run_report(output / "trials" / trial_name(best) / ("fold-" + std::to_string(f)), vm, setup.device,
+                         f == search.folds.front());
       }
     }
     return best >= 0 ? kExitOk : kExitFailure;
