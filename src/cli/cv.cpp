@@ -116,7 +116,6 @@ int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment
       outcome.erase("test_report");
       return outcome;
     });
-    if (scheduler.preempted()) throw PreemptionRequested();  // unfinished jobs resume on the next run
     if (world->rank() != 0) return kExitOk;
 
     // Aggregates, on rank 0: per fold, across folds, and pooled out of fold.

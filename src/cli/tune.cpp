@@ -296,7 +296,6 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
       outcome["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       return outcome;
     });
-    if (scheduler.preempted()) throw PreemptionRequested();  // unfinished jobs resume on the next run
     if (world->rank() != 0) return kExitOk;
 
     // The trials table, from the plan's view of every result (this run's and the journal's).

@@ -23,10 +23,12 @@ void install_preemption_handler(const std::string& signal_name) {
   if (found == signals.end() && name != "none") {
     throw std::invalid_argument("unknown preemption signal '" + signal_name + "' (expected USR1, USR2, TERM, INT or none)");
   }
-  if (installed != 0) std::signal(installed, SIG_DFL);
-  installed = 0;
-  if (name == "none") return;
-  installed = found->second;
+  const int wanted = name == "none" ? 0 : found->second;
+  // Only a signal that stops being ours gets its default action back: resetting the one that stays
+  // would open a moment in which it kills the process.
+  if (installed != 0 && installed != wanted) std::signal(installed, SIG_DFL);
+  installed = wanted;
+  if (wanted == 0) return;
   struct sigaction action = {};
   action.sa_handler = on_preemption_signal;
   sigemptyset(&action.sa_mask);

@@ -255,7 +255,9 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
   broadcast_text(world_, summary, 0);
   std::map<std::string, JobStatus> out;
   const json parsed = json::parse(summary);
-  preempted_ = parsed.at("preempted").get<bool>();
+  // Every rank stops together, after the journal has the interrupted jobs: no caller can go on to
+  // summarize an experiment that is only partly done.
+  if (parsed.at("preempted").get<bool>()) throw PreemptionRequested();
   for (auto it = parsed.at("jobs").begin(); it != parsed.at("jobs").end(); ++it) {
     const json& s = it.value();
     out[it.key()] = JobStatus{job_state_from_string(s.at("state").get<std::string>()), s.at("attempts").get<int>(),

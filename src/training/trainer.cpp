@@ -9,6 +9,7 @@
 #include <numbers>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
 #include <mpi.h>
 
@@ -310,6 +311,7 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
       if (options_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
       inject_fault_if_requested(steps_done_++);
       const auto batch = labels.size(0);
+      torch::Tensor step_loss, step_correct;
       if (graphable && batch == options_.batch_size) {
         if (!step_graph_) {
           graph_images_ = torch::empty_like(images);
@@ -330,13 +332,13 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
           graph_failed_ = true;
           graphable = false;
         }
-        loss_total.add_(graph_loss_.to(torch::kFloat64) * static_cast<double>(batch));
-        correct_total.add_(graph_correct_);
+        step_loss = graph_loss_;
+        step_correct = graph_correct_;
       } else {
-        const auto [loss, correct] = train_step(images, labels, weights, epoch, /*in_place_zero=*/false);
-        loss_total.add_(loss.to(torch::kFloat64) * static_cast<double>(batch));
-        correct_total.add_(correct);
+        std::tie(step_loss, step_correct) = train_step(images, labels, weights, epoch, /*in_place_zero=*/false);
       }
+      loss_total.add_(step_loss.to(torch::kFloat64) * static_cast<double>(batch));
+      correct_total.add_(step_correct);
       seen += batch;
     }
     loss_sum = loss_total.item<double>();

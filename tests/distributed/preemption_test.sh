@@ -68,15 +68,7 @@ preempt() {
 }
 
 # same_predictions A B: the probabilities and labels of two predictions.h5, exactly.
-same_predictions() {
-  python3 - "$1" "$2" <<'PY'
-import sys, h5py, numpy as np
-a, b = (h5py.File(p, "r") for p in sys.argv[1:])
-for name in a:
-    if not np.array_equal(a[name][()], b[name][()]):
-        sys.exit(f"{name} differs")
-PY
-}
+same_predictions() { python3 "$(dirname "${BASH_SOURCE[0]}")/same_predictions.py" "$1" "$2"; }
 # same_log A B: every metric of every epoch of two train_log.jsonl (not the timings).
 same_log() {
   python3 - "$1" "$2" <<'PY'

@@ -80,12 +80,8 @@ result=$(finish "$job" 400)
 grep -q "checkpoint written; requeueing job $job" "$log" || fail "preempted job: did not requeue itself"
 grep -q "restart 1" "$log" || fail "preempted job: never ran again"
 grep -q "Resumed train from" "$log" || fail "preempted job: the rerun did not resume a fold"
-python3 - "$work/reference/out_of_fold/predictions.h5" "$work/preempted/out_of_fold/predictions.h5" <<'PY' || fail "preempted job: results differ from the uninterrupted job's"
-import sys, h5py, numpy as np
-a, b = (h5py.File(p, "r") for p in sys.argv[1:])
-for name in a:
-    assert np.array_equal(a[name][()], b[name][()]), name
-PY
+python3 "$repo/tests/distributed/same_predictions.py" "$work/reference/out_of_fold/predictions.h5" \
+    "$work/preempted/out_of_fold/predictions.h5" || fail "preempted job: results differ from the uninterrupted job's"
 [[ $failures == 0 ]] || cat "$log" >&2
 
 # 3. The fine-tuning script (brainmri train --resume) and the mpirun launcher, each to completion.

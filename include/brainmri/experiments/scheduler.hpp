@@ -10,7 +10,7 @@
 // with `resume` set (the job continues from its own checkpoints), and a job that failed
 // 1 + max_retries times stays failed while the others go on. On preemption (the signal of
 // common/preemption.hpp) the running jobs write checkpoints and are journaled "interrupted", no
-// new job starts, and run() returns with preempted() set.
+// new job starts, and run() throws PreemptionRequested on every rank.
 
 #include <deque>
 #include <functional>
@@ -120,9 +120,6 @@ class JobScheduler {
   // The same for the jobs of a plan (used on world rank 0 only; may be null elsewhere).
   std::map<std::string, JobStatus> run(JobPlan* plan, Journal* journal, const JobBody& body);
 
-  // run() stopped because the job was being preempted (common/preemption.hpp): the unfinished
-  // jobs are journaled as interrupted; the caller should exit with kExitPreempted.
-  bool preempted() const { return preempted_; }
   distributed::Communicator& group() { return *group_; }
   int group_index() const { return group_index_; }
   int group_count() const { return group_count_; }
@@ -138,7 +135,6 @@ class JobScheduler {
   int group_index_ = 0;
   int group_count_ = 1;
   MPI_Comm control_ = MPI_COMM_NULL;  // coordinator <-> group leaders
-  bool preempted_ = false;
 };
 
 // Sends `text` from `root` to every rank of `communicator`.
