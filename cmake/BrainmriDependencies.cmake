@@ -40,6 +40,16 @@ if(BRAINMRI_WITH_OPENCV)
   brainmri_require(libdeflate_FOUND "libdeflate (parallel deflate of HDF5 chunks)" "Debian/Ubuntu: apt-get install libdeflate-dev")
 endif()
 
+# brainmri serve: an image decoder (OpenCV) and an HTTP server (cpp-httplib, via its pkg-config
+# file, which carries the TLS/compression defines its compiled library was built with).
+set(BRAINMRI_SERVE_ENABLED OFF)
+if(BRAINMRI_WITH_SERVE AND BRAINMRI_WITH_OPENCV AND BRAINMRI_WITH_TORCH)
+  pkg_check_modules(httplib QUIET IMPORTED_TARGET cpp-httplib)
+  brainmri_require(httplib_FOUND "cpp-httplib (the HTTP server of brainmri serve)"
+                   "Debian/Ubuntu: apt-get install libcpp-httplib-dev, or configure with -DBRAINMRI_WITH_SERVE=OFF")
+  set(BRAINMRI_SERVE_ENABLED ON)
+endif()
+
 if(BRAINMRI_WITH_PLOTS)
   find_package(PkgConfig QUIET)
   brainmri_require(PkgConfig_FOUND "pkg-config" "Debian/Ubuntu: apt-get install pkg-config")

@@ -4,14 +4,32 @@
 # folds 1-4 and evaluate it on fold 0, then cross-validate it over the 5 folds on 2 MPI ranks.
 # (A few dozen images: the point is the pipeline, not the accuracy; results/ holds real-data runs.)
 #
-#   scripts/quickstart.sh [output directory, default out/quickstart]
+#   scripts/quickstart.sh [--serve] [output directory, default out/quickstart]
+#
+# --serve: then start the web page on the model the quick start trained (brainmri serve, on
+# http://127.0.0.1:${BRAINMRI_PORT:-8080}/; Ctrl-C stops it); the quick start itself runs first only
+# if that model is not there yet.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+serve=0
+if [[ "${1:-}" == --serve ]]; then
+  serve=1
+  shift
+fi
 out="${1:-out/quickstart}"
 bin=build/release
 
 scripts/setup.sh release
+
+serve_model() {
+  echo "== Serving $out/baseline_cnn/model.pt (open the address below in a browser; Ctrl-C stops it)"
+  exec "$bin/bin/brainmri" serve --model "$out/baseline_cnn/model.pt" --port "${BRAINMRI_PORT:-8080}"
+}
+if ((serve)) && [[ -s "$out/baseline_cnn/model.pt" ]]; then
+  serve_model
+fi
+
 mkdir -p "$out"
 rm -rf "$out/baseline_cnn" "$out/cv_baseline_cnn"
 
@@ -47,3 +65,8 @@ echo "  evaluation:     $out/baseline_cnn/eval-fold-0 (metrics.json, classificat
 echo "  cross-validation: $out/cv_baseline_cnn (cv_summary.md, out_of_fold/, fold-K/, journal.jsonl)"
 echo "  report:         $out/cv_baseline_cnn/report/index.html (figures, tables, classification reports)"
 echo "  comparison:     $out/comparison/index.html"
+if ((serve)); then
+  echo
+  serve_model
+fi
+echo "  web page:       scripts/quickstart.sh --serve (brainmri serve on the trained model)"

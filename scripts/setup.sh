@@ -17,9 +17,11 @@ apt_packages=(
   libopencv-dev libhdf5-dev hdf5-tools libboost-program-options-dev
   libopenmpi-dev openmpi-bin nlohmann-json3-dev libssl-dev zlib1g-dev libdeflate-dev libturbojpeg0-dev libgtest-dev
   libplplot-dev plplot-driver-cairo
+  libcpp-httplib-dev                             # brainmri serve
   shellcheck slurmd slurmctld slurm-client munge  # tests: a local Slurm runs the slurm/ job scripts
+  chromium chromium-driver                        # tests: brainmri serve's page in a real browser
 )
-python_packages=("torch==${torch_version}" numpy h5py pillow scikit-learn)
+python_packages=("torch==${torch_version}" numpy h5py pillow scikit-learn "selenium==4.50.0")
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -51,7 +53,7 @@ install_python_packages() {
 import sys, importlib
 import torch
 assert torch.__version__.split("+")[0] == sys.argv[1], torch.__version__
-for name in ("numpy", "h5py", "PIL", "sklearn"):
+for name in ("numpy", "h5py", "PIL", "sklearn", "selenium"):
     importlib.import_module(name)
 PY
   log "installing ${python_packages[*]} (the torch wheel is large; this takes a while once)"

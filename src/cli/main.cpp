@@ -27,6 +27,7 @@ const char* kUsage =
     "  tune       hyperparameter search: grid, random or ASHA, resumable (brainmri tune --help)\n"
     "  report     reports, figures and tables from the predictions of runs (brainmri report --help)\n"
     "  predict    classify image files with a trained model, with Grad-CAM overlays (brainmri predict --help)\n"
+    "  serve      a web page and JSON API that classify uploaded slices (brainmri serve --help)\n"
     "  version    print the version\n";
 }  // namespace
 
@@ -194,6 +195,15 @@ int main(int argc, char* argv[]) {
     if (command == "predict") {
       std::cerr << "brainmri predict: this brainmri was built without OpenCV (image decoding); build with "
                    "-DBRAINMRI_WITH_OPENCV=ON\n";
+      return kExitFailure;
+    }
+#endif
+#ifdef BRAINMRI_HAVE_SERVE
+    if (command == "serve") return run_serve(argc - 1, argv + 1);
+#else
+    if (command == "serve") {
+      std::cerr << "brainmri serve: this brainmri was built without it (it needs OpenCV and cpp-httplib: apt-get install "
+                   "libcpp-httplib-dev, then configure with -DBRAINMRI_WITH_SERVE=ON)\n";
       return kExitFailure;
     }
 #endif

@@ -1,58 +1,54 @@
 // brainmri predict: classify image files with a trained model, decoded and preprocessed by the
-// code path brainmri-prep packs with (imaging/preprocess), optionally with Grad-CAM overlays.
+// code path brainmri-prep packs with (imaging/preprocess), optionally with explanation overlays.
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-#include <torch/script.h>
-
-#include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 
 #include "brainmri/common/atomic_file.hpp"
-#include "brainmri/explain/gradcam.hpp"
-#include "brainmri/imaging/preprocess.hpp"
+#include "inference_options.hpp"
 #include "training_command.hpp"
 
 namespace brainmri::cli {
-namespace {
 
-// The class names saved next to a checkpoint (the run's evaluation), else "class K".
-std::vector<std::string> class_names_near(const fs::path& model_file, int count) {
-  for (const auto* evaluation : {"validation", "test"}) {
-    const auto metrics = model_file.parent_path() / evaluation / "metrics.json";
-    if (!fs::exists(metrics)) continue;
-    const auto parsed = json::parse(std::ifstream(metrics), nullptr, false);
-    if (parsed.is_object() && parsed.contains("class_names") && static_cast<int>(parsed["class_names"].size()) == count) {
-      return parsed["class_names"].get<std::vector<std::string>>();
-    }
+po::options_description inference_options() {
+  po::options_description options("model and preprocessing");
+  // clang-format off
+  options.add_options()
+    ("method", po::value<std::string>()->default_value("hirescam"), "explanation method: hirescam, gradcam or gradcam++ (docs/reports.md: which passes which check)")
+    ("layer", po::value<std::string>()->default_value(""), "explained layer (default: the model's last convolution; docs/models.md lists the names)")
+    ("resize", po::value<std::string>()->default_value("auto"), "auto (as the model's training data was packed, from its run's dataset manifest; else stretch), stretch or pad")
+    ("size", po::value<int>()->default_value(128), "TorchScript exports: the input size they were trained at")
+    ("channels", po::value<int>()->default_value(1), "TorchScript exports: input channels (1 or 3)");
+  // clang-format on
+  return options;
+}
+
+inference::LoadOptions inference_load_options(const po::variables_map& vm) {
+  inference::LoadOptions load;
+  try {
+    load.method = explain::cam_method_from_string(vm["method"].as<std::string>());
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
   }
-  std::vector<std::string> names;
-  for (int k = 0; k < count; ++k) names.push_back("class " + std::to_string(k));
-  return names;
+  load.resize = vm["resize"].as<std::string>();
+  if (load.resize != "auto" && load.resize != "stretch" && load.resize != "pad") {
+    throw UsageError("--resize must be auto, stretch or pad, not '" + load.resize + "'");
+  }
+  load.explained_layer = vm["layer"].as<std::string>();
+  load.export_image_size = vm["size"].as<int>();
+  load.export_channels = vm["channels"].as<int>();
+  if (load.export_image_size < 8 || load.export_image_size > 4096) throw UsageError("--size must be in 8..4096");
+  if (load.export_channels != 1 && load.export_channels != 3) throw UsageError("--channels must be 1 or 3");
+  return load;
 }
 
-// The overlay PNG: the preprocessed slice in grey with the map in the inferno colour map,
-// enlarged to about 384 pixels.
-void write_overlay(const cv::Mat& slice, const torch::Tensor& map, const fs::path& file) {
-  cv::Mat grey = imaging::to_uint8(slice);
-  if (grey.channels() == 3) cv::cvtColor(grey, grey, cv::COLOR_RGB2GRAY);
-  const auto m = (map.cpu().contiguous() * 255.0).round().clamp(0, 255).to(torch::kUInt8);
-  cv::Mat heat(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_8UC1, m.data_ptr<std::uint8_t>());
-  cv::Mat coloured, base, blended;
-  cv::applyColorMap(heat, coloured, cv::COLORMAP_INFERNO);
-  cv::cvtColor(grey, base, cv::COLOR_GRAY2BGR);
-  cv::addWeighted(base, 0.55, coloured, 0.45, 0.0, blended);
-  // Shown larger than the network's input, so that a reader can see it; pixels stay square.
-  const int scale = std::max(1, 384 / std::max(1, blended.cols));
-  if (scale > 1) cv::resize(blended, blended, cv::Size(), scale, scale, cv::INTER_CUBIC);
-  std::vector<std::uint8_t> png;
-  if (!cv::imencode(".png", blended, png)) throw std::runtime_error("cannot encode " + file.string());
-  write_file_atomically(file, std::string(png.begin(), png.end()));
+std::unique_ptr<inference::InferenceModel> load_inference_model(const fs::path& file, const inference::LoadOptions& options) {
+  try {
+    return inference::InferenceModel::load(file, options);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--layer: ") + e.what());
+  }
 }
-
-}  // namespace
 
 int run_predict(int argc, const char* const argv[]) {
   po::options_description options("brainmri predict");
@@ -63,13 +59,9 @@ int run_predict(int argc, const char* const argv[]) {
     ("image", po::value<std::vector<std::string>>(), "image files (positional, one or more)")
     ("json", po::bool_switch(), "print JSON instead of a table")
     ("gradcam", po::value<std::string>()->default_value(""), "write an explanation overlay PNG per image into this directory (checkpoints only)")
-    ("method", po::value<std::string>()->default_value("hirescam"), "explanation method: hirescam, gradcam or gradcam++ (docs/reports.md: which passes which check)")
-    ("layer", po::value<std::string>()->default_value(""), "explained layer (default: the model's last convolution; docs/reports.md lists the names)")
-    ("resize", po::value<std::string>()->default_value("stretch"), "as the training data was packed: stretch or pad")
-    ("size", po::value<int>()->default_value(128), "TorchScript exports: the input size they were trained at")
-    ("channels", po::value<int>()->default_value(1), "TorchScript exports: input channels (1 or 3)")
     ("threads", po::value<int>()->default_value(0), "CPU threads for LibTorch (0: its default)");
   // clang-format on
+  options.add(inference_options());
   po::positional_options_description positional;
   positional.add("image", -1);
   const auto vm = parse_with_config(argc, argv, options, &positional);
@@ -84,59 +76,11 @@ int run_predict(int argc, const char* const argv[]) {
   if (!vm.count("model") || !vm.count("image")) throw UsageError("predict needs --model and at least one image");
   if (vm["threads"].as<int>() > 0) torch::set_num_threads(vm["threads"].as<int>());
   const fs::path model_file = vm["model"].as<std::string>();
-  const auto method = [&] {
-    try {
-      return explain::cam_method_from_string(vm["method"].as<std::string>());
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(e.what());
-    }
-  }();
-  imaging::PreprocessOptions preprocess;
-  try {
-    preprocess.resize = imaging::parse_resize_mode(vm["resize"].as<std::string>());
-  } catch (const std::exception& e) {
-    throw UsageError(e.what());
-  }
-
-  // A brainmri checkpoint, or else a TorchScript export.
-  models::ClassifierPtr model;
-  std::optional<torch::jit::Module> exported;
-  std::string checkpoint_error;
-  try {
-    model = training::load_model_from_checkpoint(model_file, torch::kCPU);
-  } catch (const std::exception& e) {
-    checkpoint_error = e.what();
-  }
-  if (!model) {
-    try {
-      exported = torch::jit::load(model_file.string());
-    } catch (const c10::Error&) {
-      throw std::runtime_error(checkpoint_error + "; nor is it a TorchScript export");
-    }
-  }
-  int class_count = 0;
-  if (model) {
-    try {
-      model->set_explained_layer(vm["layer"].as<std::string>());
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(std::string("--layer: ") + e.what());
-    }
-    model->eval();
-    preprocess.size = model->options().image_size;
-    preprocess.channels = model->options().input_channels;
-    class_count = model->options().num_classes;
-  } else {
-    exported->eval();
-    preprocess.size = vm["size"].as<int>();
-    preprocess.channels = vm["channels"].as<int>();
-    torch::NoGradGuard no_grad;
-    class_count = static_cast<int>(
-        exported->forward({torch::zeros({1, preprocess.channels, preprocess.size, preprocess.size})}).toTensor().size(1));
-  }
-  const auto names = class_names_near(model_file, class_count);
+  const auto model = load_inference_model(model_file, inference_load_options(vm));
+  const auto& names = model->class_names();
   const fs::path overlays = vm["gradcam"].as<std::string>();
   if (!overlays.empty()) {
-    if (!model) throw UsageError("--gradcam needs a brainmri checkpoint (a TorchScript export has no activations to explain)");
+    if (!model->can_explain()) throw UsageError("--gradcam needs a brainmri checkpoint (a TorchScript export has no activations to explain)");
     fs::create_directories(overlays);
   }
 
@@ -145,26 +89,20 @@ int run_predict(int argc, const char* const argv[]) {
   for (const auto& image : vm["image"].as<std::vector<std::string>>()) {
     json entry = {{"file", image}};
     try {
-      const auto pixels = imaging::preprocess(imaging::decode_image_file(image), preprocess).pixels;
-      cv::Mat as_float;
-      pixels.convertTo(as_float, CV_32F, pixels.depth() == CV_8U ? 1.0 / 255.0 : 1.0);
-      auto tensor = torch::from_blob(as_float.data, {1, preprocess.size, preprocess.size, preprocess.channels}, torch::kFloat32)
-                        .permute({0, 3, 1, 2})
-                        .contiguous();
-      torch::Tensor probabilities;
-      {
-        torch::NoGradGuard no_grad;
-        const auto logits = model ? model->forward(tensor) : exported->forward({tensor}).toTensor();
-        probabilities = torch::softmax(logits, 1)[0];
-      }
+      const auto prepared = model->prepare_file(image);
+      const auto predictions = model->predict(prepared.input.unsqueeze(0), !overlays.empty());
+      const auto probabilities = predictions.probabilities[0];
       const auto predicted = probabilities.argmax().item<std::int64_t>();
       entry["prediction"] = names[static_cast<std::size_t>(predicted)];
       entry["probabilities"] = json::object();
-      for (int k = 0; k < class_count; ++k) entry["probabilities"][names[static_cast<std::size_t>(k)]] = probabilities[k].item<double>();
+      for (std::size_t k = 0; k < names.size(); ++k) {
+        entry["probabilities"][names[k]] = probabilities[static_cast<std::int64_t>(k)].item<double>();
+      }
       if (!overlays.empty()) {
-        const auto cam = explain::class_activation_maps(*model, tensor, std::nullopt, method);
         const auto file = overlays / (fs::path(image).stem().string() + "_gradcam.png");
-        write_overlay(pixels, cam.maps[0], file);
+        const auto slice = inference::slice_for_display(prepared.preprocessed.pixels);
+        write_file_atomically(file, inference::encode_png(
+                                        inference::blend(slice, inference::heatmap_for_display(predictions.maps[0]), 0.45)));
         entry["gradcam"] = file.string();
       }
     } catch (const std::exception& e) {

@@ -37,6 +37,7 @@ int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment
 int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironment& environment);
 int run_report(int argc, const char* const argv[]);
 int run_predict(int argc, const char* const argv[]);  // only in builds with OpenCV
+int run_serve(int argc, const char* const argv[]);    // only in builds with OpenCV and cpp-httplib
 
 std::vector<int> parse_int_list(const std::string& text);  // "0,2,4"; UsageError otherwise
 

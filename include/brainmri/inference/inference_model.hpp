@@ -1,0 +1,105 @@
+#pragma once
+// A trained model ready to classify new images: a brainmri checkpoint (or a TorchScript export),
+// with the class names, the preprocessing and the provenance of the run that trained it. The one
+// path from an image file or upload to class probabilities and an explanation, shared by
+// `brainmri predict` and `brainmri serve`; preprocessing is imaging/preprocess, the code
+// brainmri-prep packs the training data with.
+
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "brainmri/explain/gradcam.hpp"
+#include "brainmri/imaging/preprocess.hpp"
+#include "brainmri/models/classifier.hpp"
+
+namespace torch::jit {
+struct Module;  // <torch/script.h>, needed only where exports are loaded
+}  // namespace torch::jit
+
+namespace brainmri::inference {
+
+struct LoadOptions {
+  // "auto": as the run's dataset was packed (its manifest.json, found through the run's
+  // config.ini), else stretch; or "stretch" / "pad".
+  std::string resize = "auto";
+  // TorchScript exports carry no configuration: the input they were trained at.
+  int export_image_size = 128;
+  int export_channels = 1;
+  std::string explained_layer;  // "": the model's default (its last convolution)
+  explain::CamMethod method = explain::CamMethod::HiResCam;
+  torch::Device device = torch::kCPU;
+};
+
+// An image decoded and preprocessed for the model.
+struct PreparedImage {
+  imaging::PreprocessedImage preprocessed;  // size x size x channels, as brainmri-prep stores it
+  torch::Tensor input;                      // [C, H, W] float in [0, 1], on the CPU
+};
+
+struct Predictions {
+  torch::Tensor probabilities;  // [N, classes] float, CPU
+  torch::Tensor maps;           // [N, H, W] float in [0, 1], CPU; undefined without explanations
+};
+
+class InferenceModel {
+ public:
+  // Throws std::invalid_argument for a bad option (unknown layer or resize mode) and
+  // std::runtime_error for a file that is neither a brainmri checkpoint nor a TorchScript export.
+  static std::unique_ptr<InferenceModel> load(const std::filesystem::path& file, const LoadOptions& options = {});
+  ~InferenceModel();
+  InferenceModel(const InferenceModel&) = delete;
+  InferenceModel& operator=(const InferenceModel&) = delete;
+
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  const imaging::PreprocessOptions& preprocessing() const { return preprocessing_; }
+  bool can_explain() const { return classifier_ != nullptr; }
+  explain::CamMethod method() const { return method_; }
+  std::string explained_layer() const;  // "" when it cannot explain
+  // The architecture (e.g. "baseline_cnn"), or "torchscript" for an export.
+  const std::string& name() const { return name_; }
+  // The first 12 hex digits of the model file's SHA-256: two servers answer alike iff they agree.
+  std::string version() const { return sha256_.substr(0, 12); }
+  // Classes, input, explanation, and where the model came from: its file, the run directory, the
+  // run's configuration and dataset, its validation metrics (docs/serve.md shows an example).
+  const nlohmann::json& description() const { return description_; }
+
+  // Throws imaging::ImageRejected for data that is not a readable image.
+  PreparedImage prepare(std::span<const std::uint8_t> encoded) const;
+  PreparedImage prepare_file(const std::filesystem::path& file) const;
+
+  // `images`: [N, C, H, W] as prepare() makes them. Not thread-safe: one caller at a time.
+  Predictions predict(const torch::Tensor& images, bool explain);
+
+ private:
+  InferenceModel() = default;
+
+  models::ClassifierPtr classifier_;
+  std::unique_ptr<torch::jit::Module> exported_;
+  torch::Device device_ = torch::kCPU;
+  explain::CamMethod method_ = explain::CamMethod::HiResCam;
+  std::vector<std::string> class_names_;
+  imaging::PreprocessOptions preprocessing_;
+  std::string name_;
+  std::string sha256_;
+  nlohmann::json description_;
+};
+
+// Pictures for people, as 8-bit BGR images enlarged by a whole factor (pixels kept square) to at
+// least `min_size` (0: the network's resolution).
+cv::Mat slice_for_display(const cv::Mat& preprocessed_pixels, int min_size = 384);
+// The map in the inferno colour map, at the same display size as slice_for_display.
+cv::Mat heatmap_for_display(const torch::Tensor& map, int min_size = 384);
+// slice * (1 - opacity) + heatmap * opacity.
+cv::Mat blend(const cv::Mat& slice, const cv::Mat& heatmap, double opacity);
+std::string encode_png(const cv::Mat& image);
+
+}  // namespace brainmri::inference

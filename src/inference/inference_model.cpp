@@ -1,0 +1,247 @@
+#include "brainmri/inference/inference_model.hpp"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <torch/script.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+
+#include "brainmri/data/manifest.hpp"
+#include "brainmri/training/trainer.hpp"
+#include "brainmri/version.hpp"
+#include "hashing.hpp"
+
+namespace brainmri::inference {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json read_json_or_null(const fs::path& file) {
+  if (!fs::exists(file)) return nullptr;
+  std::ifstream in(file);
+  auto parsed = json::parse(in, nullptr, false);
+  return parsed.is_discarded() ? json(nullptr) : parsed;
+}
+
+// The run's config.ini (written by train/cv/tune next to the model, or one level up for a fold),
+// as key -> value.
+std::pair<fs::path, std::map<std::string, std::string>> run_configuration(const fs::path& model_file) {
+  for (const auto& directory : {model_file.parent_path(), model_file.parent_path().parent_path()}) {
+    const auto file = directory / "config.ini";
+    if (directory.empty() || !fs::exists(file)) continue;
+    std::map<std::string, std::string> values;
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      const auto equals = line.find('=');
+      if (equals == std::string::npos) continue;
+      auto trim = [](std::string s) {
+        s.erase(0, s.find_first_not_of(" \t"));
+        s.erase(s.find_last_not_of(" \t\r") + 1);
+        return s;
+      };
+      values[trim(line.substr(0, equals))] = trim(line.substr(equals + 1));
+    }
+    return {file, values};
+  }
+  return {};
+}
+
+cv::Mat enlarge(const cv::Mat& image, int min_size) {
+  const int scale = std::max(1, (min_size + image.cols - 1) / std::max(1, image.cols));
+  if (scale == 1) return image;
+  cv::Mat larger;
+  cv::resize(image, larger, cv::Size(), scale, scale, cv::INTER_CUBIC);
+  return larger;
+}
+
+}  // namespace
+
+InferenceModel::~InferenceModel() = default;
+
+std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const LoadOptions& options) {
+  if (!fs::is_regular_file(file)) throw std::runtime_error("model file " + file.string() + " does not exist");
+  std::unique_ptr<InferenceModel> model(new InferenceModel());
+  model->device_ = options.device;
+  model->method_ = options.method;
+  std::string checkpoint_error;
+  try {
+    model->classifier_ = training::load_model_from_checkpoint(file, options.device);
+  } catch (const std::exception& e) {
+    checkpoint_error = e.what();
+  }
+  int class_count = 0;
+  auto& preprocessing = model->preprocessing_;
+  if (model->classifier_) {
+    model->classifier_->set_explained_layer(options.explained_layer);  // throws for an unknown layer
+    model->classifier_->eval();
+    model->name_ = model->classifier_->model_name();
+    preprocessing.size = model->classifier_->options().image_size;
+    preprocessing.channels = model->classifier_->options().input_channels;
+    class_count = model->classifier_->options().num_classes;
+  } else {
+    try {
+      model->exported_ = std::make_unique<torch::jit::Module>(torch::jit::load(file.string(), options.device));
+    } catch (const c10::Error&) {
+      throw std::runtime_error(checkpoint_error + "; nor is it a TorchScript export");
+    }
+    model->exported_->eval();
+    model->name_ = "torchscript";
+    preprocessing.size = options.export_image_size;
+    preprocessing.channels = options.export_channels;
+    torch::NoGradGuard no_grad;
+    const auto probe = torch::zeros({1, preprocessing.channels, preprocessing.size, preprocessing.size}, options.device);
+    class_count = static_cast<int>(model->exported_->forward({probe}).toTensor().size(1));
+  }
+
+  // Where it came from: the run's configuration, its dataset's manifest and its evaluation.
+  const auto [config_file, config] = run_configuration(file);
+  std::optional<data::Manifest> manifest;
+  if (const auto data = config.find("data"); data != config.end() && fs::exists(fs::path(data->second) / "manifest.json")) {
+    try {
+      manifest = data::read_manifest(data->second);
+    } catch (const std::exception&) {
+      // A damaged manifest only costs the class names and the resize mode: the defaults apply.
+    }
+  }
+  json evaluation = nullptr;
+  std::string evaluation_name;
+  for (const auto* name : {"validation", "test"}) {
+    evaluation = read_json_or_null(file.parent_path() / name / "metrics.json");
+    if (evaluation.is_object()) {
+      evaluation_name = name;
+      break;
+    }
+  }
+
+  if (evaluation.is_object() && evaluation.contains("class_names") &&
+      static_cast<int>(evaluation["class_names"].size()) == class_count) {
+    model->class_names_ = evaluation["class_names"].get<std::vector<std::string>>();
+  } else if (manifest && static_cast<int>(manifest->class_names.size()) == class_count) {
+    model->class_names_ = manifest->class_names;
+  } else {
+    for (int k = 0; k < class_count; ++k) model->class_names_.push_back("class " + std::to_string(k));
+  }
+  std::string resize_source = "given";
+  if (options.resize == "auto") {
+    const bool known = manifest && !manifest->resize_mode.empty();
+    preprocessing.resize = known ? imaging::parse_resize_mode(manifest->resize_mode) : imaging::ResizeMode::kStretch;
+    resize_source = known ? "the dataset's manifest" : "default (no dataset manifest found)";
+  } else {
+    preprocessing.resize = imaging::parse_resize_mode(options.resize);  // throws std::invalid_argument
+  }
+  model->sha256_ = prep::sha256_file(file);
+
+  json source = {{"file", fs::absolute(file).string()},
+                 {"sha256", model->sha256_},
+                 {"kind", model->classifier_ ? "brainmri checkpoint" : "TorchScript export"},
+                 {"run_directory", config_file.empty() ? json(nullptr) : json(fs::absolute(config_file.parent_path()).string())},
+                 {"dataset", config.count("data") ? json(config.at("data")) : json(nullptr)}};
+  if (!config.empty()) {
+    json selected = json::object();
+    for (const auto* key : {"model", "epochs", "batch-size", "learning-rate", "optimizer", "seed", "val-fold", "width",
+                            "pretrained", "augment"}) {
+      if (const auto it = config.find(key); it != config.end() && !it->second.empty()) selected[key] = it->second;
+    }
+    source["config"] = selected;
+  }
+  if (evaluation.is_object()) {
+    source["evaluation"] = {{"on", evaluation_name},
+                            {"samples", evaluation.value("samples", 0)},
+                            {"accuracy", evaluation.value("accuracy", 0.0)},
+                            {"macro_f1", evaluation.contains("macro_avg") ? evaluation["macro_avg"].value("f1", 0.0) : 0.0},
+                            {"macro_auc", evaluation.value("macro_auc", json(nullptr))}};
+  }
+  const auto channels = preprocessing.channels == 1 ? "grayscale" : "RGB";
+  model->description_ = {
+      {"name", model->name_},
+      {"version", model->version()},
+      {"brainmri_version", kVersion},
+      {"classes", model->class_names_},
+      {"input",
+       {{"size", preprocessing.size},
+        {"channels", preprocessing.channels},
+        {"resize", imaging::to_string(preprocessing.resize)},
+        {"resize_from", resize_source},
+        {"preprocessing", std::string(channels) + ", " + imaging::to_string(preprocessing.resize) + " to " +
+                              std::to_string(preprocessing.size) + "x" + std::to_string(preprocessing.size) +
+                              ", values / 255 (as brainmri-prep packs them)"}}},
+      {"explanation",
+       {{"available", model->can_explain()},
+        {"method", model->can_explain() ? json(explain::display_name(model->method_)) : json(nullptr)},
+        {"layer", model->can_explain() ? json(model->explained_layer()) : json(nullptr)}}},
+      {"source", source}};
+  return model;
+}
+
+std::string InferenceModel::explained_layer() const { return classifier_ ? classifier_->explained_layer() : ""; }
+
+PreparedImage InferenceModel::prepare(std::span<const std::uint8_t> encoded) const {
+  PreparedImage prepared;
+  prepared.preprocessed = imaging::preprocess(imaging::decode_image(encoded), preprocessing_);
+  cv::Mat as_float;
+  const auto& pixels = prepared.preprocessed.pixels;
+  pixels.convertTo(as_float, CV_32F, pixels.depth() == CV_8U ? 1.0 / 255.0 : 1.0);
+  prepared.input = torch::from_blob(as_float.data, {preprocessing_.size, preprocessing_.size, preprocessing_.channels},
+                                    torch::kFloat32)
+                       .permute({2, 0, 1})
+                       .clone(torch::MemoryFormat::Contiguous);  // owns its pixels: as_float goes away
+  // (not .contiguous(): with one channel the permuted view already counts as contiguous, and
+  // would keep pointing into as_float)
+  return prepared;
+}
+
+PreparedImage InferenceModel::prepare_file(const fs::path& file) const {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw imaging::ImageRejected("cannot open " + file.string());
+  const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return prepare(bytes);
+}
+
+Predictions InferenceModel::predict(const torch::Tensor& images, bool explain) {
+  const auto input = images.to(device_);
+  Predictions out;
+  if (explain && classifier_) {
+    auto cam = explain::class_activation_maps(*classifier_, input, std::nullopt, method_);
+    out.probabilities = cam.probabilities.cpu();
+    out.maps = cam.maps.cpu();
+    return out;
+  }
+  torch::NoGradGuard no_grad;
+  const auto logits = classifier_ ? classifier_->forward(input) : exported_->forward({input}).toTensor();
+  out.probabilities = torch::softmax(logits, 1).cpu();
+  return out;
+}
+
+cv::Mat slice_for_display(const cv::Mat& preprocessed_pixels, int min_size) {
+  cv::Mat grey = imaging::to_uint8(preprocessed_pixels);
+  if (grey.channels() == 3) cv::cvtColor(grey, grey, cv::COLOR_RGB2GRAY);
+  cv::Mat bgr;
+  cv::cvtColor(grey, bgr, cv::COLOR_GRAY2BGR);
+  return enlarge(bgr, min_size);
+}
+
+cv::Mat heatmap_for_display(const torch::Tensor& map, int min_size) {
+  const auto m = (map.cpu().to(torch::kFloat32).contiguous() * 255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  const cv::Mat heat(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_8UC1, m.data_ptr<std::uint8_t>());
+  cv::Mat coloured;
+  cv::applyColorMap(heat, coloured, cv::COLORMAP_INFERNO);  // a copy: m goes away
+  return enlarge(coloured, min_size);
+}
+
+cv::Mat blend(const cv::Mat& slice, const cv::Mat& heatmap, double opacity) {
+  cv::Mat blended;
+  cv::addWeighted(slice, 1.0 - opacity, heatmap, opacity, 0.0, blended);
+  return blended;
+}
+
+std::string encode_png(const cv::Mat& image) {
+  std::vector<std::uint8_t> png;
+  if (!cv::imencode(".png", image, png)) throw std::runtime_error("cannot encode a PNG");
+  return {png.begin(), png.end()};
+}
+
+}  // namespace brainmri::inference
