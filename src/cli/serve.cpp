@@ -60,6 +60,7 @@ int run_serve(int argc, const char* const argv[]) {
     ("port", po::value<int>()->default_value(8080), "port to listen on (0: any free port, printed at start)")
     ("threads", po::value<int>()->default_value(8), "HTTP worker threads (requests handled at once)")
     ("max-upload-mb", po::value<double>()->default_value(10.0), "largest image accepted, in MB (larger: HTTP 413)")
+    ("max-megapixels", po::value<double>()->default_value(50.0), "largest image accepted, in millions of pixels its header declares (larger: HTTP 413)")
     ("max-batch", po::value<int>()->default_value(16), "images classified together in one model call")
     ("max-waiting", po::value<int>()->default_value(256), "requests that may wait for the model (more: HTTP 503)")
     ("device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or auto")
@@ -91,6 +92,9 @@ int run_serve(int argc, const char* const argv[]) {
   if (!(upload_mb > 0) || upload_mb > 1024) throw UsageError("--max-upload-mb must be in (0, 1024]");
   server.max_pending = static_cast<std::size_t>(vm["max-waiting"].as<int>());
   server.max_upload_bytes = static_cast<std::size_t>(upload_mb * 1e6);
+  const double megapixels = vm["max-megapixels"].as<double>();
+  if (!(megapixels > 0) || megapixels > 10000) throw UsageError("--max-megapixels must be in (0, 10000]");
+  server.max_pixels = static_cast<std::int64_t>(megapixels * 1e6);
 
   install_stop_handlers();  // before the model loads, which can take a while
   if (vm["torch-threads"].as<int>() > 0) torch::set_num_threads(vm["torch-threads"].as<int>());

@@ -98,8 +98,97 @@ ResizeMode parse_resize_mode(const std::string& name) {
 
 std::string to_string(ResizeMode mode) { return mode == ResizeMode::kStretch ? "stretch" : "pad"; }
 
-DecodedImage decode_image(std::span<const std::uint8_t> encoded) {
+namespace {
+
+std::uint32_t big_endian(std::span<const std::uint8_t> d, std::size_t at, int bytes) {
+  std::uint32_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | d[at + static_cast<std::size_t>(i)];
+  return v;
+}
+
+std::uint32_t little_endian(std::span<const std::uint8_t> d, std::size_t at, int bytes) {
+  std::uint32_t v = 0;
+  for (int i = bytes; i-- > 0;) v = (v << 8) | d[at + static_cast<std::size_t>(i)];
+  return v;
+}
+
+using Size = std::optional<std::pair<std::int64_t, std::int64_t>>;
+
+// The first start-of-frame segment (SOF0..SOF15 but DHT, JPG and DAC) holds height, then width.
+Size jpeg_size(std::span<const std::uint8_t> d) {
+  std::size_t at = 2;
+  while (at + 9 <= d.size()) {
+    if (d[at] != 0xFF) return std::nullopt;
+    const std::uint8_t marker = d[at + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // no length
+      at += 2;
+      continue;
+    }
+    if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) {
+      return std::make_pair(std::int64_t{big_endian(d, at + 7, 2)}, std::int64_t{big_endian(d, at + 5, 2)});
+    }
+    if (marker == 0xDA || marker == 0xD9) return std::nullopt;  // scan or end before any frame
+    at += 2 + big_endian(d, at + 2, 2);
+  }
+  return std::nullopt;
+}
+
+Size tiff_size(std::span<const std::uint8_t> d) {
+  const bool little = d[0] == 'I';
+  auto read = [&](std::size_t at, int bytes) { return little ? little_endian(d, at, bytes) : big_endian(d, at, bytes); };
+  const std::size_t ifd = read(4, 4);
+  if (ifd + 2 > d.size()) return std::nullopt;
+  const std::size_t entries = read(ifd, 2);
+  std::int64_t width = -1, height = -1;
+  for (std::size_t e = 0; e < entries && ifd + 2 + 12 * (e + 1) <= d.size(); ++e) {
+    const std::size_t at = ifd + 2 + 12 * e;
+    const auto tag = read(at, 2), type = read(at + 2, 2);
+    const std::int64_t value = type == 3 ? read(at + 8, 2) : read(at + 8, 4);  // SHORT or LONG
+    if (tag == 256) width = value;
+    if (tag == 257) height = value;
+  }
+  if (width < 0 || height < 0) return std::nullopt;
+  return std::make_pair(width, height);
+}
+
+}  // namespace
+
+std::optional<std::pair<std::int64_t, std::int64_t>> declared_image_size(std::span<const std::uint8_t> d) {
+  if (starts_with(d, {0xFF, 0xD8, 0xFF})) return jpeg_size(d);
+  if (starts_with(d, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'})) {
+    if (d.size() < 24) return std::nullopt;
+    return std::make_pair(std::int64_t{big_endian(d, 16, 4)}, std::int64_t{big_endian(d, 20, 4)});
+  }
+  if (starts_with(d, {'B', 'M'}) && d.size() >= 26) {
+    if (little_endian(d, 14, 4) == 12) {  // BITMAPCOREHEADER: 16-bit sizes
+      return std::make_pair(std::int64_t{little_endian(d, 18, 2)}, std::int64_t{little_endian(d, 20, 2)});
+    }
+    const auto height = static_cast<std::int32_t>(little_endian(d, 22, 4));  // negative: top-down rows
+    return std::make_pair(std::int64_t{static_cast<std::int32_t>(little_endian(d, 18, 4))},
+                          std::abs(std::int64_t{height}));
+  }
+  if ((starts_with(d, {'I', 'I', 42, 0}) || starts_with(d, {'M', 'M', 0, 42})) && d.size() >= 8) return tiff_size(d);
+  return std::nullopt;
+}
+
+DecodedImage decode_image(std::span<const std::uint8_t> encoded, const DecodeLimits& limits) {
   if (encoded.empty()) throw ImageRejected("empty file (0 bytes)");
+  if (limits.max_pixels > 0) {
+    const auto size = declared_image_size(encoded);
+    if (!size) throw ImageRejected("not a JPEG, PNG, BMP or TIFF image (or its header is damaged)");
+    const auto [width, height] = *size;
+    if (width <= 0 || height <= 0) {
+      throw ImageRejected("the header declares an empty image (" + std::to_string(width) + " x " + std::to_string(height) + ")");
+    }
+    if (width * height > limits.max_pixels) {
+      throw ImageTooLarge("the image declares " + std::to_string(width) + " x " + std::to_string(height) +
+                          " pixels, more than the limit of " + std::to_string(limits.max_pixels / 1000000) + " megapixels");
+    }
+  }
   const bool is_jpeg = starts_with(encoded, {0xFF, 0xD8, 0xFF});
   if (is_jpeg && jpeg_is_truncated(encoded)) throw ImageRejected("truncated JPEG (no end-of-image marker)");
   if (is_jpeg) {

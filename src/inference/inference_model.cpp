@@ -179,9 +179,9 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
 
 std::string InferenceModel::explained_layer() const { return classifier_ ? classifier_->explained_layer() : ""; }
 
-PreparedImage InferenceModel::prepare(std::span<const std::uint8_t> encoded) const {
+PreparedImage InferenceModel::prepare(std::span<const std::uint8_t> encoded, const imaging::DecodeLimits& limits) const {
   PreparedImage prepared;
-  prepared.preprocessed = imaging::preprocess(imaging::decode_image(encoded), preprocessing_);
+  prepared.preprocessed = imaging::preprocess(imaging::decode_image(encoded, limits), preprocessing_);
   cv::Mat as_float;
   const auto& pixels = prepared.preprocessed.pixels;
   pixels.convertTo(as_float, CV_32F, pixels.depth() == CV_8U ? 1.0 / 255.0 : 1.0);

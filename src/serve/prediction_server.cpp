@@ -35,7 +35,8 @@ std::string base64(const std::string& bytes) {
 
 void reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  // Uploaded file names need not be UTF-8; they are answered with U+FFFD rather than failing.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void reply_error(httplib::Response& res, int status, const std::string& message) {
@@ -94,6 +95,7 @@ void PredictionServer::Impl::add_routes() {
   http.Get("/api/model", [this](const httplib::Request&, httplib::Response& res) {
     auto description = model.description();
     description["limits"] = {{"max_upload_bytes", options.max_upload_bytes},
+                             {"max_pixels", options.max_pixels},
                              {"max_batch", options.max_batch},
                              {"max_pending", options.max_pending}};
     description["notice"] = kNotice;
@@ -211,7 +213,12 @@ void PredictionServer::Impl::predict(const httplib::Request& req, httplib::Respo
   const bool explain = model.can_explain() && req.get_param_value("explain") != "false";
   inference::PreparedImage prepared;
   try {
-    prepared = model.prepare({reinterpret_cast<const std::uint8_t*>(image.data()), image.size()});
+    prepared = model.prepare({reinterpret_cast<const std::uint8_t*>(image.data()), image.size()},
+                             imaging::DecodeLimits{options.max_pixels});
+  } catch (const imaging::ImageTooLarge& e) {
+    ++rejected_inputs;
+    reply_error(res, 413, std::string(e.what()) + " (brainmri serve --max-megapixels)");
+    return;
   } catch (const std::exception& e) {  // ImageRejected, or OpenCV on data it chokes on
     ++rejected_inputs;
     reply_error(res, 400, "not an image this server can read" + (filename.empty() ? std::string() : " ('" + filename + "')") +

@@ -272,7 +272,7 @@ TEST_F(ServeApi, CorruptEmptyAndNonImageUploadsGetA400ThatSaysWhy) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"truncated.jpg", jpeg.substr(0, jpeg.size() / 3)},
       {"notes.txt", "this is not an image\n"},
-      {"random.png", std::string("\x89PNG\r\n\x1a\n", 8) + std::string(300, '\x17')},
+      {"damaged.png", std::string("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x40\0\0\0\x40", 24) + std::string(300, '\x17')},
       {"empty.jpg", ""}};
   for (const auto& [name, bytes] : bad) {
     SCOPED_TRACE(name);
@@ -286,6 +286,23 @@ TEST_F(ServeApi, CorruptEmptyAndNonImageUploadsGetA400ThatSaysWhy) {
       EXPECT_NE(body["error"].get<std::string>().find("not an image"), std::string::npos) << body["error"];
     }
   }
+  // A GIF (OpenCV cannot read it, and its size cannot be checked before decoding).
+  const auto gif = post_image(client, std::string("GIF89a\x10\0\x10\0", 10) + std::string(64, '\0'), "anim.gif");
+  ASSERT_TRUE(gif);
+  EXPECT_EQ(gif->status, 400);
+  EXPECT_NE(json::parse(gif->body)["error"].get<std::string>().find("not a JPEG, PNG, BMP or TIFF"), std::string::npos)
+      << gif->body;
+  // A few bytes whose header promises 10 gigapixels: refused before anything is decoded.
+  const std::string bomb = std::string("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\x01\x86\xa0\0\x01\x86\xa0\x08\0\0\0\0", 29);
+  const auto too_many_pixels = post_image(client, bomb, "bomb.png");
+  ASSERT_TRUE(too_many_pixels);
+  EXPECT_EQ(too_many_pixels->status, 413);
+  EXPECT_NE(json::parse(too_many_pixels->body)["error"].get<std::string>().find("100000 x 100000"), std::string::npos)
+      << too_many_pixels->body;
+  // A file name that is not UTF-8 comes back readable rather than failing the answer.
+  const auto odd_name = post_image(client, jpeg, "scan\xff\xfe.jpg");
+  ASSERT_TRUE(odd_name);
+  EXPECT_EQ(odd_name->status, 200);
   const auto no_field = post_image(client, jpeg, "slice.jpg", "file");
   ASSERT_TRUE(no_field);
   EXPECT_EQ(no_field->status, 400);
@@ -463,6 +480,14 @@ TEST(ServeExport, ATorchScriptExportIsServedWithTheSameProbabilitiesAndNoExplana
 }
 
 TEST(ServeUsage, BadOptionsExitTwoAndABusyPortOrABadModelExitOne) {
+  const auto help = ServerProcess::run_to_end({kBrainmri, "serve", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* option : {"--model", "--host", "--port", "--threads", "--max-upload-mb", "--max-batch", "--max-waiting",
+                             "--method", "--layer", "--resize", "(=8080)", "(=127.0.0.1)", "/api/predict"}) {
+    EXPECT_NE(help.output.find(option), std::string::npos) << option;
+  }
+  const auto listed = ServerProcess::run_to_end({kBrainmri, "--help"});
+  EXPECT_NE(listed.output.find("serve "), std::string::npos) << listed.output;
   const auto no_model = ServerProcess::run_to_end({kBrainmri, "serve"});
   EXPECT_EQ(no_model.exit_code, 2) << no_model.output;
   EXPECT_NE(no_model.output.find("--model"), std::string::npos);

@@ -121,3 +121,24 @@ TEST(Decode, ExifOrientationIsHonouredThroughOpenCv) {
   EXPECT_LT(ours.at<cv::Vec3b>(16, 4)[0], 100);   // after the rotation the left is dark...
   EXPECT_GT(ours.at<cv::Vec3b>(16, 44)[0], 150);  // ...and the right bright
 }
+
+TEST(Decode, DeclaredSizeIsReadFromTheHeaderOfEveryAcceptedFormat) {
+  const cv::Mat image(53, 37, CV_8UC3, cv::Scalar(10, 120, 200));
+  for (const auto* extension : {".jpg", ".png", ".bmp", ".tif"}) {
+    const auto bytes = encode(image, extension);
+    const auto size = declared_image_size(bytes);
+    ASSERT_TRUE(size.has_value()) << extension;
+    EXPECT_EQ(*size, std::make_pair(std::int64_t{37}, std::int64_t{53})) << extension;
+    // Within the limit it decodes as without one; beyond it, it is refused before decoding.
+    EXPECT_EQ(decode_image(bytes, DecodeLimits{37 * 53}).pixels.size(), cv::Size(37, 53)) << extension;
+    EXPECT_THROW(decode_image(bytes, DecodeLimits{37 * 53 - 1}), ImageTooLarge) << extension;
+  }
+  const std::vector<std::uint8_t> text = {'h', 'e', 'l', 'l', 'o'};
+  EXPECT_FALSE(declared_image_size(text).has_value());
+  EXPECT_THROW(decode_image(text, DecodeLimits{1000}), ImageRejected);
+  // A PNG that promises 100000 x 100000 pixels in a 29-byte file.
+  const std::string bomb("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\x01\x86\xa0\0\x01\x86\xa0\x08\0\0\0\0", 29);
+  const std::vector<std::uint8_t> bomb_bytes(bomb.begin(), bomb.end());
+  EXPECT_EQ(declared_image_size(bomb_bytes), std::make_pair(std::int64_t{100000}, std::int64_t{100000}));
+  EXPECT_THROW(decode_image(bomb_bytes, DecodeLimits{50'000'000}), ImageTooLarge);
+}

@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace brainmri::imaging {
 
@@ -16,6 +18,13 @@ namespace brainmri::imaging {
 class ImageRejected : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// An image whose header declares more pixels than the caller accepts (a "decompression bomb": a
+// small file that would decode to gigabytes).
+class ImageTooLarge : public ImageRejected {
+ public:
+  using ImageRejected::ImageRejected;
 };
 
 enum class ResizeMode { kStretch, kPad };
@@ -46,8 +55,18 @@ struct PreprocessedImage {
 ResizeMode parse_resize_mode(const std::string& name);  // "stretch" | "pad"
 std::string to_string(ResizeMode mode);
 
-// Throws ImageRejected for empty, truncated or undecodable data.
-DecodedImage decode_image(std::span<const std::uint8_t> encoded);
+// The width and height the header of a JPEG, PNG, BMP or TIFF declares, read without decoding;
+// nullopt for another format or a header too short to say.
+std::optional<std::pair<std::int64_t, std::int64_t>> declared_image_size(std::span<const std::uint8_t> encoded);
+
+struct DecodeLimits {
+  // 0: no limit. Otherwise only JPEG, PNG, BMP and TIFF are accepted (formats whose size can be
+  // read before decoding), and only up to this many pixels (ImageTooLarge).
+  std::int64_t max_pixels = 0;
+};
+
+// Throws ImageRejected for empty, truncated or undecodable data (ImageTooLarge beyond the limits).
+DecodedImage decode_image(std::span<const std::uint8_t> encoded, const DecodeLimits& limits = {});
 DecodedImage decode_image_file(const std::filesystem::path& path);
 
 PreprocessedImage preprocess(const DecodedImage& decoded, const PreprocessOptions& options);

@@ -72,8 +72,9 @@ class InferenceModel {
   // run's configuration and dataset, its validation metrics (docs/serve.md shows an example).
   const nlohmann::json& description() const { return description_; }
 
-  // Throws imaging::ImageRejected for data that is not a readable image.
-  PreparedImage prepare(std::span<const std::uint8_t> encoded) const;
+  // Throws imaging::ImageRejected for data that is not a readable image (ImageTooLarge beyond
+  // `limits`).
+  PreparedImage prepare(std::span<const std::uint8_t> encoded, const imaging::DecodeLimits& limits = {}) const;
   PreparedImage prepare_file(const std::filesystem::path& file) const;
 
   // `images`: [N, C, H, W] as prepare() makes them. Not thread-safe: one caller at a time.

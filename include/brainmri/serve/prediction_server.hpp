@@ -4,6 +4,7 @@
 // driven by an InferenceQueue, one batch at a time.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@ struct ServerOptions {
   int port = 8080;                               // 0: any free port (bind() says which)
   int threads = 8;                               // HTTP worker threads
   std::size_t max_upload_bytes = 10u << 20;      // larger uploads get 413
+  std::int64_t max_pixels = 50'000'000;          // so do images that would decode to more pixels
   int max_batch = 16;                            // images per model call
   std::size_t max_pending = 256;                 // more waiting requests get 503
   double overlay_opacity = 0.45;                 // of the heat map in the API's overlay PNG
