@@ -88,16 +88,21 @@ void InferenceQueue::work() {
       }
     } catch (...) {
       // Every request of the batch gets the failure; the worker goes on with the next batch.
+      {
+        std::lock_guard lock(mutex_);
+        statistics_.failed += batch.size();
+      }
       for (auto& request : batch) request.promise.set_exception(std::current_exception());
-      std::lock_guard lock(mutex_);
-      statistics_.failed += batch.size();
       continue;
     }
+    {
+      // Counted before answering, so that whoever has an answer sees it in the statistics.
+      std::lock_guard lock(mutex_);
+      statistics_.served += batch.size();
+      statistics_.batches += 1;
+      statistics_.largest_batch = std::max(statistics_.largest_batch, batch.size());
+    }
     for (std::size_t i = 0; i < batch.size(); ++i) batch[i].promise.set_value(std::move(outputs[i]));
-    std::lock_guard lock(mutex_);
-    statistics_.served += batch.size();
-    statistics_.batches += 1;
-    statistics_.largest_batch = std::max(statistics_.largest_batch, batch.size());
   }
 }
 
