@@ -100,9 +100,9 @@ int run_predict(int argc, const char* const argv[]) {
       }
       if (!overlays.empty()) {
         const auto file = overlays / (fs::path(image).stem().string() + "_gradcam.png");
-        const auto slice = inference::slice_for_display(prepared.preprocessed.pixels);
-        write_file_atomically(file, inference::encode_png(
-                                        inference::blend(slice, inference::heatmap_for_display(predictions.maps[0]), 0.45)));
+        const auto slice = inference::enlarge_for_display(inference::slice_for_display(prepared.preprocessed.pixels));
+        const auto heat = inference::enlarge_for_display(inference::heatmap_for_display(predictions.maps[0]));
+        write_file_atomically(file, inference::encode_png(inference::blend(slice, heat, 0.45)));
         entry["gradcam"] = file.string();
       }
     } catch (const std::exception& e) {

@@ -50,14 +50,6 @@ std::pair<fs::path, std::map<std::string, std::string>> run_configuration(const 
   return {};
 }
 
-cv::Mat enlarge(const cv::Mat& image, int min_size) {
-  const int scale = std::max(1, (min_size + image.cols - 1) / std::max(1, image.cols));
-  if (scale == 1) return image;
-  cv::Mat larger;
-  cv::resize(image, larger, cv::Size(), scale, scale, cv::INTER_CUBIC);
-  return larger;
-}
-
 }  // namespace
 
 InferenceModel::~InferenceModel() = default;
@@ -180,8 +172,16 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
 std::string InferenceModel::explained_layer() const { return classifier_ ? classifier_->explained_layer() : ""; }
 
 PreparedImage InferenceModel::prepare(std::span<const std::uint8_t> encoded, const imaging::DecodeLimits& limits) const {
+  return prepare_decoded(imaging::decode_image(encoded, limits));
+}
+
+PreparedImage InferenceModel::prepare_file(const fs::path& file) const {
+  return prepare_decoded(imaging::decode_image_file(file));
+}
+
+PreparedImage InferenceModel::prepare_decoded(const imaging::DecodedImage& decoded) const {
   PreparedImage prepared;
-  prepared.preprocessed = imaging::preprocess(imaging::decode_image(encoded, limits), preprocessing_);
+  prepared.preprocessed = imaging::preprocess(decoded, preprocessing_);
   cv::Mat as_float;
   const auto& pixels = prepared.preprocessed.pixels;
   pixels.convertTo(as_float, CV_32F, pixels.depth() == CV_8U ? 1.0 / 255.0 : 1.0);
@@ -192,13 +192,6 @@ PreparedImage InferenceModel::prepare(std::span<const std::uint8_t> encoded, con
   // (not .contiguous(): with one channel the permuted view already counts as contiguous, and
   // would keep pointing into as_float)
   return prepared;
-}
-
-PreparedImage InferenceModel::prepare_file(const fs::path& file) const {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw imaging::ImageRejected("cannot open " + file.string());
-  const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return prepare(bytes);
 }
 
 Predictions InferenceModel::predict(const torch::Tensor& images, bool explain) {
@@ -216,20 +209,28 @@ Predictions InferenceModel::predict(const torch::Tensor& images, bool explain) {
   return out;
 }
 
-cv::Mat slice_for_display(const cv::Mat& preprocessed_pixels, int min_size) {
+cv::Mat slice_for_display(const cv::Mat& preprocessed_pixels) {
   cv::Mat grey = imaging::to_uint8(preprocessed_pixels);
   if (grey.channels() == 3) cv::cvtColor(grey, grey, cv::COLOR_RGB2GRAY);
   cv::Mat bgr;
   cv::cvtColor(grey, bgr, cv::COLOR_GRAY2BGR);
-  return enlarge(bgr, min_size);
+  return bgr;
 }
 
-cv::Mat heatmap_for_display(const torch::Tensor& map, int min_size) {
+cv::Mat heatmap_for_display(const torch::Tensor& map) {
   const auto m = (map.cpu().to(torch::kFloat32).contiguous() * 255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
   const cv::Mat heat(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_8UC1, m.data_ptr<std::uint8_t>());
   cv::Mat coloured;
   cv::applyColorMap(heat, coloured, cv::COLORMAP_INFERNO);  // a copy: m goes away
-  return enlarge(coloured, min_size);
+  return coloured;
+}
+
+cv::Mat enlarge_for_display(const cv::Mat& image, int min_size) {
+  const int scale = std::max(1, (min_size + image.cols - 1) / std::max(1, image.cols));
+  if (scale == 1) return image;
+  cv::Mat larger;
+  cv::resize(image, larger, cv::Size(), scale, scale, cv::INTER_CUBIC);
+  return larger;
 }
 
 cv::Mat blend(const cv::Mat& slice, const cv::Mat& heatmap, double opacity) {

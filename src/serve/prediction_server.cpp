@@ -258,18 +258,18 @@ void PredictionServer::Impl::predict(const httplib::Request& req, httplib::Respo
   }
   // The slice and the map at the network's resolution (the page scales them; an order of magnitude
   // fewer bytes), the ready-made overlay at display size.
-  const auto slice = inference::slice_for_display(prepared.preprocessed.pixels, 0);
+  const auto slice = inference::slice_for_display(prepared.preprocessed.pixels);
   json explanation = nullptr;
   if (output.map.defined()) {
-    const auto overlay = inference::blend(inference::slice_for_display(prepared.preprocessed.pixels, options.display_size),
-                                          inference::heatmap_for_display(output.map, options.display_size),
-                                          options.overlay_opacity);
+    const auto heat = inference::heatmap_for_display(output.map);
+    const auto overlay = inference::blend(inference::enlarge_for_display(slice, options.display_size),
+                                          inference::enlarge_for_display(heat, options.display_size), options.overlay_opacity);
     explanation = {{"method", explain::display_name(model.method())},
                    {"layer", model.explained_layer()},
                    {"explains", classes[static_cast<std::size_t>(predicted)]},
                    {"overlay_opacity", options.overlay_opacity},
                    {"overlay_png", base64(inference::encode_png(overlay))},
-                   {"heatmap_png", base64(inference::encode_png(inference::heatmap_for_display(output.map, 0)))}};
+                   {"heatmap_png", base64(inference::encode_png(heat))}};
   }
   const auto& source = prepared.preprocessed;
   const json body = {
@@ -320,10 +320,8 @@ PredictionServer::PredictionServer(inference::InferenceModel& model, ServerOptio
   impl_->add_routes();
 }
 
-PredictionServer::~PredictionServer() {
-  stop();
-  impl_->queue.shutdown();
-}
+// The HTTP server goes first (declared after the queue), then the queue answers what waits.
+PredictionServer::~PredictionServer() = default;
 
 int PredictionServer::bind() {
   const auto& o = impl_->options;

@@ -82,6 +82,7 @@ class InferenceModel {
 
  private:
   InferenceModel() = default;
+  PreparedImage prepare_decoded(const imaging::DecodedImage& decoded) const;
 
   models::ClassifierPtr classifier_;
   std::unique_ptr<torch::jit::Module> exported_;
@@ -94,11 +95,12 @@ class InferenceModel {
   nlohmann::json description_;
 };
 
-// Pictures for people, as 8-bit BGR images enlarged by a whole factor (pixels kept square) to at
-// least `min_size` (0: the network's resolution).
-cv::Mat slice_for_display(const cv::Mat& preprocessed_pixels, int min_size = 384);
-// The map in the inferno colour map, at the same display size as slice_for_display.
-cv::Mat heatmap_for_display(const torch::Tensor& map, int min_size = 384);
+// Pictures for people, as 8-bit BGR images at the network's resolution: the preprocessed slice in
+// grey, and the map in the inferno colour map.
+cv::Mat slice_for_display(const cv::Mat& preprocessed_pixels);
+cv::Mat heatmap_for_display(const torch::Tensor& map);
+// Enlarged by a whole factor (pixels kept square) to at least `min_size`, so that a reader can see it.
+cv::Mat enlarge_for_display(const cv::Mat& image, int min_size = 384);
 // slice * (1 - opacity) + heatmap * opacity.
 cv::Mat blend(const cv::Mat& slice, const cv::Mat& heatmap, double opacity);
 std::string encode_png(const cv::Mat& image);

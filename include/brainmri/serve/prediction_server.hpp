@@ -17,7 +17,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                               // 0: any free port (bind() says which)
   int threads = 8;                               // HTTP worker threads
-  std::size_t max_upload_bytes = 10u << 20;      // larger uploads get 413
+  std::size_t max_upload_bytes = 10'000'000;     // larger uploads get 413 (10 MB, as --max-upload-mb says)
   std::int64_t max_pixels = 50'000'000;          // so do images that would decode to more pixels
   int max_batch = 16;                            // images per model call
   std::size_t max_pending = 256;                 // more waiting requests get 503
