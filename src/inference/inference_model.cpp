@@ -134,7 +134,7 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
                  {"dataset", config.count("data") ? json(config.at("data")) : json(nullptr)}};
   if (!config.empty()) {
     json selected = json::object();
-    for (const auto* key : {"model", "epochs", "batch-size", "learning-rate", "optimizer", "seed", "val-fold", "width",
+    for (const auto* key : {"model", "epochs", "batch-size", "lr", "optimizer", "seed", "val-fold", "width",
                             "pretrained", "augment"}) {
       if (const auto it = config.find(key); it != config.end() && !it->second.empty()) selected[key] = it->second;
     }

@@ -197,6 +197,7 @@ TEST_F(ServeApi, HealthAndModelDescribeTheModelAndTheRunItCameFrom) {
   EXPECT_EQ(model["explanation"]["layer"], "conv3");
   EXPECT_EQ(model["source"]["run_directory"], fs::absolute(kModel.parent_path()).string());
   EXPECT_EQ(model["source"]["config"]["epochs"], "4");
+  EXPECT_EQ(model["source"]["config"]["lr"], "0.001");
   EXPECT_EQ(model["source"]["evaluation"]["on"], "validation");
   EXPECT_GT(model["source"]["evaluation"]["samples"].get<int>(), 0);
   EXPECT_EQ(model["limits"]["max_upload_bytes"], 10000000);
