@@ -1,16 +1,15 @@
 #include "brainmri/metrics/summary.hpp"
 
+#include <boost/math/distributions/students_t.hpp>
 #include <cmath>
 #include <stdexcept>
 
 namespace brainmri::metrics {
 
 double t_quantile_95(int degrees_of_freedom) {
-  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
   if (degrees_of_freedom < 1) return NAN;
-  return degrees_of_freedom <= 30 ? table[degrees_of_freedom - 1] : 1.96;
+  const boost::math::students_t distribution(static_cast<double>(degrees_of_freedom));
+  return boost::math::quantile(distribution, 0.975);
 }
 
 Spread spread(const std::vector<double>& values) {

@@ -5,6 +5,7 @@
 #include "brainmri/metrics/bootstrap.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
+#include "brainmri/metrics/summary.hpp"
 
 using namespace brainmri::metrics;
 
@@ -87,4 +88,19 @@ TEST(Bootstrap, PercentileMatchesNumpyLinearInterpolation) {
   EXPECT_DOUBLE_EQ(percentile_of_sorted(values, 50), 2.5);  // numpy.percentile([1,2,3,4], 50)
   EXPECT_DOUBLE_EQ(percentile_of_sorted(values, 2.5), 1.075);
   EXPECT_DOUBLE_EQ(percentile_of_sorted(values, 100), 4);
+}
+
+TEST(Spread, StudentTIntervalUsesTheExactQuantileAtAnyDegreesOfFreedom) {
+  // Reference values of t(0.975, df) (R: qt(0.975, df)).
+  EXPECT_NEAR(brainmri::metrics::t_quantile_95(1), 12.706204736, 1e-8);
+  EXPECT_NEAR(brainmri::metrics::t_quantile_95(4), 2.776445105, 1e-8);
+  EXPECT_NEAR(brainmri::metrics::t_quantile_95(40), 2.021075390, 1e-8);  // not the normal 1.96
+  EXPECT_NEAR(brainmri::metrics::t_quantile_95(1000), 1.962339081, 1e-8);
+  EXPECT_TRUE(std::isnan(brainmri::metrics::t_quantile_95(0)));
+  const auto s = brainmri::metrics::spread({1.0, 2.0, 3.0});
+  EXPECT_DOUBLE_EQ(s.mean, 2.0);
+  EXPECT_DOUBLE_EQ(s.std_dev, 1.0);
+  EXPECT_NEAR(s.ci95_low, 2.0 - 4.302652730 / std::sqrt(3.0), 1e-8);
+  EXPECT_NEAR(s.ci95_high, 2.0 + 4.302652730 / std::sqrt(3.0), 1e-8);
+  EXPECT_TRUE(std::isnan(brainmri::metrics::spread({0.5}).std_dev));
 }

@@ -17,7 +17,7 @@ struct Spread {
 // Throws std::invalid_argument for no values.
 Spread spread(const std::vector<double>& values);
 
-// Two-sided 95% Student-t quantile for `degrees_of_freedom` >= 1 (beyond 30: the normal 1.96).
+// Two-sided 95% Student-t quantile, t(0.975, df), for `degrees_of_freedom` >= 1 (Boost.Math); NaN below.
 double t_quantile_95(int degrees_of_freedom);
 
 }  // namespace brainmri::metrics
