@@ -11,7 +11,7 @@
 #   journal lets the rerun skip every finished (trial, rung, fold) and resume the interrupted ones.
 # Variables: BRAINMRI_DATA, BRAINMRI_OUTPUT, BRAINMRI_BIN, BRAINMRI_LAUNCHER, BRAINMRI_SRUN_MPI
 # (slurm/lib.sh). The best configuration ends up in OUTPUT/best_config.ini; run it with
-# slurm/train_kfold.sh OUTPUT/best_config.ini.
+# BRAINMRI_DATA=... slurm/train_kfold.sh OUTPUT/best_config.ini (it names no dataset path).
 #SBATCH --job-name=brainmri-hpsearch
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=8

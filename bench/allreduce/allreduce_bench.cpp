@@ -135,8 +135,8 @@ int main(int argc, char* argv[]) {
   const torch::Device device = backend == "nccl" ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(environment.local_rank()))
                                                  : torch::Device(torch::kCPU);
   try {
-    auto world = distributed::make_communicator(environment, environment.size() > 1 || backend == "nccl" ? backend : "local",
-                                                device);
+    auto world = distributed::make_communicator(
+        environment, parse_enum<distributed::Backend>(environment.size() > 1 || backend == "nccl" ? backend : "local"), device);
     if (mode == "bandwidth") return bandwidth(*world, device, args);
     if (mode == "step") return step(*world, device, args);
   } catch (const std::exception& e) {

@@ -11,10 +11,13 @@
 #include "brainmri/training/data_loader.hpp"
 #include "brainmri/training/evaluation_files.hpp"
 #include "brainmri/version.hpp"
+#include "brainmri/experiments/training_run.hpp"
 #include "training_command.hpp"
 
 using namespace brainmri;
 using namespace brainmri::cli;
+namespace fs = std::filesystem;
+using nlohmann::json;
 
 namespace {
 
@@ -34,33 +37,30 @@ const char* kUsage =
 namespace brainmri::cli {
 
 int run_train(int argc, const char* const argv[], const distributed::MpiEnvironment& environment) {
-  const auto options = train_options();
-  auto setup = prepare_training(argc, argv, options, environment, "train");
+  const auto options = combined("brainmri train", run_option_sections());
+  const auto setup = prepare_training(argc, argv, options, environment, "train");
   if (setup.help) {
     if (environment.rank() == 0) std::cout << "Usage: brainmri train --data DIR --output DIR [options]\n\n" << options << "\n";
     return kExitOk;
   }
-  const auto& vm = setup.vm;
-  const auto& output = setup.output;
-  const auto& device = setup.device;
-  const auto& stage1 = setup.stage1;
-  const auto& config_text = setup.config_text;
-  const Console console(environment, vm["log-all-ranks"].as<bool>());
+  const auto& config = setup.config;
+  // Rank 0's console only, unless --log-all-ranks; then every line carries its rank.
+  const bool speaks = environment.rank() == 0 || config.distribution.log_all_ranks;
+  const auto say = [&](const std::string& line) {
+    if (speaks) std::cout << environment.log_prefix() << line << std::endl;
+  };
   return abort_job_on_failure(environment, "train", [&] {
-    const auto communicator = distributed::make_communicator(environment, vm["backend"].as<std::string>(), device,
-                                                             communicator_options(vm));
-    RunPlacement where;
-    where.output = output;
-    where.val_fold = vm["val-fold"].as<int>();
-    where.val_split = vm["val-split"].as<std::string>();
-    where.resume = vm["resume"].as<bool>();
-    const auto outcome = train_run(vm, stage1, where, *communicator, device, [&](const std::string& line) { console.line(line); },
-                                   "train", config_text);
+    const auto communicator = distributed::make_communicator(environment, config.distribution.backend, setup.device,
+                                                             {experiments::communication_timeout(config)});
+    const data::ShardedDataset dataset(config.data.dataset);
+    const auto outcome = experiments::train_run(config, experiments::RunPlacement::of(config), dataset, *communicator,
+                                                setup.device, say, "train", to_ini(experiments::run_options(), config));
     if (communicator->rank() == 0) {
-      std::cout << "\n" << environment.log_prefix() << "Validation (" << outcome.at("validation_samples").get<int>()
-                << " images):\n" << outcome.at("report").get<std::string>() << "\nRun directory: " << output.string()
+      std::cout << "\n" << environment.log_prefix() << "Validation (" << outcome.validation_samples << " images):\n"
+                << outcome.validation->report << "\nRun directory: " << config.output.directory.string()
                 << " (model.pt, validation/metrics.json, train_log.jsonl)\n";
-      write_run_report(output, vm, device);
+      experiments::write_run_report(config.output.directory, config.output, setup.device,
+                                    [](const std::string& line) { std::cout << line << "\n"; }, say_error);
     }
     return kExitOk;
   });
@@ -91,7 +91,13 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
     if (!vm["split"].as<std::string>().empty() && vm["fold"].as<int>() >= 0) {
       throw UsageError("give --split or --fold, not both");
     }
-    device = pick_device(vm["device"].as<std::string>(), environment);
+    distributed::DeviceChoice choice{};
+    try {
+      choice = parse_enum<distributed::DeviceChoice>(vm["device"].as<std::string>());
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--device: ") + e.what());
+    }
+    device = distributed::pick_device(choice, environment);
   });
   if (vm.count("help")) {
     if (environment.rank() == 0) {
@@ -103,7 +109,7 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
   const int fold = vm["fold"].as<int>();
   set_threads(vm["threads"].as<int>(), environment);
   return abort_job_on_failure(environment, "evaluate", [&] {
-  const auto communicator = distributed::make_communicator(environment, "auto", device);
+  const auto communicator = distributed::make_communicator(environment, distributed::Backend::Auto, device);
   const fs::path checkpoint = vm["checkpoint"].as<std::string>();
   auto model = training::load_model_from_checkpoint(checkpoint, device);
   const data::ShardedDataset dataset(vm["data"].as<std::string>());
@@ -138,7 +144,7 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
   eval_options.eval_batch_size = vm["batch-size"].as<std::int64_t>();
   eval_options.communicator = communicator.get();  // under mpirun the ranks share the evaluation
   training::Trainer trainer(model, eval_options, device);
-  const auto loader = training::make_loader(dataset, ids, device, "auto", std::size_t{4096} << 20);
+  const auto loader = training::make_loader(dataset, ids, device, training::LoaderKind::Auto, std::size_t{4096} << 20);
   const auto predictions = trainer.predict(*loader);
   if (environment.rank() != 0) return kExitOk;
   const json context = {{"command", "evaluate"},
@@ -229,6 +235,8 @@ int main(int argc, char* argv[]) {
     return kExitPreempted;
   } catch (const po::error& e) {
     return report("brainmri " + command + ": " + e.what() + "\nTry 'brainmri " + command + " --help'.", true);
+  } catch (const ConfigError& e) {
+    return report("brainmri " + command + ": " + usage_error(e).what() + "\nTry 'brainmri " + command + " --help'.", true);
   } catch (const UsageError& e) {
     return report("brainmri " + command + ": " + e.what() + "\nTry 'brainmri " + command + " --help'.", true);
   } catch (const c10::Error& e) {

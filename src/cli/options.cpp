@@ -1,8 +1,6 @@
 #include "options.hpp"
 
 #include <fstream>
-#include <sstream>
-#include <vector>
 
 namespace brainmri::cli {
 
@@ -22,35 +20,10 @@ po::variables_map parse_with_config(int argc, const char* const argv[], const po
   return vm;
 }
 
-std::string resolved_config(const po::options_description& options, const po::variables_map& values) {
-  std::ostringstream out;
-  for (const auto& option : options.options()) {
-    const auto& name = option->long_name();
-    if (name == "config" || name == "help" || !values.count(name)) continue;
-    const auto& value = values[name].value();
-    if (const auto* list = boost::any_cast<std::vector<std::string>>(&value)) {  // a repeatable option
-      for (const auto& item : *list) out << name << " = " << item << "\n";
-      continue;
-    }
-    out << name << " = ";
-    if (const auto* s = boost::any_cast<std::string>(&value)) {
-      out << *s;
-    } else if (const auto* i = boost::any_cast<int>(&value)) {
-      out << *i;
-    } else if (const auto* l = boost::any_cast<std::int64_t>(&value)) {
-      out << *l;
-    } else if (const auto* u = boost::any_cast<std::uint64_t>(&value)) {
-      out << *u;
-    } else if (const auto* d = boost::any_cast<double>(&value)) {
-      out << *d;
-    } else if (const auto* b = boost::any_cast<bool>(&value)) {
-      out << (*b ? "true" : "false");
-    } else {
-      out << "?";
-    }
-    out << "\n";
-  }
-  return out.str();
+po::options_description combined(const std::string& title, const std::vector<Section>& sections) {
+  po::options_description all(title);
+  for (const auto& section : sections) all.add(section.options);
+  return all;
 }
 
 }  // namespace brainmri::cli

@@ -1,11 +1,17 @@
 #pragma once
-// Boost.Program_options helpers shared by the brainmri subcommands: command line plus an INI
-// config file, usage errors with exit code 2, and the resolved configuration written back out.
+// The command-line edge: Boost.Program_options over the library's option tables (a command line
+// plus an INI config file), usage errors with exit code 2, and the typed configurations built
+// from them. Nothing below src/cli/ sees a variables_map.
 
 #include <boost/program_options.hpp>
-#include <filesystem>
+#include <algorithm>
+#include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "brainmri/common/config_error.hpp"
+#include "brainmri/common/option_table.hpp"
 
 namespace brainmri::cli {
 
@@ -20,13 +26,63 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A library's complaint about an option, as the user wrote it: "--lr: must be > 0".
+inline UsageError usage_error(const ConfigError& error) { return UsageError(std::string("--") + error.what()); }
+
 // Parses argv, then the file named by --config (if the description has it); command-line values
 // win. Throws po::error or UsageError.
 po::variables_map parse_with_config(int argc, const char* const argv[], const po::options_description& options,
                                     const po::positional_options_description* positional = nullptr);
 
-// "key = value" lines for every option that has a value, in the description's order: a config
-// file that reproduces the run.
-std::string resolved_config(const po::options_description& options, const po::variables_map& values);
+// A titled group of options in a command's help.
+struct Section {
+  std::string title;
+  po::options_description options;
+  explicit Section(const std::string& caption) : title(caption), options(caption) {}
+};
+
+// Adds a table's options to `sections`, one section per group in the table's order (an existing
+// section of the same title is reused). Defaults are the default configuration's values.
+template <typename Config>
+void add_options(std::vector<Section>& sections, const std::vector<Option<Config>>& table) {
+  const Config defaults;
+  for (const auto& option : table) {
+    auto section = std::find_if(sections.begin(), sections.end(), [&](const Section& s) { return s.title == option.group; });
+    if (section == sections.end()) {
+      sections.emplace_back(option.group);
+      section = sections.end() - 1;
+    }
+    po::value_semantic* semantic = nullptr;
+    if (option.arity == OptionArity::List) {
+      semantic = po::value<std::vector<std::string>>()->composing();
+    } else {
+      const auto value = option.get(defaults).front();
+      auto* typed = po::value<std::string>()->default_value(value, value.empty() ? "\"\"" : value);
+      if (option.arity == OptionArity::Flag) typed->implicit_value("true");
+      semantic = typed;
+    }
+    section->options.add_options()(option.name.c_str(), semantic, option.help.c_str());
+  }
+}
+
+// The sections as one description titled `title`.
+po::options_description combined(const std::string& title, const std::vector<Section>& sections);
+
+// Sets every option of the table that `vm` holds on `config`; throws UsageError naming the option.
+template <typename Config>
+void apply_options(const po::variables_map& vm, const std::vector<Option<Config>>& table, Config& config) {
+  try {
+    for (const auto& option : table) {
+      if (!vm.count(option.name)) continue;
+      if (option.arity == OptionArity::List) {
+        for (const auto& value : vm[option.name].template as<std::vector<std::string>>()) option.set(config, value);
+      } else {
+        option.set(config, vm[option.name].template as<std::string>());
+      }
+    }
+  } catch (const ConfigError& e) {
+    throw usage_error(e);
+  }
+}
 
 }  // namespace brainmri::cli

@@ -4,11 +4,16 @@
 #include <cstdio>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "brainmri/common/atomic_file.hpp"
 #include "inference_options.hpp"
 #include "training_command.hpp"
 
 namespace brainmri::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
 
 po::options_description inference_options() {
   po::options_description options("model and preprocessing");

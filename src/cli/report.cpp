@@ -3,10 +3,15 @@
 
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "brainmri/reports/report.hpp"
 #include "training_command.hpp"
 
 namespace brainmri::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
 
 int run_report(int argc, const char* const argv[]) {
   po::options_description options("brainmri report");

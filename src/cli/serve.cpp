@@ -8,11 +8,16 @@
 #include <thread>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include "brainmri/serve/prediction_server.hpp"
 #include "inference_options.hpp"
 #include "training_command.hpp"
 
 namespace brainmri::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
 namespace {
 
 // SIGTERM and SIGINT reach a thread through a pipe: a signal handler may do little more than

@@ -57,17 +57,14 @@ bool nccl_available() {
 #endif
 }
 
-std::unique_ptr<Communicator> make_communicator(const MpiEnvironment& environment, const std::string& backend,
+std::unique_ptr<Communicator> make_communicator(const MpiEnvironment& environment, Backend backend,
                                                 const torch::Device& device, CommunicatorOptions options) {
-  if (backend != "auto" && backend != "nccl" && backend != "mpi" && backend != "local") {
-    throw CommunicationError("unknown communication backend '" + backend + "' (expected auto, nccl, mpi or local)");
-  }
-  if (backend == "local" || (backend == "auto" && !environment.uses_mpi())) {
+  if (backend == Backend::Local || (backend == Backend::Auto && !environment.uses_mpi())) {
     if (environment.size() > 1) throw CommunicationError("the local backend serves a world of one, this job has " +
                                                          std::to_string(environment.size()) + " ranks");
     return std::make_unique<LocalCommunicator>();
   }
-  const bool want_nccl = backend == "nccl" || (backend == "auto" && device.is_cuda() && nccl_available());
+  const bool want_nccl = backend == Backend::Nccl || (backend == Backend::Auto && device.is_cuda() && nccl_available());
   if (!environment.uses_mpi()) {
     throw CommunicationError("the " + std::string(want_nccl ? "nccl" : "mpi") +
                              " backend needs an MPI launch (mpirun, srun) or BRAINMRI_FORCE_MPI=1");
@@ -78,12 +75,12 @@ std::unique_ptr<Communicator> make_communicator(const MpiEnvironment& environmen
 #ifdef BRAINMRI_HAVE_NCCL
     if (!device.is_cuda()) {
       MPI_Comm_free(&own);
-      throw CommunicationError("--backend nccl needs a CUDA device, this rank uses " + device.str());
+      throw CommunicationError("the nccl backend needs a CUDA device, this rank uses " + device.str());
     }
     return make_nccl_communicator(own, environment.thread_multiple(), device, options);
 #else
     MPI_Comm_free(&own);
-    throw CommunicationError("this brainmri was built without NCCL (BRAINMRI_WITH_NCCL); use --backend mpi or rebuild "
+    throw CommunicationError("this brainmri was built without NCCL (BRAINMRI_WITH_NCCL); use the mpi backend or rebuild "
                              "with CUDA LibTorch and NCCL");
 #endif
   }

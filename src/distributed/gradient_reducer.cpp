@@ -62,9 +62,6 @@ std::vector<Bucket> plan_buckets(const std::vector<ParameterSlot>& parameters, s
 GradientReducer::GradientReducer(const std::vector<torch::Tensor>& parameters, Communicator& communicator,
                                  ReducerOptions options)
     : communicator_(communicator), options_(std::move(options)) {
-  if (options_.compression != "none" && options_.compression != "bf16") {
-    throw std::invalid_argument("gradient compression must be none or bf16, got " + options_.compression);
-  }
   std::vector<ParameterSlot> slots;
   for (const auto& p : parameters) {
     if (!p.requires_grad()) continue;
@@ -78,7 +75,7 @@ GradientReducer::GradientReducer(const std::vector<torch::Tensor>& parameters, C
     const auto& bucket = buckets_[b];
     const auto& first = parameters_[bucket.parameters.front()];
     buffers_.push_back(torch::zeros({bucket.numel}, first.options().requires_grad(false)));
-    if (options_.compression == "bf16") wire_.push_back(torch::zeros({bucket.numel}, buffers_.back().options().dtype(torch::kBFloat16)));
+    if (options_.compression == GradientCompression::Bf16) wire_.push_back(torch::zeros({bucket.numel}, buffers_.back().options().dtype(torch::kBFloat16)));
     for (std::size_t j = 0; j < bucket.parameters.size(); ++j) {
       bucket_of_[bucket.parameters[j]] = b;
       offset_of_[bucket.parameters[j]] = bucket.offsets[j];
@@ -138,7 +135,7 @@ void GradientReducer::launch(std::size_t b) {
     }
   }
   const std::string label = label_ + " bucket " + std::to_string(b + 1) + "/" + std::to_string(buckets_.size());
-  if (options_.compression == "bf16") {
+  if (options_.compression == GradientCompression::Bf16) {
     wire_[b].copy_(buffers_[b]);
     work_[b] = communicator_.allreduce_async(wire_[b], ReduceOp::Sum, label);
   } else {
@@ -155,7 +152,7 @@ void GradientReducer::finish() {
   const auto world = static_cast<double>(communicator_.size());
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     work_[b]->wait();
-    if (options_.compression == "bf16") buffers_[b].copy_(wire_[b]).div_(world);
+    if (options_.compression == GradientCompression::Bf16) buffers_[b].copy_(wire_[b]).div_(world);
     for (std::size_t j = 0; j < buckets_[b].parameters.size(); ++j) {
       auto& p = parameters_[buckets_[b].parameters[j]];
       const auto averaged = buffers_[b].narrow(0, buckets_[b].offsets[j], p.numel()).view(p.sizes());

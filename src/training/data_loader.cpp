@@ -165,15 +165,14 @@ std::pair<torch::Tensor, torch::Tensor> StreamingLoader::gather(const std::vecto
 }
 
 std::unique_ptr<BatchSource> make_loader(const data::ShardedDataset& dataset, std::vector<std::int64_t> sample_ids,
-                                         torch::Device device, const std::string& kind, std::size_t memory_limit_bytes) {
+                                         torch::Device device, LoaderKind kind, std::size_t memory_limit_bytes) {
   const auto& m = dataset.manifest();
   const std::size_t bytes = sample_ids.size() * static_cast<std::size_t>(m.image_size) * m.image_size * m.channels *
                             (m.dtype == "float32" ? 4 : 1);
-  if (kind == "memory" || (kind == "auto" && bytes <= memory_limit_bytes)) {
+  if (kind == LoaderKind::Memory || (kind == LoaderKind::Auto && bytes <= memory_limit_bytes)) {
     return std::make_unique<InMemoryLoader>(dataset, std::move(sample_ids), device);
   }
-  if (kind == "stream" || kind == "auto") return std::make_unique<StreamingLoader>(dataset, std::move(sample_ids), device);
-  throw std::invalid_argument("loader must be auto, memory or stream, got " + kind);
+  return std::make_unique<StreamingLoader>(dataset, std::move(sample_ids), device);
 }
 
 }  // namespace brainmri::training

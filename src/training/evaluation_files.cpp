@@ -66,7 +66,7 @@ json evaluation_metrics(const Predictions& p, const std::vector<std::string>& cl
           {"bootstrap", {{"resamples", bootstrap_resamples}, {"seed", bootstrap_seed}, {"level", 0.95}}}};
 }
 
-void write_evaluation(const fs::path& directory, const Predictions& p, const std::vector<std::string>& class_names,
+json write_evaluation(const fs::path& directory, const Predictions& p, const std::vector<std::string>& class_names,
                       const json& context, std::uint64_t bootstrap_seed) {
   fs::create_directories(directory);
   const int k = static_cast<int>(class_names.size());
@@ -93,6 +93,7 @@ void write_evaluation(const fs::path& directory, const Predictions& p, const std
   }
   fsync_path(temporary);
   fs::rename(temporary, final_path);
+  return metrics_json;
 }
 
 nlohmann::json across_folds_json(const std::vector<double>& values) {

@@ -56,15 +56,15 @@ json model_config(const models::Classifier& model) {
           {"filters", o.filters},            {"width_multiplier", o.width_multiplier}};
 }
 
-bool lower_is_better(const std::string& metric) { return metric == "val_loss"; }
 
-double metric_value(const EpochRecord& r, const std::string& metric) {
-  if (metric == "val_loss") return r.val_loss;
-  if (metric == "val_accuracy") return r.val_accuracy;
-  if (metric == "val_macro_f1") return r.val_macro_f1;
-  if (metric == "val_macro_auc") return r.val_macro_auc;
-  throw std::invalid_argument("unknown early-stopping metric '" + metric +
-                              "' (expected val_loss, val_accuracy, val_macro_f1 or val_macro_auc)");
+double metric_value(const EpochRecord& r, MonitoredMetric metric) {
+  switch (metric) {
+    case MonitoredMetric::ValLoss: return r.val_loss;
+    case MonitoredMetric::ValAccuracy: return r.val_accuracy;
+    case MonitoredMetric::ValMacroF1: return r.val_macro_f1;
+    case MonitoredMetric::ValMacroAuc: return r.val_macro_auc;
+  }
+  throw std::logic_error("unknown monitored metric");
 }
 
 void atomic_save(torch::serialize::OutputArchive& archive, const fs::path& path) {
@@ -75,6 +75,8 @@ void atomic_save(torch::serialize::OutputArchive& archive, const fs::path& path)
 }
 
 }  // namespace
+
+bool lower_is_better(MonitoredMetric metric) { return metric == MonitoredMetric::ValLoss; }
 
 std::string model_config_json(const models::Classifier& model) { return model_config(model).dump(); }
 
@@ -101,30 +103,6 @@ void validate_train_options(const TrainOptions& o) {
   if (o.optimizer.momentum < 0 || o.optimizer.momentum >= 1) throw std::invalid_argument("momentum must be in [0, 1)");
   if (o.label_smoothing < 0 || o.label_smoothing >= 1) throw std::invalid_argument("label smoothing must be in [0, 1)");
   if (o.gradient_clip_norm < 0) throw std::invalid_argument("the gradient clipping norm must be >= 0 (0: off)");
-  if (o.fused_optimizer != "auto" && o.fused_optimizer != "on" && o.fused_optimizer != "off") {
-    throw std::invalid_argument("fused optimizer must be auto, on or off, got '" + o.fused_optimizer + "'");
-  }
-  if (o.cuda_graph != "auto" && o.cuda_graph != "off") {
-    throw std::invalid_argument("cuda graph must be auto or off, got '" + o.cuda_graph + "'");
-  }
-  if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16") {
-    throw std::invalid_argument("precision must be auto, fp32 or bf16, got " + o.precision);
-  }
-  if (o.class_weights != "none" && o.class_weights != "balanced") {
-    throw std::invalid_argument("class weights must be none or balanced, got " + o.class_weights);
-  }
-  const auto& optimizer = o.optimizer.name;
-  if (optimizer != "adam" && optimizer != "adamw" && optimizer != "sgd") {
-    throw std::invalid_argument("unknown optimizer '" + optimizer + "' (expected adam, adamw or sgd)");
-  }
-  const auto& schedule = o.schedule.name;
-  if (schedule != "constant" && schedule != "step" && schedule != "cosine" && schedule != "plateau") {
-    throw std::invalid_argument("unknown schedule '" + schedule + "' (expected constant, step, cosine or plateau)");
-  }
-  if (o.reducer.compression != "none" && o.reducer.compression != "bf16") {
-    throw std::invalid_argument("gradient compression must be none or bf16, got " + o.reducer.compression);
-  }
-  metric_value(EpochRecord{}, o.early_stopping.metric);  // validates the name
 }
 
 Trainer::Trainer(models::ClassifierPtr model, TrainOptions options, torch::Device device)
@@ -162,7 +140,7 @@ Trainer::~Trainer() {
 }
 
 bool Trainer::use_bf16() const {
-  return options_.precision == "bf16" || (options_.precision == "auto" && device_.is_cuda());
+  return options_.precision == Precision::Bf16 || (options_.precision == Precision::Auto && device_.is_cuda());
 }
 
 void Trainer::build_optimizer() {
@@ -172,24 +150,23 @@ void Trainer::build_optimizer() {
   }
   if (trainable.empty()) throw std::invalid_argument("the model has no trainable parameters");
   const auto& o = options_.optimizer;
-  const bool fused = (o.name == "adam" || o.name == "adamw") &&
-                     (options_.fused_optimizer == "on" || (options_.fused_optimizer == "auto" && device_.is_cuda()));
+  const bool adam = o.kind == OptimizerKind::Adam || o.kind == OptimizerKind::AdamW;
+  const bool fused = adam && (options_.fused_optimizer == FusedOptimizer::On ||
+                              (options_.fused_optimizer == FusedOptimizer::Auto && device_.is_cuda()));
   if (fused) {
     // AdamOptions with AdamW's default-free weight decay: the kernel applies it coupled (adam) or
     // decoupled (adamw).
     optimizer_ = std::make_unique<FusedAdam>(trainable, torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay),
-                                             o.name == "adamw");
-  } else if (o.name == "adam") {
+                                             o.kind == OptimizerKind::AdamW);
+  } else if (o.kind == OptimizerKind::Adam) {
     optimizer_ = std::make_unique<torch::optim::Adam>(trainable,
                                                       torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay));
-  } else if (o.name == "adamw") {
+  } else if (o.kind == OptimizerKind::AdamW) {
     optimizer_ = std::make_unique<torch::optim::AdamW>(trainable,
                                                        torch::optim::AdamWOptions(o.learning_rate).weight_decay(o.weight_decay));
-  } else if (o.name == "sgd") {
+  } else {
     optimizer_ = std::make_unique<torch::optim::SGD>(
         trainable, torch::optim::SGDOptions(o.learning_rate).momentum(o.momentum).weight_decay(o.weight_decay));
-  } else {
-    throw std::invalid_argument("unknown optimizer '" + o.name + "' (expected adam, adamw or sgd)");
   }
 }
 
@@ -197,19 +174,23 @@ double Trainer::scheduled_learning_rate(int epoch) const {
   const auto& s = options_.schedule;
   const double base = options_.optimizer.learning_rate;
   double lr = base;
-  if (s.name == "constant") {
-    lr = base;
-  } else if (s.name == "step") {
-    lr = base * std::pow(s.step_gamma, (epoch - 1) / std::max(1, s.step_epochs));
-  } else if (s.name == "cosine") {
-    const int horizon = options_.schedule_epochs > 0 ? options_.schedule_epochs : options_.epochs;
-    const int span = std::max(1, horizon - s.warmup_epochs);
-    const double progress = std::clamp(static_cast<double>(epoch - 1 - s.warmup_epochs) / span, 0.0, 1.0);
-    lr = s.min_learning_rate + (base - s.min_learning_rate) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
-  } else if (s.name == "plateau") {
-    lr = state_.learning_rate;  // lowered in fit() when the metric stalls
-  } else {
-    throw std::invalid_argument("unknown schedule '" + s.name + "' (expected constant, step, cosine or plateau)");
+  switch (s.kind) {
+    case ScheduleKind::Constant:
+      lr = base;
+      break;
+    case ScheduleKind::Step:
+      lr = base * std::pow(s.step_gamma, (epoch - 1) / std::max(1, s.step_epochs));
+      break;
+    case ScheduleKind::Cosine: {
+      const int horizon = options_.schedule_epochs > 0 ? options_.schedule_epochs : options_.epochs;
+      const int span = std::max(1, horizon - s.warmup_epochs);
+      const double progress = std::clamp(static_cast<double>(epoch - 1 - s.warmup_epochs) / span, 0.0, 1.0);
+      lr = s.min_learning_rate + (base - s.min_learning_rate) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+      break;
+    }
+    case ScheduleKind::Plateau:
+      lr = state_.learning_rate;  // lowered in fit() when the metric stalls
+      break;
   }
   if (epoch <= s.warmup_epochs) lr = lr * epoch / (s.warmup_epochs + 1);
   return lr;
@@ -221,7 +202,7 @@ void Trainer::set_learning_rate(double lr) {
 }
 
 std::string Trainer::why_not_graphed() const {
-  if (options_.cuda_graph == "off") return "--cuda-graph off";
+  if (options_.cuda_graph == CudaGraphMode::Off) return "the CUDA graph is switched off";
   if (!device_.is_cuda()) return "not on a CUDA device";
   if (distributed()) return "several ranks: the bucketed all-reduce is not captured yet";
   if (dynamic_cast<FusedAdam*>(optimizer_.get()) == nullptr) return "the optimizer is not the fused Adam/AdamW";
@@ -234,7 +215,7 @@ bool Trainer::improved(double value, double reference) const {
 }
 
 torch::Tensor Trainer::loss_weights(const BatchSource& train) const {
-  if (options_.class_weights == "none") return {};
+  if (options_.class_weights == ClassWeighting::None) return {};
   const int k = model_->options().num_classes;
   const auto counts = train.class_counts(k);
   std::vector<float> weights;
@@ -380,7 +361,7 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
       } else {
         ++state_.epochs_without_improvement;
       }
-      if (options_.schedule.name == "plateau") {
+      if (options_.schedule.kind == ScheduleKind::Plateau) {
         if (improved(value, state_.plateau_best)) {
           state_.plateau_best = value;
           state_.plateau_bad_epochs = 0;

@@ -148,8 +148,9 @@ log = [json.loads(l) for l in open(d / "trials" / ("trial-%04d" % int(best["tria
 assert [r["epoch"] for r in log] == [1, 2, 3], log
 PY
 [[ $(journal_count "$work/tune" running) == 24 ]] || fail "tune: expected 24 job starts"
-# The best trial's config runs as it is.
-run tune_best 0 -n 2 "$brainmri" cv --config "$work/tune/best_config.ini" --output "$work/tune_best_cv" --epochs 1 \
+# The best trial's config runs as it is, given the data (it names no path of the machine it ran on).
+grep -q "^data = " "$work/tune/best_config.ini" && fail "tune: best_config.ini names the dataset path"
+run tune_best 0 -n 2 "$brainmri" cv --config "$work/tune/best_config.ini" --data "$work/data3" --output "$work/tune_best_cv" --epochs 1 \
     --threads-per-rank 1 --explanation-check false
 
 # Killed with SIGKILL midway (mpirun and every rank at once), then the same command again: no

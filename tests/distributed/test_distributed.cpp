@@ -38,7 +38,7 @@ namespace {
 std::unique_ptr<distributed::Communicator> make_world() {
   // A short timeout: a test that desynchronizes the ranks fails within seconds instead of
   // hanging until ctest's limit.
-  return distributed::make_communicator(*environment, "auto", torch::kCPU, {std::chrono::seconds(60)});
+  return distributed::make_communicator(*environment, distributed::Backend::Auto, torch::kCPU, {std::chrono::seconds(60)});
 }
 
 #define REQUIRE_SEVERAL_RANKS(world) \
@@ -238,7 +238,7 @@ TEST(Reducer, Bf16CompressionIsCloseToTheFullPrecisionAverage) {
   auto reference = torch::cat(model.gradients).clone();
   world->allreduce(reference, ReduceOp::Average, "reference");
   distributed::ReducerOptions options;
-  options.compression = "bf16";
+  options.compression = distributed::GradientCompression::Bf16;
   distributed::GradientReducer reducer(model.parameters, *world, options);
   reducer.prepare("bf16 step");
   model.backward();
@@ -394,7 +394,7 @@ torch::Device my_gpu() { return {torch::kCUDA, static_cast<c10::DeviceIndex>(env
 
 TEST(NcclBackend, CollectivesOnTheDeviceGiveTheAnalyticValues) {
   REQUIRE_NCCL();
-  auto world = distributed::make_communicator(*environment, "nccl", my_gpu(), {std::chrono::seconds(60)});
+  auto world = distributed::make_communicator(*environment, distributed::Backend::Nccl, my_gpu(), {std::chrono::seconds(60)});
   ASSERT_EQ(world->backend(), "nccl");
   const int n = world->size();
   const double rank_sum = n * (n - 1) / 2.0;
@@ -429,7 +429,7 @@ TEST(NcclBackend, CollectivesOnTheDeviceGiveTheAnalyticValues) {
 
 TEST(NcclBackend, ReducerOnTheDeviceEqualsTheAverage) {
   REQUIRE_NCCL();
-  auto world = distributed::make_communicator(*environment, "nccl", my_gpu(), {std::chrono::seconds(60)});
+  auto world = distributed::make_communicator(*environment, distributed::Backend::Nccl, my_gpu(), {std::chrono::seconds(60)});
   KnownGradients host(world->rank());
   std::vector<torch::Tensor> parameters, gradients;
   for (std::size_t i = 0; i < host.parameters.size(); ++i) {

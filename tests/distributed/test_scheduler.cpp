@@ -136,7 +136,7 @@ TEST(Coordinator, RetriesAFailingJobThenGivesUpAndSkipsFinishedOnes) {
 namespace {
 
 std::unique_ptr<distributed::Communicator> world_communicator() {
-  return distributed::make_communicator(brainmri::testing::mpi_environment(), "auto", torch::kCPU, {std::chrono::seconds(60)});
+  return distributed::make_communicator(brainmri::testing::mpi_environment(), distributed::Backend::Auto, torch::kCPU, {std::chrono::seconds(60)});
 }
 
 fs::path shared_journal(distributed::Communicator& world, const std::string& name) {

@@ -145,10 +145,10 @@ TEST(Trainer, SameSeedSameMetricsAndResumeIsBitIdentical) {
       o.epochs = epochs;
       o.batch_size = 8;
       o.seed = 5;
-      o.schedule.name = "cosine";
+      o.schedule.kind = ScheduleKind::Cosine;
       o.output_dir = dir / (out + fused);
       o.early_stopping.restore_best = false;
-      o.fused_optimizer = fused;
+      o.fused_optimizer = parse_enum<FusedOptimizer>(fused);
       return o;
     };
     auto run = [&](const std::string& out, int epochs, int epochs_now = 0) {
@@ -255,9 +255,9 @@ TEST(Loader, StreamingGivesTheSameBatchesAndTheSameTrainingAsInMemory) {
     return flatten_parameters(trainer.model());
   };
   EXPECT_EQ(train_with(memory), train_with(stream));
-  EXPECT_EQ(make_loader(dataset, {0, 1}, torch::kCPU, "auto", 1 << 20)->size(), 2);
-  EXPECT_NE(dynamic_cast<StreamingLoader*>(make_loader(dataset, {0, 1}, torch::kCPU, "auto", 10).get()), nullptr);
-  EXPECT_THROW(make_loader(dataset, {0}, torch::kCPU, "disk", 10), std::invalid_argument);
+  EXPECT_EQ(make_loader(dataset, {0, 1}, torch::kCPU, LoaderKind::Auto, 1 << 20)->size(), 2);
+  EXPECT_NE(dynamic_cast<StreamingLoader*>(make_loader(dataset, {0, 1}, torch::kCPU, LoaderKind::Auto, 10).get()), nullptr);
+  EXPECT_THROW(parse_enum<LoaderKind>("disk"), std::invalid_argument);
 }
 
 // The fused kernel against LibTorch's Adam and AdamW: the same trajectory over many steps (the
@@ -352,7 +352,7 @@ TEST(CudaGraph, CapturedStepTrainsLikeTheEagerStep) {
     o.epochs = 3;
     o.batch_size = 16;
     o.seed = 5;
-    o.cuda_graph = graph;
+    o.cuda_graph = parse_enum<CudaGraphMode>(graph);
     o.gradient_clip_norm = 1.0;  // the graph's clipping decides on the device
     torch::manual_seed(5);
     Trainer trainer(small_cnn(4, 32, 0.3), o, device);

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "brainmri/common/enum_names.hpp"
 #include "brainmri/distributed/mpi_environment.hpp"
 
 namespace brainmri::distributed {
@@ -73,12 +74,25 @@ class Communicator {
   static void validate_reduction(const torch::Tensor& tensor, ReduceOp op, const std::string& label);
 };
 
-// backend: "auto" (nccl for CUDA devices when compiled in, mpi otherwise; local in a world of
-// one), "nccl", "mpi" or "local". Throws CommunicationError naming what is missing.
-std::unique_ptr<Communicator> make_communicator(const MpiEnvironment& environment, const std::string& backend,
+// auto: nccl for CUDA devices when compiled in, mpi otherwise; local in a world of one.
+enum class Backend { Auto, Nccl, Mpi, Local };
+
+// Throws CommunicationError naming what is missing.
+std::unique_ptr<Communicator> make_communicator(const MpiEnvironment& environment, Backend backend,
                                                 const torch::Device& device, CommunicatorOptions options = {});
 
 // Whether this build has the NCCL backend.
 bool nccl_available();
 
 }  // namespace brainmri::distributed
+
+namespace brainmri {
+template <>
+struct EnumNames<distributed::Backend> {
+  static constexpr std::string_view what = "backend";
+  static constexpr std::array names = {std::pair{distributed::Backend::Auto, std::string_view("auto")},
+                                       std::pair{distributed::Backend::Nccl, std::string_view("nccl")},
+                                       std::pair{distributed::Backend::Mpi, std::string_view("mpi")},
+                                       std::pair{distributed::Backend::Local, std::string_view("local")}};
+};
+}  // namespace brainmri

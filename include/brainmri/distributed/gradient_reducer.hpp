@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "brainmri/common/enum_names.hpp"
 #include "brainmri/distributed/communicator.hpp"
 
 namespace brainmri::distributed {
@@ -41,11 +42,14 @@ struct Bucket {
 std::vector<Bucket> plan_buckets(const std::vector<ParameterSlot>& parameters, std::size_t first_bucket_bytes,
                                  std::size_t bucket_bytes);
 
+// bf16: bf16 on the wire, each addition in fp32.
+enum class GradientCompression { None, Bf16 };
+
 struct ReducerOptions {
   std::size_t first_bucket_bytes = std::size_t{1} << 20;
   std::size_t bucket_bytes = std::size_t{25} << 20;
   bool overlap = true;               // false: every all-reduce starts after backward (for comparison)
-  std::string compression = "none";  // none | bf16: bf16 on the wire, each addition in fp32
+  GradientCompression compression = GradientCompression::None;
 };
 
 class GradientReducer {
@@ -96,3 +100,12 @@ void broadcast_model_state(torch::nn::Module& model, Communicator& communicator)
 std::int64_t parameter_checksum(const torch::nn::Module& model);
 
 }  // namespace brainmri::distributed
+
+namespace brainmri {
+template <>
+struct EnumNames<distributed::GradientCompression> {
+  static constexpr std::string_view what = "gradient compression";
+  static constexpr std::array names = {std::pair{distributed::GradientCompression::None, std::string_view("none")},
+                                       std::pair{distributed::GradientCompression::Bf16, std::string_view("bf16")}};
+};
+}  // namespace brainmri

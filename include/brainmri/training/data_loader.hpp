@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "brainmri/common/enum_names.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
 
 namespace brainmri::training {
@@ -80,8 +81,21 @@ class StreamingLoader : public BatchSource {
   mutable std::unique_ptr<Prefetcher> prefetcher_;
 };
 
-// InMemoryLoader when the selection's pixels fit in `memory_limit_bytes`, else StreamingLoader.
+// memory: the whole selection on the device; stream: read ahead from HDF5; auto: memory when the
+// selection's pixels fit in the memory limit.
+enum class LoaderKind { Auto, Memory, Stream };
+
 std::unique_ptr<BatchSource> make_loader(const data::ShardedDataset& dataset, std::vector<std::int64_t> sample_ids,
-                                         torch::Device device, const std::string& kind, std::size_t memory_limit_bytes);
+                                         torch::Device device, LoaderKind kind, std::size_t memory_limit_bytes);
 
 }  // namespace brainmri::training
+
+namespace brainmri {
+template <>
+struct EnumNames<training::LoaderKind> {
+  static constexpr std::string_view what = "loader";
+  static constexpr std::array names = {std::pair{training::LoaderKind::Auto, std::string_view("auto")},
+                                       std::pair{training::LoaderKind::Memory, std::string_view("memory")},
+                                       std::pair{training::LoaderKind::Stream, std::string_view("stream")}};
+};
+}  // namespace brainmri

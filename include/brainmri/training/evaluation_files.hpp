@@ -16,8 +16,9 @@ namespace brainmri::training {
 nlohmann::json evaluation_metrics(const Predictions& predictions, const std::vector<std::string>& class_names,
                                   std::uint64_t bootstrap_seed, int bootstrap_resamples = 1000);
 
-// Writes the three files into `directory` (created if needed), each atomically.
-void write_evaluation(const std::filesystem::path& directory, const Predictions& predictions,
+// Writes the three files into `directory` (created if needed), each atomically; returns what
+// metrics.json holds.
+nlohmann::json write_evaluation(const std::filesystem::path& directory, const Predictions& predictions,
                       const std::vector<std::string>& class_names, const nlohmann::json& context,
                       std::uint64_t bootstrap_seed);
 

@@ -1,6 +1,7 @@
 #pragma once
-// Single-process training and evaluation of a Classifier: optimizers, learning-rate schedules,
-// early stopping, checkpoints that resume bit-identically on CPU, and per-epoch logs.
+// Training and evaluation of a Classifier, in one process or data-parallel over the ranks of a
+// Communicator: optimizers, learning-rate schedules, early stopping, checkpoints that resume
+// bit-identically on CPU, and per-epoch logs.
 
 #include <torch/torch.h>
 
@@ -17,73 +18,9 @@
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/training/data_loader.hpp"
 #include "brainmri/training/step_graph.hpp"
+#include "brainmri/training/train_options.hpp"
 
 namespace brainmri::training {
-
-struct OptimizerOptions {
-  std::string name = "adam";  // adam | adamw | sgd (with momentum)
-  double learning_rate = 1e-3;
-  double weight_decay = 0.0;
-  double momentum = 0.9;  // sgd only
-};
-
-struct ScheduleOptions {
-  std::string name = "constant";  // constant | step | cosine | plateau
-  int warmup_epochs = 0;          // linear warm-up from lr / (warmup + 1), for every schedule
-  int step_epochs = 10;           // step: multiply by step_gamma every step_epochs
-  double step_gamma = 0.1;
-  double min_learning_rate = 0.0;  // cosine floor
-  int plateau_patience = 3;        // plateau: epochs without improvement of the monitored metric
-  double plateau_factor = 0.1;
-};
-
-struct EarlyStoppingOptions {
-  std::string metric = "val_macro_f1";  // val_loss | val_accuracy | val_macro_f1 | val_macro_auc
-  int patience = 0;                      // 0: never stop early
-  bool restore_best = true;              // end with the best epoch's weights
-};
-
-struct TrainOptions {
-  int epochs = 10;
-  // Horizon of the schedules that depend on the run's length (cosine); 0: `epochs`. A search
-  // that trains a trial in rungs of growing length sets it to the last rung's epochs, so that a
-  // promoted trial follows the same learning-rate curve as one run of that length.
-  int schedule_epochs = 0;
-  std::int64_t batch_size = 32;
-  std::int64_t eval_batch_size = 256;
-  std::uint64_t seed = 42;
-  OptimizerOptions optimizer;
-  ScheduleOptions schedule;
-  EarlyStoppingOptions early_stopping;
-  double label_smoothing = 0.0;
-  std::string class_weights = "none";  // none | balanced (n / (k * count), as sklearn)
-  double gradient_clip_norm = 0.0;     // 0: no clipping
-  bool augment = true;
-  AugmentationOptions augmentation;
-  std::string precision = "auto";  // auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
-  bool channels_last = true;       // NHWC weights and batches: ~30% faster convolutions on CPU
-  std::filesystem::path output_dir;  // checkpoints and train_log.jsonl; empty: none written
-  std::string stage_name = "train";  // prefix of checkpoint files and log records
-  // Data parallelism: with a communicator of several ranks, each rank trains on its share of
-  // every global batch (batch_size per rank), gradients are averaged by the reducer, evaluation is
-  // sharded and gathered, and only rank 0 writes files. Null: a single process.
-  distributed::Communicator* communicator = nullptr;
-  distributed::ReducerOptions reducer;
-  bool sync_batch_norm = false;  // batch-norm statistics over the global batch (several ranks only)
-  // Steps between checks of the preemption flag (common/preemption.hpp); with several ranks each
-  // check is a one-integer all-reduce, so that all stop at the same step. 0: every step on CPU,
-  // every 20 on a GPU (where the check waits for the queued work).
-  int preemption_check_interval = 0;
-  // GPU fast path. fused_optimizer: adam/adamw as one fused kernel (auto: on CUDA). cuda_graph:
-  // auto captures the whole step in a CUDA graph after a warm-up when it can (CUDA, one rank,
-  // fused optimizer, full batches) and says why not otherwise; off never does.
-  std::string fused_optimizer = "auto";  // auto | on | off
-  std::string cuda_graph = "auto";       // auto | off
-};
-
-// Throws std::invalid_argument for any option out of range or unknown name, before anything
-// (a communicator, a model) is built.
-void validate_train_options(const TrainOptions& options);
 
 struct EpochRecord {
   std::string stage;

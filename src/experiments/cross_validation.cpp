@@ -1,0 +1,284 @@
+#include "brainmri/experiments/cross_validation.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "brainmri/common/atomic_file.hpp"
+#include "brainmri/common/config_error.hpp"
+#include "brainmri/experiments/journal.hpp"
+#include "brainmri/experiments/scheduler.hpp"
+#include "brainmri/experiments/training_run.hpp"
+#include "brainmri/training/augmentation.hpp"
+#include "brainmri/training/evaluation_files.hpp"
+#include "brainmri/version.hpp"
+
+namespace brainmri::experiments {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// The fold models' ensemble: the mean of their class probabilities on each test image.
+training::Predictions ensemble_of(const std::vector<training::Predictions>& members, std::size_t classes) {
+  training::Predictions ensemble = members.front();
+  const auto models = static_cast<double>(members.size());
+  for (std::size_t m = 1; m < members.size(); ++m) {
+    if (members[m].sample_ids != ensemble.sample_ids) {
+      throw std::runtime_error("the fold models' test predictions are not of the same images");
+    }
+    for (std::size_t i = 0; i < ensemble.probabilities.size(); ++i) ensemble.probabilities[i] += members[m].probabilities[i];
+  }
+  ensemble.loss = 0;
+  for (std::size_t i = 0; i < ensemble.labels.size(); ++i) {
+    for (std::size_t c = 0; c < classes; ++c) ensemble.probabilities[i * classes + c] /= models;
+    ensemble.loss -= std::log(std::max(ensemble.probabilities[i * classes + static_cast<std::size_t>(ensemble.labels[i])], 1e-12)) /
+                     static_cast<double>(ensemble.labels.size());
+  }
+  return ensemble;
+}
+
+double number_or_nan(const json& value) { return value.is_null() ? NAN : value.get<double>(); }
+
+// cv_summary.md
+std::string summary_table(const json& summary, const std::string& test_split, std::size_t pooled_samples,
+                          const std::vector<std::string>& failed) {
+  std::ostringstream table;
+  char line[256];
+  table << "| fold | accuracy | macro-F1 | macro AUC | validation images |\n|---|---:|---:|---:|---:|\n";
+  for (const auto& f : summary["folds"]) {
+    char auc[32] = "n/a";
+    if (!f["macro_auc"].is_null()) std::snprintf(auc, sizeof(auc), "%.4f", f["macro_auc"].get<double>());
+    std::snprintf(line, sizeof(line), "| %s | %.4f | %.4f | %s | %d |\n", f["fold"].get<std::string>().c_str(),
+                  f["accuracy"].get<double>(), f["macro_f1"].get<double>(), auc, f["validation_samples"].get<int>());
+    table << line;
+  }
+  auto summary_row = [&](const char* name, const json& m) {
+    if (m.is_null()) return;
+    std::snprintf(line, sizeof(line), "| %s | %.4f ± %.4f [%.4f, %.4f] |\n", name, m["mean"].get<double>(),
+                  number_or_nan(m["std"]), number_or_nan(m["ci95_low"]), number_or_nan(m["ci95_high"]));
+    table << line;
+  };
+  table << "\n| across folds | mean ± std [95% t-interval] |\n|---|---|\n";
+  summary_row("accuracy", summary["accuracy"]);
+  summary_row("macro-F1", summary["macro_f1"]);
+  summary_row("macro AUC", summary["macro_auc"]);
+  if (summary.contains("out_of_fold")) {
+    std::snprintf(line, sizeof(line), "\nPooled out of fold (%zu images): accuracy %.4f, macro-F1 %.4f\n", pooled_samples,
+                  summary["out_of_fold"]["accuracy"].get<double>(), summary["out_of_fold"]["macro_f1"].get<double>());
+    table << line;
+  }
+  if (summary.contains("test")) {
+    const auto& t = summary["test"];
+    std::snprintf(line, sizeof(line), "\nHeld-out test set (split %s, %zu images, never trained or selected on):\n\n",
+                  test_split.c_str(), t["samples"].get<std::size_t>());
+    table << line << "| model | accuracy | macro-F1 | macro AUC |\n|---|---|---|---|\n";
+    auto model_row = [&](const std::string& name, const json& scores) {
+      std::snprintf(line, sizeof(line), "| %s | %.4f | %.4f | %.4f |\n", name.c_str(), scores["accuracy"].get<double>(),
+                    scores["macro_f1"].get<double>(), number_or_nan(scores["macro_auc"]));
+      table << line;
+    };
+    for (const auto& f : summary["folds"]) {
+      if (f.contains("test")) model_row(f["fold"].get<std::string>() + " model", f["test"]);
+    }
+    const auto& fm = t["fold_models"];
+    auto spread = [&](const json& m) {
+      char text[64];
+      std::snprintf(text, sizeof(text), "%.4f ± %.4f", m["mean"].get<double>(), number_or_nan(m["std"]));
+      return std::string(text);
+    };
+    table << "| fold models, mean ± std | " << spread(fm["accuracy"]) << " | " << spread(fm["macro_f1"]) << " | "
+          << (fm["macro_auc"].is_null() ? std::string("n/a") : spread(fm["macro_auc"])) << " |\n";
+    model_row("ensemble of the fold models", t["ensemble"]);
+    if (summary.contains("final") && summary["final"]["test"].is_object()) {
+      model_row("final model (all folds)", summary["final"]["test"]);
+    }
+  }
+  if (summary.contains("final")) {
+    table << "\nFinal model: " << summary["final"]["checkpoint"].get<std::string>() << " and its TorchScript export "
+          << summary["final"]["torchscript"].get<std::string>() << "\n";
+  }
+  for (const auto& f : failed) table << "\nFAILED: " << f << "\n";
+  return table.str();
+}
+
+}  // namespace
+
+CrossValidationPlan plan_cross_validation(const RunConfig& config, const CrossValidationConfig& cv,
+                                          const data::ShardedDataset& dataset, int world_size) {
+  validate(config);
+  validate(cv.jobs, world_size);
+  CrossValidationPlan plan;
+  plan.folds = selected_folds(cv.jobs.folds, dataset);
+  plan.test_split = cv.test_split;
+  if (plan.test_split == "auto") plan.test_split = dataset.manifest().folds.held_out_split;
+  if (plan.test_split == "none") plan.test_split.clear();
+  if (!plan.test_split.empty()) {
+    if (dataset.select_split(plan.test_split).empty()) {
+      throw ConfigError("test-split", plan.test_split + ": " + dataset.directory().string() + " has no such split");
+    }
+    if (plan.test_split != dataset.manifest().folds.held_out_split) {
+      throw ConfigError("test-split", plan.test_split + " was not held out of the folds when " + dataset.directory().string() +
+                                          " was packed (its images may be in the folds); repack with brainmri-prep "
+                                          "--holdout-split " + plan.test_split);
+    }
+  }
+  return plan;
+}
+
+std::string cross_validation_ini(const RunConfig& config, const CrossValidationConfig& cv) {
+  return to_ini(run_options(), config) + to_ini(cross_validation_options(), cv);
+}
+
+CrossValidationResult cross_validate(const RunConfig& config, const CrossValidationConfig& cv,
+                                     const distributed::MpiEnvironment& environment, distributed::Communicator& world,
+                                     const torch::Device& device, const Messages& messages) {
+  const data::ShardedDataset dataset(config.data.dataset);
+  const auto plan = plan_cross_validation(config, cv, dataset, world.size());
+  const fs::path output = config.output.directory;
+  const std::string config_text = cross_validation_ini(config, cv);
+  JobScheduler scheduler(environment, world, {cv.jobs.ranks_per_job, cv.jobs.max_retries});
+  std::unique_ptr<Journal> journal;
+  if (world.rank() == 0) {
+    fs::create_directories(output);
+    write_file_atomically(output / "config.ini", "# brainmri " + std::string(kVersion) + " cv\n" + config_text);
+    journal = std::make_unique<Journal>(output / "journal.jsonl");
+  }
+  std::vector<std::string> jobs;
+  for (const int k : plan.folds) jobs.push_back("fold-" + std::to_string(k));
+  if (cv.final_model) jobs.push_back("final");
+  if (world.rank() == 0) {
+    messages.result("Cross-validating " + config.model.architecture + " over " + std::to_string(jobs.size()) + " folds on " +
+                    std::to_string(scheduler.group_count()) + " group(s) of " + std::to_string(cv.jobs.ranks_per_job) +
+                    " rank(s)");
+  }
+  const auto statuses = scheduler.run(jobs, journal.get(), [&](const JobContext& context) {
+    const bool is_final = context.assignment.job == "final";
+    const int fold = is_final ? -1 : std::stoi(context.assignment.job.substr(5));
+    RunConfig run = config;
+    // Each fold's seed comes from (experiment seed, fold): rerunning a fold reproduces it.
+    run.training.seed = training::augmentation_seed(config.training.seed, -3, fold, 0);
+    RunPlacement where;
+    where.output = output / context.assignment.job;
+    where.val_fold = fold;
+    where.resume = context.assignment.resume;
+    where.test_split = plan.test_split;
+    where.all_folds = is_final;
+    where.export_model = is_final;
+    const std::string prefix = is_final ? "[final] " : "[fold " + std::to_string(fold) + "] ";
+    const bool speaks = context.group.rank() == 0;
+    const auto outcome = train_run(
+        run, where, dataset, context.group, device,
+        [&](const std::string& line) {
+          if (speaks) messages.progress(prefix + line);
+        },
+        "cv", config_text);
+    return outcome.to_json();
+  });
+  CrossValidationResult result;
+  if (world.rank() != 0) return result;
+
+  // Aggregates, on rank 0: per fold, across folds, and pooled out of fold.
+  json per_fold = json::array();
+  std::vector<double> accuracy, macro_f1, macro_auc;
+  training::Predictions pooled;
+  double pooled_loss = 0;
+  std::vector<double> test_accuracy, test_macro_f1, test_macro_auc;
+  std::vector<training::Predictions> test_predictions;  // one per fold model, for the ensemble
+  for (const auto& job : jobs) {
+    const auto& status = statuses.at(job);
+    if (status.state != JobState::Finished) {
+      result.failed.push_back(job + " (" + to_string(status.state) + ": " + status.error + ")");
+      continue;
+    }
+    if (job == "final") continue;
+    per_fold.push_back({{"fold", job}, {"accuracy", status.result["accuracy"]}, {"macro_f1", status.result["macro_f1"]},
+                        {"macro_auc", status.result["macro_auc"]}, {"validation_samples", status.result["validation_samples"]},
+                        {"attempts", status.attempts}});
+    if (status.result.contains("test")) {
+      const auto& t = status.result["test"];
+      per_fold.back()["test"] = t;
+      test_accuracy.push_back(t["accuracy"].get<double>());
+      test_macro_f1.push_back(t["macro_f1"].get<double>());
+      if (!t["macro_auc"].is_null()) test_macro_auc.push_back(t["macro_auc"].get<double>());
+      test_predictions.push_back(training::read_predictions(output / job / "test" / "predictions.h5"));
+    }
+    accuracy.push_back(status.result["accuracy"].get<double>());
+    macro_f1.push_back(status.result["macro_f1"].get<double>());
+    if (!status.result["macro_auc"].is_null()) macro_auc.push_back(status.result["macro_auc"].get<double>());
+    const auto fold_predictions = training::read_predictions(output / job / "validation" / "predictions.h5");
+    pooled.sample_ids.insert(pooled.sample_ids.end(), fold_predictions.sample_ids.begin(), fold_predictions.sample_ids.end());
+    pooled.labels.insert(pooled.labels.end(), fold_predictions.labels.begin(), fold_predictions.labels.end());
+    pooled.probabilities.insert(pooled.probabilities.end(), fold_predictions.probabilities.begin(),
+                                fold_predictions.probabilities.end());
+    pooled_loss += status.result["loss"].get<double>() * static_cast<double>(fold_predictions.labels.size());
+  }
+  // Every sample of the folds run must have exactly one out-of-fold prediction.
+  const std::set<std::int64_t> seen(pooled.sample_ids.begin(), pooled.sample_ids.end());
+  if (seen.size() != pooled.sample_ids.size()) throw std::runtime_error("a sample has two out-of-fold predictions");
+  std::size_t expected = 0;
+  for (const int k : plan.folds) {
+    if (statuses.at("fold-" + std::to_string(k)).state == JobState::Finished) {
+      expected += dataset.validation_samples_for_fold(k).size();
+    }
+  }
+  if (pooled.sample_ids.size() != expected) {
+    throw std::runtime_error("out-of-fold predictions cover " + std::to_string(pooled.sample_ids.size()) +
+                             " samples, the folds hold " + std::to_string(expected));
+  }
+  json summary = {{"model", config.model.architecture},
+                  {"dataset", fs::absolute(dataset.directory()).string()},
+                  {"folds", per_fold},
+                  {"accuracy", training::across_folds_json(accuracy)},
+                  {"macro_f1", training::across_folds_json(macro_f1)},
+                  {"macro_auc", training::across_folds_json(macro_auc)},
+                  {"failed", result.failed},
+                  {"ranks", world.size()},
+                  {"ranks_per_job", cv.jobs.ranks_per_job}};
+  if (!pooled.labels.empty()) {
+    pooled.loss = pooled_loss / static_cast<double>(pooled.labels.size());
+    const json context = {{"command", "cv"}, {"dataset", summary["dataset"]}, {"selection", "out of fold"},
+                          {"model", summary["model"]}};
+    const auto oof = training::write_evaluation(output / "out_of_fold", pooled, dataset.class_names(), context,
+                                                config.output.bootstrap_seed);
+    summary["out_of_fold"] = {{"samples", pooled.labels.size()}, {"accuracy", oof["accuracy"]},
+                              {"macro_f1", oof["macro_avg"]["f1"]}, {"macro_auc", oof["macro_auc"]}};
+  }
+  if (!test_predictions.empty()) {
+    const auto ensemble = ensemble_of(test_predictions, dataset.class_names().size());
+    const json context = {{"command", "cv"}, {"dataset", summary["dataset"]},
+                          {"selection", "split " + plan.test_split + " (held out), mean of " +
+                                            std::to_string(test_predictions.size()) + " fold models"},
+                          {"model", summary["model"]}};
+    const auto m = training::write_evaluation(output / "test_ensemble", ensemble, dataset.class_names(), context,
+                                              config.output.bootstrap_seed);
+    summary["test"] = {{"split", plan.test_split},
+                       {"samples", ensemble.labels.size()},
+                       {"fold_models", {{"accuracy", training::across_folds_json(test_accuracy)},
+                                        {"macro_f1", training::across_folds_json(test_macro_f1)},
+                                        {"macro_auc", training::across_folds_json(test_macro_auc)}}},
+                       {"ensemble", {{"accuracy", m["accuracy"]}, {"macro_f1", m["macro_avg"]["f1"]}, {"macro_auc", m["macro_auc"]}}}};
+  }
+  if (cv.final_model && statuses.at("final").state == JobState::Finished) {
+    const auto& final_result = statuses.at("final").result;
+    summary["final"] = {{"directory", (output / "final").string()},
+                        {"checkpoint", (output / "final" / "model.pt").string()},
+                        {"torchscript", (output / "final" / "model.torchscript.pt").string()},
+                        {"test", final_result.value("test", json())}};
+  }
+  write_file_atomically(output / "cv_summary.json", summary.dump(2) + "\n");
+  const auto table = summary_table(summary, plan.test_split, pooled.labels.size(), result.failed);
+  write_file_atomically(output / "cv_summary.md", table);
+  messages.result("\n" + table + "\nCross-validation directory: " + output.string() +
+                  " (cv_summary.md, cv_summary.json, out_of_fold/, fold-K/, journal.jsonl)");
+  if (!per_fold.empty() && summary.contains("out_of_fold")) {
+    write_run_report(output, config.output, device, messages.result, messages.progress);
+  }
+  result.summary = std::move(summary);
+  return result;
+}
+
+}  // namespace brainmri::experiments

@@ -1,0 +1,346 @@
+#include "brainmri/experiments/tuning.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "brainmri/common/atomic_file.hpp"
+#include "brainmri/common/config_error.hpp"
+#include "brainmri/experiments/journal.hpp"
+#include "brainmri/experiments/scheduler.hpp"
+#include "brainmri/experiments/training_run.hpp"
+#include "brainmri/training/augmentation.hpp"
+#include "brainmri/version.hpp"
+
+namespace brainmri::experiments {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (const char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
+std::string fixed(double value, int digits = 4) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.*f", digits, value);
+  return text;
+}
+
+std::string trial_name(int trial) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "trial-%04d", trial);
+  return text;
+}
+
+std::string objective_key(training::MonitoredMetric objective) {
+  switch (objective) {
+    case training::MonitoredMetric::ValMacroF1: return "macro_f1";
+    case training::MonitoredMetric::ValAccuracy: return "accuracy";
+    case training::MonitoredMetric::ValMacroAuc: return "macro_auc";
+    case training::MonitoredMetric::ValLoss: break;
+  }
+  throw ConfigError("objective", "must be val_macro_f1, val_accuracy or val_macro_auc (it is maximized), got val_loss");
+}
+
+// What identifies a search: a rerun into the same directory must be the same search, or the
+// journal's results would be mixed into another.
+json plan_record(const SearchConfig& search, const SearchPlan& plan, std::uint64_t seed) {
+  json trials = json::array();
+  for (const auto& t : plan.trials) {
+    json parameters = json::object();
+    for (const auto& [name, value] : t) parameters[name] = value;
+    trials.push_back(parameters);
+  }
+  return json{{"algorithm", name_of(search.algorithm)}, {"objective", name_of(search.objective)},
+              {"folds", plan.folds},                     {"rung_epochs", plan.budgets},
+              {"reduction_factor", search.reduction_factor}, {"seed", seed},
+              {"search", search.space},                  {"trials", trials}};
+}
+
+}  // namespace
+
+SearchPlan plan_search(const RunConfig& config, const SearchConfig& search, const data::ShardedDataset& dataset,
+                       int world_size) {
+  validate(config);
+  validate(search.jobs, world_size);
+  SearchPlan plan;
+  plan.objective_key = objective_key(search.objective);
+  plan.folds = selected_folds(search.jobs.folds, dataset);
+  if (search.space.empty()) throw ConfigError("search", "at least one searched option 'NAME: KIND ARGS' is needed");
+  std::set<std::string> names;
+  for (const auto& text : search.space) {
+    try {
+      plan.space.push_back(ParameterSpace::parse(text));
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError("search", e.what());
+    }
+    const auto& name = plan.space.back().name;
+    const auto* option = find_option(run_options(), name);
+    if (option == nullptr) throw ConfigError("search", "'" + text + "': '" + name + "' is not a training option");
+    if (!option->searchable || option->arity == OptionArity::List || name == "epochs") {
+      throw ConfigError("search", "'" + text + "': '" + name + "' cannot be searched" +
+                                      (name == "epochs" ? " (asha trains in rungs of growing epochs: see min-epochs)" : ""));
+    }
+    if (!names.insert(name).second) throw ConfigError("search", "'" + name + "' is searched twice");
+  }
+  const int epochs = config.training.epochs;
+  try {
+    switch (search.algorithm) {
+      case SearchAlgorithm::Grid:
+        plan.trials = grid_trials(plan.space, search.grid_points);
+        plan.budgets = {epochs};
+        break;
+      case SearchAlgorithm::Random:
+        plan.trials = random_trials(plan.space, search.trials, config.training.seed);
+        plan.budgets = {epochs};
+        break;
+      case SearchAlgorithm::Asha:
+        plan.trials = random_trials(plan.space, search.trials, config.training.seed);
+        plan.budgets = rung_epochs(search.min_epochs, epochs, search.reduction_factor);
+        break;
+    }
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError("algorithm", e.what());
+  }
+  const bool staged = config.stages.stages.size() > 1;
+  if (search.algorithm == SearchAlgorithm::Asha && (config.stages.finetune_epochs > 0 || staged)) {
+    throw ConfigError("algorithm", "asha budgets the epochs of a single stage; search the fine-tuning stage with grid or "
+                                   "random, or with asha on trainable-blocks and lr of one stage");
+  }
+  // Every trial's configuration is checked now, not after hours of other trials.
+  for (std::size_t t = 0; t < plan.trials.size(); ++t) {
+    try {
+      auto trial = patched(config, plan.trials[t]);
+      trial.training.epochs = plan.budgets.back();
+      validate(trial);
+      create_model(trial.model, dataset);  // architecture options in range
+      plan.trial_configs.push_back(std::move(trial));
+    } catch (const std::exception& e) {
+      throw ConfigError("search", "trial " + std::to_string(t) + " of the search is not a valid configuration: " + e.what());
+    }
+  }
+  return plan;
+}
+
+std::string search_ini(const RunConfig& config, const SearchConfig& search) {
+  return to_ini(run_options(), config) + to_ini(search_options(), search);
+}
+
+std::string trial_ini(const RunConfig& trial, bool portable) {
+  return to_ini(run_options(), trial, portable ? std::vector<std::string>{"output", "data"} : std::vector<std::string>{"output"});
+}
+
+SearchResult tune(const RunConfig& config, const SearchConfig& search, const distributed::MpiEnvironment& environment,
+                  distributed::Communicator& world, const torch::Device& device, const Messages& messages) {
+  const data::ShardedDataset dataset(config.data.dataset);
+  const auto plan = plan_search(config, search, dataset, world.size());
+  const fs::path output = config.output.directory;
+  const int rungs = static_cast<int>(plan.budgets.size());
+  const json record = plan_record(search, plan, config.training.seed);
+  SearchResult result;
+  std::unique_ptr<Journal> journal;
+  std::unique_ptr<SuccessiveHalving> halving;
+  if (world.rank() == 0) {
+    fs::create_directories(output);
+    const fs::path plan_file = output / "search_plan.json";
+    if (fs::exists(plan_file)) {
+      std::ifstream in(plan_file);
+      if (json::parse(in, nullptr, false) != record) {
+        result.refusal = output.string() + " holds another search (its search_plan.json differs from this one); "
+                                           "give a new output directory, or rerun the original search to resume it";
+      }
+    } else {
+      write_file_atomically(plan_file, record.dump(2) + "\n");
+    }
+    if (result.refusal.empty()) {
+      write_file_atomically(output / "config.ini", "# brainmri " + std::string(kVersion) + " tune\n" + search_ini(config, search));
+      journal = std::make_unique<Journal>(output / "journal.jsonl");
+      halving = std::make_unique<SuccessiveHalving>(static_cast<int>(plan.trials.size()), plan.folds, rungs,
+                                                    search.reduction_factor, plan.objective_key);
+    }
+  }
+  broadcast_text(world, result.refusal, 0);
+  if (!result.refusal.empty()) {
+    result.refused = true;
+    return result;
+  }
+  JobScheduler scheduler(environment, world, {search.jobs.ranks_per_job, search.jobs.max_retries});
+  if (world.rank() == 0) {
+    std::string budgets;
+    for (const int b : plan.budgets) budgets += (budgets.empty() ? "" : ", ") + std::to_string(b);
+    messages.result("Searching " + std::to_string(plan.trials.size()) + " trials (" + name_of(search.algorithm) +
+                    ", rungs of " + budgets + " epochs) on " + std::to_string(plan.folds.size()) + " fold(s), " +
+                    std::to_string(scheduler.group_count()) + " group(s) of " + std::to_string(search.jobs.ranks_per_job) +
+                    " rank(s)");
+  }
+
+  std::vector<std::string> job_texts;
+  for (const auto& trial : plan.trial_configs) job_texts.push_back(trial_ini(trial, false));
+  const auto statuses = scheduler.run(halving.get(), journal.get(), [&](const JobContext& context) {
+    const auto job = TrialJob::parse(context.assignment.job);
+    if (!job || job->trial < 0 || job->trial >= static_cast<int>(plan.trials.size()) || job->rung >= rungs) {
+      throw std::runtime_error("unknown job '" + context.assignment.job + "'");
+    }
+    const auto started = std::chrono::steady_clock::now();
+    RunConfig run = plan.trial_configs[static_cast<std::size_t>(job->trial)];
+    run.training.epochs = plan.budgets[static_cast<std::size_t>(job->rung)];
+    run.training.schedule_epochs = plan.budgets.back();
+    // Each job's seed comes from (experiment seed, trial, fold); a promoted trial continues its
+    // own run, so every rung of a trial sees the data order of one uninterrupted run.
+    run.training.seed = training::augmentation_seed(config.training.seed, -4, job->trial, job->fold);
+    // Weights carry over between rungs: a promoted trial resumes from its last checkpoint.
+    RunPlacement where;
+    where.output = output / "trials" / trial_name(job->trial) / ("fold-" + std::to_string(job->fold));
+    where.val_fold = job->fold;
+    where.resume = job->rung > 0 || context.assignment.resume;
+    char prefix_text[64];
+    std::snprintf(prefix_text, sizeof(prefix_text), "[trial-%04d rung %d fold %d] ", job->trial, job->rung, job->fold);
+    const std::string prefix = prefix_text;
+    const bool speaks = context.group.rank() == 0;
+    auto outcome = train_run(
+                       run, where, dataset, context.group, device,
+                       [&](const std::string& line) {
+                         if (speaks) messages.progress(prefix + line);
+                       },
+                       "tune", job_texts[static_cast<std::size_t>(job->trial)])
+                       .to_json();
+    outcome["epochs"] = run.training.epochs;
+    outcome["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return outcome;
+  });
+  if (world.rank() != 0) return result;
+
+  // The trials table, from the plan's view of every result (this run's and the journal's).
+  const auto ranking = halving->ranking();
+  std::map<int, int> rank_of;
+  for (std::size_t i = 0; i < ranking.size(); ++i) rank_of[ranking[i]] = static_cast<int>(i) + 1;
+  json rows = json::array();
+  std::ostringstream csv;
+  csv << "trial,rank";
+  for (const auto& p : plan.space) csv << "," << csv_field(p.name);
+  csv << ",state,rung,epochs,objective";
+  for (const int f : plan.folds) csv << ",fold_" << f;
+  csv << ",seconds\n";
+  std::vector<std::string> failures;
+  for (int t = 0; t < static_cast<int>(plan.trials.size()); ++t) {
+    const auto& trial = halving->trials()[static_cast<std::size_t>(t)];
+    const int rung = trial.highest_rung;
+    const std::string state = trial.failed            ? "failed"
+                              : rung == rungs - 1     ? "completed"
+                              : rung >= 0             ? "stopped"
+                                                      : "incomplete";
+    double seconds = 0;
+    for (const auto& [r, folds] : trial.results) {
+      for (const auto& [f, job_result] : folds) seconds += job_result.value("seconds", 0.0);
+    }
+    json parameters = json::object();
+    for (const auto& [name, value] : plan.trials[static_cast<std::size_t>(t)]) parameters[name] = value;
+    json fold_scores = json::object();
+    if (rung >= 0) {
+      for (const auto& [f, job_result] : trial.results.at(rung)) {
+        fold_scores[std::to_string(f)] = job_result.value(plan.objective_key, json());
+      }
+    }
+    const int epochs = rung >= 0 ? plan.budgets[static_cast<std::size_t>(rung)] : 0;
+    const json objective = rung >= 0 ? json(trial.score_by_rung.back()) : json();
+    rows.push_back({{"trial", t}, {"rank", rank_of[t]}, {"parameters", parameters}, {"state", state}, {"rung", rung},
+                    {"epochs", epochs}, {"objective", objective}, {"objective_by_rung", trial.score_by_rung},
+                    {"fold_scores", fold_scores}, {"seconds", seconds},
+                    {"directory", (fs::path("trials") / trial_name(t)).string()}});
+    csv << t << "," << rank_of[t];
+    for (const auto& [name, value] : plan.trials[static_cast<std::size_t>(t)]) csv << "," << csv_field(value);
+    csv << "," << state << "," << rung << "," << epochs << "," << (rung >= 0 ? fixed(trial.score_by_rung.back(), 6) : "");
+    for (const int f : plan.folds) {
+      const auto it = fold_scores.find(std::to_string(f));
+      csv << "," << (it != fold_scores.end() && it->is_number() ? fixed(it->get<double>(), 6) : "");
+    }
+    csv << "," << fixed(seconds, 1) << "\n";
+  }
+  for (const auto& [job, status] : statuses) {
+    if (status.state == JobState::Failed) failures.push_back(job + ": " + status.error.substr(0, status.error.find('\n')));
+  }
+  const auto& trials = halving->trials();
+  const int best = ranking.empty() || trials[static_cast<std::size_t>(ranking.front())].failed ||
+                           trials[static_cast<std::size_t>(ranking.front())].highest_rung != rungs - 1
+                       ? -1
+                       : ranking.front();
+  json summary = record;
+  summary.erase("trials");
+  summary["model"] = config.model.architecture;
+  summary["dataset"] = fs::absolute(config.data.dataset).string();
+  summary["ranks"] = world.size();
+  summary["ranks_per_job"] = search.jobs.ranks_per_job;
+  summary["jobs"] = statuses.size();
+  summary["failed_jobs"] = failures;
+  summary["best_trial"] = best >= 0 ? json(best) : json();
+  summary["trials"] = rows;
+  write_file_atomically(output / "trials.json", summary.dump(2) + "\n");
+  write_file_atomically(output / "trials.csv", csv.str());
+
+  const auto objective_name = name_of(search.objective);
+  std::ostringstream md;
+  md << "# Hyperparameter search: " << plan.trials.size() << " trials of " << config.model.architecture << " ("
+     << name_of(search.algorithm) << ")\n\nObjective: mean " << objective_name << " over fold(s) ";
+  for (std::size_t i = 0; i < plan.folds.size(); ++i) md << (i ? ", " : "") << plan.folds[i];
+  md << ". Rungs (epochs):";
+  for (int r = 0; r < rungs; ++r) {
+    int reached = 0;
+    for (const auto& t : trials) reached += t.highest_rung >= r ? 1 : 0;
+    md << " " << plan.budgets[static_cast<std::size_t>(r)] << " (" << reached << " trials)" << (r + 1 < rungs ? "," : ".");
+  }
+  md << "\n\nSearch space:\n\n";
+  for (const auto& text : search.space) md << "- `" << text << "`\n";
+  md << "\n| rank | trial |";
+  for (const auto& p : plan.space) md << " " << p.name << " |";
+  md << " state | epochs | objective |\n|---:|---:|";
+  for (std::size_t i = 0; i < plan.space.size(); ++i) md << "---|";
+  md << "---|---:|---:|\n";
+  for (std::size_t i = 0; i < std::min<std::size_t>(ranking.size(), 10); ++i) {
+    const auto& row = rows[static_cast<std::size_t>(ranking[i])];
+    md << "| " << i + 1 << " | " << ranking[i] << " |";
+    for (const auto& [name, value] : plan.trials[static_cast<std::size_t>(ranking[i])]) md << " " << value << " |";
+    md << " " << row["state"].get<std::string>() << " | " << row["epochs"].get<int>() << " | "
+       << (row["objective"].is_null() ? std::string("n/a") : fixed(row["objective"].get<double>())) << " |\n";
+  }
+  if (best >= 0) {
+    md << "\nBest: trial " << best << " (" << objective_name << " " << fixed(trials[static_cast<std::size_t>(best)].score_by_rung.back())
+       << "), written to `best_config.ini`.\n";
+  } else {
+    md << "\nNo trial completed the last rung.\n";
+  }
+  for (const auto& f : failures) md << "\nFAILED: " << f << "\n";
+  write_file_atomically(output / "tune_summary.md", md.str());
+  if (best >= 0) {
+    std::ostringstream header;
+    header << "# Best trial (" << best << ") of the search in " << output.filename().string() << ": mean " << objective_name
+           << " " << fixed(trials[static_cast<std::size_t>(best)].score_by_rung.back()) << " over fold(s)";
+    for (const int f : plan.folds) header << " " << f;
+    header << ".\n# brainmri " << kVersion << ". Run it with: brainmri cv --config best_config.ini --data DIR --output DIR\n";
+    write_file_atomically(output / "best_config.ini",
+                          header.str() + trial_ini(plan.trial_configs[static_cast<std::size_t>(best)], true));
+  }
+  messages.result("\n" + md.str() + "\nSearch directory: " + output.string() +
+                  " (trials.csv, trials.json, tune_summary.md, best_config.ini, trials/, journal.jsonl)");
+  if (best >= 0) {  // the best trial's runs, one per objective fold
+    for (const int f : plan.folds) {
+      // The check concerns the architecture, the same in every fold: once is enough.
+      write_run_report(output / "trials" / trial_name(best) / ("fold-" + std::to_string(f)), config.output, device,
+                       messages.result, messages.progress, f == plan.folds.front());
+    }
+  }
+  result.best_trial = best;
+  result.trials = std::move(summary);
+  return result;
+}
+
+}  // namespace brainmri::experiments
