@@ -23,13 +23,13 @@ find_package(Boost 1.71 COMPONENTS program_options)
 brainmri_require(Boost_FOUND "Boost.Program_options" "Debian/Ubuntu: apt-get install libboost-program-options-dev")
 
 find_package(Threads REQUIRED)
+find_package(OpenSSL QUIET COMPONENTS Crypto)
+brainmri_require(OpenSSL_FOUND "OpenSSL libcrypto (SHA-256 of shards, models and configs)" "Debian/Ubuntu: apt-get install libssl-dev")
 
 if(BRAINMRI_WITH_OPENCV)
   find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs img_hash)
   brainmri_require(OpenCV_FOUND "OpenCV (core, imgproc, imgcodecs, img_hash)"
                    "Debian/Ubuntu: apt-get install libopencv-dev, or configure with -DBRAINMRI_WITH_OPENCV=OFF to build only the trainer")
-  find_package(OpenSSL QUIET COMPONENTS Crypto)
-  brainmri_require(OpenSSL_FOUND "OpenSSL libcrypto (SHA-256 of shards)" "Debian/Ubuntu: apt-get install libssl-dev")
   find_package(ZLIB QUIET)
   brainmri_require(ZLIB_FOUND "zlib (inflate of HDF5 chunks in tests)" "Debian/Ubuntu: apt-get install zlib1g-dev")
   find_package(PkgConfig QUIET)
@@ -95,6 +95,10 @@ if(BRAINMRI_WITH_TORCH)
 
   find_package(MPI COMPONENTS C)
   brainmri_require(MPI_FOUND "MPI (C bindings)" "Debian/Ubuntu: apt-get install libopenmpi-dev openmpi-bin")
+  # mpi.h would otherwise pull in the deprecated MPI C++ bindings, which need libmpi_cxx. Global,
+  # although only src/distributed includes mpi.h: every Torch target reuses one precompiled
+  # <torch/torch.h>, which is only valid under the same definitions.
+  add_compile_definitions(OMPI_SKIP_MPICXX MPICH_SKIP_MPICXX)
 
   set(_torch_has_cuda OFF)
   if(TARGET torch_cuda OR CAFFE2_USE_CUDA OR USE_CUDA)

@@ -1,5 +1,6 @@
 #pragma once
-// Content hashes (exact duplicates), perceptual hashes (near duplicates) and file digests.
+// Content hashes (exact duplicates) and perceptual hashes (near duplicates); file digests are in
+// brainmri/common/sha256.hpp.
 
 #include <opencv2/core.hpp>
 
@@ -19,7 +20,5 @@ std::uint64_t perceptual_hash(const cv::Mat& pixels_8bit);
 
 inline int hamming_distance(std::uint64_t a, std::uint64_t b) { return __builtin_popcountll(a ^ b); }
 
-std::string sha256_hex(std::span<const std::uint8_t> data);
-std::string sha256_file(const std::filesystem::path& path);
 
 }  // namespace brainmri::prep

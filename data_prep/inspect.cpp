@@ -9,6 +9,7 @@
 #include "brainmri/data/hdf5.hpp"
 #include "brainmri/data/manifest.hpp"
 #include "brainmri/data/shard_file.hpp"
+#include "brainmri/common/sha256.hpp"
 #include "hashing.hpp"
 
 namespace brainmri::prep {

@@ -19,6 +19,7 @@
 #include "brainmri/version.hpp"
 #include "chunk_codec.hpp"
 #include "grouping.hpp"
+#include "brainmri/common/sha256.hpp"
 #include "hashing.hpp"
 
 namespace brainmri::prep {

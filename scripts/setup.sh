@@ -5,7 +5,8 @@
 #   scripts/setup.sh [preset]      preset: release (default), debug, asan, gpu-node
 #
 # Environment: BRAINMRI_SKIP_INSTALL=1 skips the package installation (e.g. on a cluster where
-# modules provide the dependencies); BRAINMRI_TORCH_VERSION overrides the pinned torch wheel.
+# modules provide the dependencies); BRAINMRI_TORCH_VERSION overrides the pinned torch wheel;
+# BRAINMRI_CMAKE_ARGS adds configure options (e.g. -DBRAINMRI_WARNINGS_AS_ERRORS=ON).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,9 +20,10 @@ apt_packages=(
   libplplot-dev plplot-driver-cairo
   libcpp-httplib-dev                             # brainmri serve
   shellcheck slurmd slurmctld slurm-client munge  # tests: a local Slurm runs the slurm/ job scripts
+  clang-format clang-tidy                         # tests: the style check (.clang-format, .clang-tidy)
   chromium chromium-driver                        # tests: brainmri serve's page in a real browser
 )
-python_packages=("torch==${torch_version}" numpy h5py pillow scikit-learn "selenium==4.50.0")
+python_packages=("torch==${torch_version}" numpy h5py pillow scikit-learn "selenium==4.50.0" safetensors onnx onnxruntime)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -53,7 +55,7 @@ install_python_packages() {
 import sys, importlib
 import torch
 assert torch.__version__.split("+")[0] == sys.argv[1], torch.__version__
-for name in ("numpy", "h5py", "PIL", "sklearn", "selenium"):
+for name in ("numpy", "h5py", "PIL", "sklearn", "selenium", "safetensors", "onnx", "onnxruntime"):
     importlib.import_module(name)
 PY
   log "installing ${python_packages[*]} (the torch wheel is large; this takes a while once)"
@@ -67,7 +69,9 @@ fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
 log "configuring (preset ${preset})"
-cmake --preset "$preset" >/dev/null
+# BRAINMRI_CMAKE_ARGS: extra configure options (CI sets -DBRAINMRI_WARNINGS_AS_ERRORS=ON).
+# shellcheck disable=SC2086  # word splitting of the options is intended
+cmake --preset "$preset" ${BRAINMRI_CMAKE_ARGS:-} >/dev/null
 log "building with ${jobs} jobs"
 cmake --build --preset "$preset" -j "$jobs"
 log "done: binaries in build/${preset}"

@@ -6,11 +6,8 @@
 #include <memory>
 #include <string>
 
-#include "brainmri/data/sharded_dataset.hpp"
-#include "brainmri/metrics/classification.hpp"
-#include "brainmri/training/data_loader.hpp"
-#include "brainmri/training/evaluation_files.hpp"
 #include "brainmri/version.hpp"
+#include "brainmri/experiments/checkpoint_evaluation.hpp"
 #include "brainmri/experiments/training_run.hpp"
 #include "training_command.hpp"
 
@@ -29,6 +26,7 @@ const char* kUsage =
     "  cv         k-fold cross-validation over the dataset's folds, resumable (brainmri cv --help)\n"
     "  tune       hyperparameter search: grid, random or ASHA, resumable (brainmri tune --help)\n"
     "  report     reports, figures and tables from the predictions of runs (brainmri report --help)\n"
+    "  export     a trained model as TorchScript or safetensors + JSON for PyTorch/ONNX (brainmri export --help)\n"
     "  predict    classify image files with a trained model, with Grad-CAM overlays (brainmri predict --help)\n"
     "  serve      a web page and JSON API that classify uploaded slices (brainmri serve --help)\n"
     "  version    print the version\n";
@@ -105,62 +103,23 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
     }
     return kExitOk;
   }
-  const auto split = vm["split"].as<std::string>();
-  const int fold = vm["fold"].as<int>();
+  experiments::CheckpointEvaluation request;
+  request.checkpoint = vm["checkpoint"].as<std::string>();
+  request.dataset = vm["data"].as<std::string>();
+  request.split = vm["split"].as<std::string>();
+  request.fold = vm["fold"].as<int>();
+  request.output = vm["output"].as<std::string>();
+  request.batch_size = vm["batch-size"].as<std::int64_t>();
+  request.bootstrap_seed = vm["bootstrap-seed"].as<std::uint64_t>();
   set_threads(vm["threads"].as<int>(), environment);
   return abort_job_on_failure(environment, "evaluate", [&] {
-  const auto communicator = distributed::make_communicator(environment, distributed::Backend::Auto, device);
-  const fs::path checkpoint = vm["checkpoint"].as<std::string>();
-  auto model = training::load_model_from_checkpoint(checkpoint, device);
-  const data::ShardedDataset dataset(vm["data"].as<std::string>());
-  const auto& m = model->options();
-  if (m.image_size != dataset.image_size() || m.input_channels != dataset.channels() ||
-      m.num_classes != static_cast<int>(dataset.class_names().size())) {
-    throw std::runtime_error("checkpoint " + checkpoint.string() + " expects " + std::to_string(m.image_size) + "x" +
-                             std::to_string(m.image_size) + "x" + std::to_string(m.input_channels) + " images and " +
-                             std::to_string(m.num_classes) + " classes, but " + dataset.directory().string() + " has " +
-                             std::to_string(dataset.image_size()) + "x" + std::to_string(dataset.image_size()) + "x" +
-                             std::to_string(dataset.channels()) + " and " +
-                             std::to_string(dataset.class_names().size()) + " classes; repack or pick another checkpoint");
-  }
-  std::vector<std::int64_t> ids;
-  std::string selection;
-  if (!split.empty()) {
-    ids = dataset.select_split(split);
-    selection = "split-" + split;
-  } else if (fold >= 0) {
-    ids = dataset.validation_samples_for_fold(fold);
-    selection = "fold-" + std::to_string(fold);
-  } else {
-    ids = dataset.all();
-    selection = "all";
-  }
-  if (ids.empty()) throw UsageError("the selection " + selection + " is empty");
-  const fs::path output =
-      vm["output"].as<std::string>().empty() ? checkpoint.parent_path() / ("eval-" + selection) : fs::path(vm["output"].as<std::string>());
-
-  training::TrainOptions eval_options;
-  eval_options.epochs = 0;
-  eval_options.eval_batch_size = vm["batch-size"].as<std::int64_t>();
-  eval_options.communicator = communicator.get();  // under mpirun the ranks share the evaluation
-  training::Trainer trainer(model, eval_options, device);
-  const auto loader = training::make_loader(dataset, ids, device, training::LoaderKind::Auto, std::size_t{4096} << 20);
-  const auto predictions = trainer.predict(*loader);
-  if (environment.rank() != 0) return kExitOk;
-  const json context = {{"command", "evaluate"},
-                        {"checkpoint", fs::absolute(checkpoint).string()},
-                        {"dataset", fs::absolute(dataset.directory()).string()},
-                        {"selection", selection},
-                        {"model", model->model_name()}};
-  training::write_evaluation(output, predictions, dataset.class_names(), context, vm["bootstrap-seed"].as<std::uint64_t>());
-  const int k = static_cast<int>(dataset.class_names().size());
-  const auto predicted = metrics::argmax_rows(predictions.probabilities, k);
-  std::cout << metrics::format_classification_report(
-                   metrics::classification_report(metrics::ConfusionMatrix(predictions.labels, predicted, k),
-                                                  dataset.class_names()),
-                   4)
-            << "\nWrote " << (output / "predictions.h5").string() << ", metrics.json and classification_report.txt\n";
-  return kExitOk;
+    const auto communicator = distributed::make_communicator(environment, distributed::Backend::Auto, device);
+    const auto result = experiments::evaluate_checkpoint(request, *communicator, device);
+    if (communicator->rank() == 0) {
+      std::cout << result.report << "\nWrote " << (result.output / "predictions.h5").string()
+                << ", metrics.json and classification_report.txt\n";
+    }
+    return kExitOk;
   });
 }
 
@@ -195,6 +154,7 @@ int main(int argc, char* argv[]) {
       return run_evaluate(argc - 1, argv + 1, *environment);
     }
     if (command == "report") return run_report(argc - 1, argv + 1);
+    if (command == "export") return run_export(argc - 1, argv + 1);
 #ifdef BRAINMRI_HAVE_IMAGING
     if (command == "predict") return run_predict(argc - 1, argv + 1);
 #else

@@ -2,6 +2,8 @@
 
 #include <fstream>
 
+#include "brainmri/common/ini.hpp"
+
 namespace brainmri::cli {
 
 po::variables_map parse_with_config(int argc, const char* const argv[], const po::options_description& options,
@@ -14,7 +16,18 @@ po::variables_map parse_with_config(int argc, const char* const argv[], const po
     const auto path = vm["config"].as<std::string>();
     std::ifstream file(path);
     if (!file) throw UsageError("cannot read --config " + path);
-    po::store(po::parse_config_file(file, options), vm);
+    po::parsed_options from_file(&options);
+    try {
+      for (const auto& entry : parse_ini(file, path)) {
+        if (options.find_nothrow(entry.key, false) == nullptr) {
+          throw UsageError(path + ":" + std::to_string(entry.line) + ": unknown option '" + entry.key + "'");
+        }
+        from_file.options.emplace_back(entry.key, std::vector<std::string>{entry.value});
+      }
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+    po::store(from_file, vm);
   }
   po::notify(vm);
   return vm;

@@ -21,7 +21,7 @@ po::options_description inference_options() {
   options.add_options()
     ("method", po::value<std::string>()->default_value("hirescam"), "explanation method: hirescam, gradcam or gradcam++ (docs/reports.md: which passes which check)")
     ("layer", po::value<std::string>()->default_value(""), "explained layer (default: the model's last convolution; docs/models.md lists the names)")
-    ("resize", po::value<std::string>()->default_value("auto"), "auto (as the model's training data was packed, from its run's dataset manifest; else stretch), stretch or pad")
+    ("resize", po::value<std::string>()->default_value("auto"), "auto (as the model's training data was packed: from the checkpoint's model card, or its run's dataset manifest; else stretch), stretch or pad")
     ("size", po::value<int>()->default_value(128), "TorchScript exports: the input size they were trained at")
     ("channels", po::value<int>()->default_value(1), "TorchScript exports: input channels (1 or 3)");
   // clang-format on

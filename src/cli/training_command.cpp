@@ -3,6 +3,7 @@
 #include "training_command.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <cstdio>
 #include <thread>
 
@@ -40,6 +41,33 @@ std::vector<Section> run_option_sections() {
 
 experiments::Messages console_messages() { return experiments::Messages::standard(); }
 
+namespace {
+
+// --inject-fault KIND:RANK:STEP (tests only, not in --help): world rank RANK throws, hangs or
+// exits at its training step STEP, to test that a job ends instead of hanging and resumes.
+std::optional<training::FaultInjection> fault_for_this_rank(const std::string& text, int world_rank) {
+  const auto first = text.find(':'), second = text.rfind(':');
+  if (first == std::string::npos || first == second) {
+    throw UsageError("--inject-fault must be <throw|hang|exit>:<rank>:<step>, got " + text);
+  }
+  const auto kind_text = text.substr(0, first);
+  training::FaultInjection fault;
+  if (kind_text == "throw") fault.kind = training::FaultInjection::Kind::Throw;
+  else if (kind_text == "hang") fault.kind = training::FaultInjection::Kind::Hang;
+  else if (kind_text == "exit") fault.kind = training::FaultInjection::Kind::Exit;
+  else throw UsageError("--inject-fault kind must be throw, hang or exit, got " + kind_text);
+  try {
+    const int rank = option_text::parse<int>(text.substr(first + 1, second - first - 1));
+    fault.step = option_text::parse<std::int64_t>(text.substr(second + 1));
+    if (rank != world_rank) return std::nullopt;
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--inject-fault: ") + e.what());
+  }
+  return fault;
+}
+
+}  // namespace
+
 TrainingSetup prepare_training(int argc, const char* const argv[], const po::options_description& options,
                                const distributed::MpiEnvironment& environment, const std::string& command,
                                const std::function<std::string(const po::variables_map&, const experiments::RunConfig&)>&
@@ -47,7 +75,12 @@ TrainingSetup prepare_training(int argc, const char* const argv[], const po::opt
   TrainingSetup setup;
   std::string config_text;
   agree_on_setup(environment, command, [&] {
-    const auto vm = parse_with_config(argc, argv, options);
+    po::options_description parsed;
+    parsed.add(options);
+    // clang-format off
+    parsed.add_options()("inject-fault", po::value<std::string>(), "tests only: KIND:RANK:STEP");
+    // clang-format on
+    const auto vm = parse_with_config(argc, argv, parsed);
     setup.help = vm.count("help") > 0;
     if (setup.help) return;
     apply_options(vm, experiments::run_options(), setup.config);
@@ -59,6 +92,9 @@ TrainingSetup prepare_training(int argc, const char* const argv[], const po::opt
       install_preemption_handler(setup.config.runtime.preemption_signal);
     } catch (const std::invalid_argument& e) {
       throw UsageError(std::string("--preemption-signal: ") + e.what());
+    }
+    if (vm.count("inject-fault")) {
+      setup.config.training.fault = fault_for_this_rank(vm["inject-fault"].as<std::string>(), environment.rank());
     }
     config_text = to_ini(experiments::run_options(), setup.config);
     if (build_more) config_text += build_more(vm, setup.config);

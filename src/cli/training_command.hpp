@@ -24,6 +24,7 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
 int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment& environment);
 int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironment& environment);
 int run_report(int argc, const char* const argv[]);
+int run_export(int argc, const char* const argv[]);
 int run_predict(int argc, const char* const argv[]);  // only in builds with OpenCV
 int run_serve(int argc, const char* const argv[]);    // only in builds with OpenCV and cpp-httplib
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -38,9 +39,43 @@ void fsync_path(const std::filesystem::path& path) {
   if (::fsync(fd.get()) != 0) throw_errno("cannot fsync", path);
 }
 
-void write_file_atomically(const std::filesystem::path& destination, std::string_view content) {
+namespace {
+
+std::filesystem::path temporary_for(const std::filesystem::path& destination) {
   auto temporary = destination;
   temporary += ".tmp-" + std::to_string(::getpid());
+  return temporary;
+}
+
+void rename_into_place(const std::filesystem::path& temporary, const std::filesystem::path& destination) {
+  if (::rename(temporary.c_str(), destination.c_str()) != 0) {
+    const int saved = errno;
+    ::unlink(temporary.c_str());
+    errno = saved;
+    throw_errno("cannot rename into place:", destination);
+  }
+  fsync_path(destination.parent_path().empty() ? std::filesystem::path(".") : destination.parent_path());
+}
+
+}  // namespace
+
+void replace_file_atomically(const std::filesystem::path& destination,
+                             const std::function<void(const std::filesystem::path& temporary)>& write) {
+  const auto temporary = temporary_for(destination);
+  std::error_code ignored;
+  try {
+    write(temporary);
+    if (!std::filesystem::exists(temporary)) throw std::runtime_error("nothing was written to " + destination.string());
+    fsync_path(temporary);
+  } catch (...) {
+    std::filesystem::remove(temporary, ignored);
+    throw;
+  }
+  rename_into_place(temporary, destination);
+}
+
+void write_file_atomically(const std::filesystem::path& destination, std::string_view content) {
+  const auto temporary = temporary_for(destination);
   {
     FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (fd.get() < 0) throw_errno("cannot create", temporary);
@@ -63,13 +98,7 @@ void write_file_atomically(const std::filesystem::path& destination, std::string
       throw_errno("cannot flush", temporary);
     }
   }
-  if (::rename(temporary.c_str(), destination.c_str()) != 0) {
-    const int saved = errno;
-    ::unlink(temporary.c_str());
-    errno = saved;
-    throw_errno("cannot rename into place:", destination);
-  }
-  fsync_path(destination.parent_path().empty() ? std::filesystem::path(".") : destination.parent_path());
+  rename_into_place(temporary, destination);
 }
 
 }  // namespace brainmri

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "mpi_communicator.hpp"
+#include "mpi_world.hpp"
 #ifdef BRAINMRI_HAVE_NCCL
 #include "nccl_communicator.hpp"
 #endif
@@ -70,7 +71,7 @@ std::unique_ptr<Communicator> make_communicator(const MpiEnvironment& environmen
                              " backend needs an MPI launch (mpirun, srun) or BRAINMRI_FORCE_MPI=1");
   }
   MPI_Comm own = MPI_COMM_NULL;
-  MPI_Comm_dup(environment.world(), &own);
+  MPI_Comm_dup(MpiWorld::of(environment), &own);
   if (want_nccl) {
 #ifdef BRAINMRI_HAVE_NCCL
     if (!device.is_cuda()) {

@@ -185,7 +185,7 @@ void verify_identical_replicas(const torch::nn::Module& model, Communicator& com
     if (per_rank[r].size() != reference.size()) {
       throw CommunicationError("the model on rank " + std::to_string(r) + " has " + std::to_string(per_rank[r].size()) +
                                " parameters and buffers, rank 0's has " + std::to_string(reference.size()) +
-                               "; every rank must build the same model (same --model, --width, --filters ...)");
+                               "; every rank must build the same model (same architecture, width, filters ...)");
     }
     for (std::size_t i = 0; i < reference.size(); ++i) {
       if (per_rank[r][i] != reference[i]) {

@@ -1,5 +1,7 @@
 #include "mpi_communicator.hpp"
 
+#include "mpi_world.hpp"
+
 #include <c10/util/BFloat16.h>
 
 #include <climits>
@@ -46,8 +48,8 @@ MPI_Op bf16_sum_op() {
 
 class MpiCommunicator::Task final : public Work {
  public:
-  Task(std::string operation, std::string label, std::function<void()> body, std::function<void()> after_wait)
-      : operation(std::move(operation)), label(std::move(label)), body(std::move(body)), after_wait(std::move(after_wait)) {}
+  Task(std::string operation_name, std::string collective_label, std::function<void()> run, std::function<void()> then)
+      : operation(std::move(operation_name)), label(std::move(collective_label)), body(std::move(run)), after_wait(std::move(then)) {}
 
   void wait() override {
     std::unique_lock lock(mutex);

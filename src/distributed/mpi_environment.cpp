@@ -1,5 +1,7 @@
 #include "brainmri/distributed/mpi_environment.hpp"
 
+#include "mpi_world.hpp"
+
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -36,7 +38,7 @@ bool MpiEnvironment::launched_by_mpi_launcher() {
   return forced != nullptr && std::string(forced) == "1";
 }
 
-MpiEnvironment::MpiEnvironment(int* argc, char*** argv) {
+MpiEnvironment::MpiEnvironment(int* argc, char*** argv) : handles_(std::make_unique<Handles>()) {
   int already = 0;
   MPI_Initialized(&already);
   if (!already && !launched_by_mpi_launcher()) return;  // a world of one, no MPI
@@ -55,14 +57,14 @@ MpiEnvironment::MpiEnvironment(int* argc, char*** argv) {
     MPI_Query_thread(&provided);
     thread_multiple_ = provided >= MPI_THREAD_MULTIPLE;
   }
-  check(MPI_Comm_dup(MPI_COMM_WORLD, &world_), "MPI_Comm_dup");
+  check(MPI_Comm_dup(MPI_COMM_WORLD, &handles_->world), "MPI_Comm_dup");
   // Errors come back as codes that we turn into exceptions naming the operation, instead of
   // MPI's default of aborting without context.
-  MPI_Comm_set_errhandler(world_, MPI_ERRORS_RETURN);
-  check(MPI_Comm_rank(world_, &rank_), "MPI_Comm_rank");
-  check(MPI_Comm_size(world_, &size_), "MPI_Comm_size");
+  MPI_Comm_set_errhandler(handles_->world, MPI_ERRORS_RETURN);
+  check(MPI_Comm_rank(handles_->world, &rank_), "MPI_Comm_rank");
+  check(MPI_Comm_size(handles_->world, &size_), "MPI_Comm_size");
   MPI_Comm node = MPI_COMM_NULL;
-  check(MPI_Comm_split_type(world_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+  check(MPI_Comm_split_type(handles_->world, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
   MPI_Comm_rank(node, &local_rank_);
   MPI_Comm_size(node, &local_size_);
   MPI_Comm_free(&node);
@@ -72,9 +74,11 @@ MpiEnvironment::~MpiEnvironment() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (finalized) return;
-  if (world_ != MPI_COMM_NULL) MPI_Comm_free(&world_);
+  if (handles_->world != MPI_COMM_NULL) MPI_Comm_free(&handles_->world);
   if (initialized_here_) MPI_Finalize();
 }
+
+bool MpiEnvironment::uses_mpi() const { return handles_->world != MPI_COMM_NULL; }
 
 std::string MpiEnvironment::log_prefix() const {
   if (size_ <= 1) return "";
@@ -84,7 +88,7 @@ std::string MpiEnvironment::log_prefix() const {
 void MpiEnvironment::abort_job(int exit_code) const {
   std::cout.flush();
   std::cerr.flush();
-  if (world_ != MPI_COMM_NULL) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  if (handles_->world != MPI_COMM_NULL) MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);
 }
 
@@ -92,7 +96,7 @@ int MpiEnvironment::count_failures(bool failed) const {
   int mine = failed ? 1 : 0;
   if (!uses_mpi() || size_ == 1) return mine;
   int total = 0;
-  check(MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, world_), "MPI_Allreduce");
+  check(MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, handles_->world), "MPI_Allreduce");
   return total;
 }
 
@@ -100,14 +104,14 @@ std::string MpiEnvironment::compare_across_ranks(const std::string& text) const 
   if (!uses_mpi() || size_ == 1) return "";
   int length = static_cast<int>(text.size());
   std::vector<int> lengths(static_cast<std::size_t>(size_)), offsets(static_cast<std::size_t>(size_));
-  check(MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, world_), "MPI_Allgather");
+  check(MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, handles_->world), "MPI_Allgather");
   int total = 0;
   for (int r = 0; r < size_; ++r) {
     offsets[static_cast<std::size_t>(r)] = total;
     total += lengths[static_cast<std::size_t>(r)];
   }
   std::string all(static_cast<std::size_t>(total), '\0');
-  check(MPI_Allgatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, world_),
+  check(MPI_Allgatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, handles_->world),
         "MPI_Allgatherv");
   auto text_of = [&](int r) {
     return all.substr(static_cast<std::size_t>(offsets[static_cast<std::size_t>(r)]),

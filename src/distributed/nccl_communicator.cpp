@@ -235,7 +235,7 @@ class NcclCommunicator final : public Communicator {
         ncclCommAbort(comm_);
         comm_ = nullptr;
         throw CommunicationError(who_ + " ncclCommInitRankConfig did not finish within " +
-                                 format_seconds(options_.timeout) + " (--comm-timeout); is every rank running?");
+                                 format_seconds(options_.timeout) + " (the communication timeout, comm-timeout); is every rank running?");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -265,7 +265,7 @@ class NcclCommunicator final : public Communicator {
       if (result != ncclInProgress) break;
       if (std::chrono::steady_clock::now() > deadline) {
         abort(3, who_ + " error: enqueueing " + label + " did not finish within " + format_seconds(options_.timeout) +
-                     " (--comm-timeout); aborting the job.");
+                     " (the communication timeout, comm-timeout); aborting the job.");
       }
       std::this_thread::yield();
     }

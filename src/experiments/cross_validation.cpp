@@ -13,7 +13,7 @@
 #include "brainmri/experiments/scheduler.hpp"
 #include "brainmri/experiments/training_run.hpp"
 #include "brainmri/training/augmentation.hpp"
-#include "brainmri/training/evaluation_files.hpp"
+#include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/version.hpp"
 
 namespace brainmri::experiments {
@@ -23,8 +23,8 @@ using nlohmann::json;
 namespace {
 
 // The fold models' ensemble: the mean of their class probabilities on each test image.
-training::Predictions ensemble_of(const std::vector<training::Predictions>& members, std::size_t classes) {
-  training::Predictions ensemble = members.front();
+evaluation::Predictions ensemble_of(const std::vector<evaluation::Predictions>& members, std::size_t classes) {
+  evaluation::Predictions ensemble = members.front();
   const auto models = static_cast<double>(members.size());
   for (std::size_t m = 1; m < members.size(); ++m) {
     if (members[m].sample_ids != ensemble.sample_ids) {
@@ -42,6 +42,7 @@ training::Predictions ensemble_of(const std::vector<training::Predictions>& memb
 }
 
 double number_or_nan(const json& value) { return value.is_null() ? NAN : value.get<double>(); }
+json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : json(value); }
 
 // cv_summary.md
 std::string summary_table(const json& summary, const std::string& test_split, std::size_t pooled_samples,
@@ -184,10 +185,10 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
   // Aggregates, on rank 0: per fold, across folds, and pooled out of fold.
   json per_fold = json::array();
   std::vector<double> accuracy, macro_f1, macro_auc;
-  training::Predictions pooled;
+  evaluation::Predictions pooled;
   double pooled_loss = 0;
   std::vector<double> test_accuracy, test_macro_f1, test_macro_auc;
-  std::vector<training::Predictions> test_predictions;  // one per fold model, for the ensemble
+  std::vector<evaluation::Predictions> test_predictions;  // one per fold model, for the ensemble
   for (const auto& job : jobs) {
     const auto& status = statuses.at(job);
     if (status.state != JobState::Finished) {
@@ -204,12 +205,12 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
       test_accuracy.push_back(t["accuracy"].get<double>());
       test_macro_f1.push_back(t["macro_f1"].get<double>());
       if (!t["macro_auc"].is_null()) test_macro_auc.push_back(t["macro_auc"].get<double>());
-      test_predictions.push_back(training::read_predictions(output / job / "test" / "predictions.h5"));
+      test_predictions.push_back(evaluation::read_predictions(output / job / "test" / "predictions.h5"));
     }
     accuracy.push_back(status.result["accuracy"].get<double>());
     macro_f1.push_back(status.result["macro_f1"].get<double>());
     if (!status.result["macro_auc"].is_null()) macro_auc.push_back(status.result["macro_auc"].get<double>());
-    const auto fold_predictions = training::read_predictions(output / job / "validation" / "predictions.h5");
+    const auto fold_predictions = evaluation::read_predictions(output / job / "validation" / "predictions.h5");
     pooled.sample_ids.insert(pooled.sample_ids.end(), fold_predictions.sample_ids.begin(), fold_predictions.sample_ids.end());
     pooled.labels.insert(pooled.labels.end(), fold_predictions.labels.begin(), fold_predictions.labels.end());
     pooled.probabilities.insert(pooled.probabilities.end(), fold_predictions.probabilities.begin(),
@@ -232,9 +233,9 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
   json summary = {{"model", config.model.architecture},
                   {"dataset", fs::absolute(dataset.directory()).string()},
                   {"folds", per_fold},
-                  {"accuracy", training::across_folds_json(accuracy)},
-                  {"macro_f1", training::across_folds_json(macro_f1)},
-                  {"macro_auc", training::across_folds_json(macro_auc)},
+                  {"accuracy", evaluation::across_folds_json(accuracy)},
+                  {"macro_f1", evaluation::across_folds_json(macro_f1)},
+                  {"macro_auc", evaluation::across_folds_json(macro_auc)},
                   {"failed", result.failed},
                   {"ranks", world.size()},
                   {"ranks_per_job", cv.jobs.ranks_per_job}};
@@ -242,10 +243,10 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
     pooled.loss = pooled_loss / static_cast<double>(pooled.labels.size());
     const json context = {{"command", "cv"}, {"dataset", summary["dataset"]}, {"selection", "out of fold"},
                           {"model", summary["model"]}};
-    const auto oof = training::write_evaluation(output / "out_of_fold", pooled, dataset.class_names(), context,
+    const auto oof = evaluation::write_evaluation(output / "out_of_fold", pooled, dataset.class_names(), context,
                                                 config.output.bootstrap_seed);
-    summary["out_of_fold"] = {{"samples", pooled.labels.size()}, {"accuracy", oof["accuracy"]},
-                              {"macro_f1", oof["macro_avg"]["f1"]}, {"macro_auc", oof["macro_auc"]}};
+    summary["out_of_fold"] = {{"samples", pooled.labels.size()}, {"accuracy", oof.accuracy},
+                              {"macro_f1", oof.macro_average.f1}, {"macro_auc", number_or_null(oof.macro_auc)}};
   }
   if (!test_predictions.empty()) {
     const auto ensemble = ensemble_of(test_predictions, dataset.class_names().size());
@@ -253,14 +254,14 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
                           {"selection", "split " + plan.test_split + " (held out), mean of " +
                                             std::to_string(test_predictions.size()) + " fold models"},
                           {"model", summary["model"]}};
-    const auto m = training::write_evaluation(output / "test_ensemble", ensemble, dataset.class_names(), context,
+    const auto m = evaluation::write_evaluation(output / "test_ensemble", ensemble, dataset.class_names(), context,
                                               config.output.bootstrap_seed);
     summary["test"] = {{"split", plan.test_split},
                        {"samples", ensemble.labels.size()},
-                       {"fold_models", {{"accuracy", training::across_folds_json(test_accuracy)},
-                                        {"macro_f1", training::across_folds_json(test_macro_f1)},
-                                        {"macro_auc", training::across_folds_json(test_macro_auc)}}},
-                       {"ensemble", {{"accuracy", m["accuracy"]}, {"macro_f1", m["macro_avg"]["f1"]}, {"macro_auc", m["macro_auc"]}}}};
+                       {"fold_models", {{"accuracy", evaluation::across_folds_json(test_accuracy)},
+                                        {"macro_f1", evaluation::across_folds_json(test_macro_f1)},
+                                        {"macro_auc", evaluation::across_folds_json(test_macro_auc)}}},
+                       {"ensemble", {{"accuracy", m.accuracy}, {"macro_f1", m.macro_average.f1}, {"macro_auc", number_or_null(m.macro_auc)}}}};
   }
   if (cv.final_model && statuses.at("final").state == JobState::Finished) {
     const auto& final_result = statuses.at("final").result;

@@ -14,29 +14,6 @@ namespace {
 constexpr int kRequestTag = 7101;  // leader -> coordinator: the last job's outcome, and "next?"
 constexpr int kAssignTag = 7102;   // coordinator -> leader: a job, or {"done": true}
 
-void send_text(const std::string& text, int destination, int tag, MPI_Comm comm) {
-  MPI_Request request;
-  MPI_Isend(text.data(), static_cast<int>(text.size()), MPI_CHAR, destination, tag, comm, &request);
-  MPI_Wait(&request, MPI_STATUS_IGNORE);
-}
-
-std::string receive_text(int source, int tag, MPI_Comm comm, int* from = nullptr) {
-  // Polls with sleeps instead of MPI_Probe: Open MPI's blocking calls spin, and the coordinator
-  // thread waits for hours on the core of a rank that is training.
-  MPI_Status status;
-  for (int arrived = 0;;) {
-    MPI_Iprobe(source, tag, comm, &arrived, &status);
-    if (arrived) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  int length = 0;
-  MPI_Get_count(&status, MPI_CHAR, &length);
-  std::string text(static_cast<std::size_t>(length), '\0');
-  MPI_Recv(text.data(), length, MPI_CHAR, status.MPI_SOURCE, tag, comm, MPI_STATUS_IGNORE);
-  if (from != nullptr) *from = status.MPI_SOURCE;
-  return text;
-}
-
 json assignment_json(const Assignment& a) { return {{"job", a.job}, {"attempt", a.attempt}, {"resume", a.resume}}; }
 
 }  // namespace
@@ -120,32 +97,25 @@ JobScheduler::JobScheduler(const distributed::MpiEnvironment& environment, distr
                            SchedulerOptions options)
     : environment_(environment), world_(world), options_(options) {
   if (options_.ranks_per_job < 1 || world_.size() % options_.ranks_per_job != 0) {
-    throw std::invalid_argument("--ranks-per-job " + std::to_string(options_.ranks_per_job) + " does not divide the " +
+    throw std::invalid_argument("ranks per job (" + std::to_string(options_.ranks_per_job) + ") do not divide the " +
                                 std::to_string(world_.size()) + " ranks of this job");
   }
   group_count_ = world_.size() / options_.ranks_per_job;
   group_index_ = world_.rank() / options_.ranks_per_job;
   group_ = world_.split(group_index_, world_.rank());
   if (group_count_ > 1 || world_.size() > 1) {
-    if (!environment_.uses_mpi() || !environment_.thread_multiple()) {
-      throw std::runtime_error("the job scheduler needs MPI with MPI_THREAD_MULTIPLE (the coordinator is a thread)");
-    }
-    MPI_Comm_dup(environment_.world(), &control_);
+    control_ = std::make_unique<distributed::MessageChannel>(environment_);  // the coordinator is a thread
   }
 }
 
-JobScheduler::~JobScheduler() {
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (control_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&control_);
-}
+JobScheduler::~JobScheduler() = default;
 
 void JobScheduler::coordinate(Coordinator& coordinator) {
   std::deque<int> idle;  // leaders waiting for work
   int released = 0;
   while (released < group_count_) {
     int leader = -1;
-    const auto request = json::parse(receive_text(MPI_ANY_SOURCE, kRequestTag, control_, &leader));
+    const auto request = json::parse(control_->receive(distributed::MessageChannel::kAnySource, kRequestTag, &leader));
     if (request.value("stop", false)) coordinator.stop();
     if (request.contains("job")) {
       if (request.value("preempted", false)) {
@@ -160,11 +130,11 @@ void JobScheduler::coordinate(Coordinator& coordinator) {
     // (a running job that fails may still put itself back in the queue), or at once on preemption.
     while (!idle.empty() && coordinator.has_pending() && !coordinator.stopping()) {
       const auto assignment = coordinator.next();
-      send_text(assignment_json(*assignment).dump(), idle.front(), kAssignTag, control_);
+      control_->send(assignment_json(*assignment).dump(), idle.front(), kAssignTag);
       idle.pop_front();
     }
     if (coordinator.done() || coordinator.stopping()) {
-      for (const int waiting : idle) send_text(json{{"done", true}}.dump(), waiting, kAssignTag, control_);
+      for (const int waiting : idle) control_->send(json{{"done", true}}.dump(), waiting, kAssignTag);
       released += static_cast<int>(idle.size());
       idle.clear();
     }
@@ -172,8 +142,8 @@ void JobScheduler::coordinate(Coordinator& coordinator) {
 }
 
 std::string JobScheduler::exchange_with_coordinator(const std::string& report) {
-  send_text(report, 0, kRequestTag, control_);
-  return receive_text(0, kAssignTag, control_);
+  control_->send(report, 0, kRequestTag);
+  return control_->receive(0, kAssignTag);
 }
 
 std::map<std::string, JobStatus> JobScheduler::run(const std::vector<std::string>& jobs, Journal* journal,
@@ -190,7 +160,7 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
   std::unique_ptr<Coordinator> coordinator;
   if (coordinator_rank) coordinator = std::make_unique<Coordinator>(*plan, *journal, options_.max_retries);
 
-  if (control_ == MPI_COMM_NULL) {
+  if (!control_) {
     // A world of one: the same bookkeeping, in this thread.
     while (!preemption_requested()) {
       const auto assignment = coordinator->next();

@@ -8,12 +8,13 @@
 
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/config_error.hpp"
+#include "brainmri/common/sha256.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/models/keras_weights.hpp"
 #include "brainmri/models/torchscript_export.hpp"
 #include "brainmri/reports/report.hpp"
 #include "brainmri/training/data_loader.hpp"
-#include "brainmri/training/evaluation_files.hpp"
+#include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/version.hpp"
 
 namespace brainmri::experiments {
@@ -30,6 +31,25 @@ json scores_json(const RunScores& s) {
 }
 
 }  // namespace
+
+models::ModelCard model_card(const models::Classifier& model, const data::ShardedDataset& dataset, const std::string& command,
+                             const std::string& config_text, const std::string& selection) {
+  const auto& manifest = dataset.manifest();
+  models::ModelCard card;
+  card.class_names = dataset.class_names();
+  card.preprocessing = {manifest.image_size, manifest.channels, manifest.resize_mode.empty() ? "stretch" : manifest.resize_mode,
+                        manifest.dtype, manifest.normalization_scale};
+  card.explained_layer = model.explained_layer();
+  const auto manifest_file = dataset.directory() / "manifest.json";
+  card.provenance = {{"brainmri_version", kVersion},
+                     {"commit", kCommit},
+                     {"command", command},
+                     {"config_sha256", sha256_hex({reinterpret_cast<const std::uint8_t*>(config_text.data()), config_text.size()})},
+                     {"dataset", fs::absolute(dataset.directory()).string()},
+                     {"dataset_manifest_sha256", fs::exists(manifest_file) ? json(sha256_file(manifest_file)) : json(nullptr)},
+                     {"validated_on", selection}};
+  return card;
+}
 
 RunPlacement RunPlacement::of(const RunConfig& config) {
   RunPlacement where;
@@ -128,6 +148,7 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
       (communicator.size() > 1 ? ", " + std::to_string(communicator.size()) + " ranks (" + communicator.backend() +
                                      "), global batch " + std::to_string(config.training.batch_size * communicator.size())
                                : std::string()));
+  const auto card = model_card(*model, dataset, command, config_text, selection);
   const auto memory_limit = static_cast<std::size_t>(config.data.memory_limit_mb) << 20;
   const auto loader = config.data.loader;
   const auto train_source = training::make_loader(dataset, train_ids, device, loader, memory_limit);
@@ -136,8 +157,9 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   auto run_stage = [&](training::TrainOptions stage_options) {
     stage_options.communicator = &communicator;
     stage_options.output_dir = where.output;
+    stage_options.model_card = card;
     auto trainer = std::make_unique<training::Trainer>(model, stage_options, device);
-    trainer->on_epoch = [&](const training::EpochRecord& r) { say(format_epoch(r)); };
+    trainer->on_epoch = [&](const evaluation::EpochRecord& r) { say(format_epoch(r)); };
     trainer->on_note = say;
     if (where.resume && fs::exists(trainer->last_checkpoint())) {
       trainer->resume(trainer->last_checkpoint());
@@ -162,9 +184,9 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   }
 
   const int k = static_cast<int>(dataset.class_names().size());
-  const auto score = [&](const training::Predictions& predictions) {
+  const auto score = [&](const evaluation::Predictions& predictions) {
     const auto predicted = metrics::argmax_rows(predictions.probabilities, k);
-    return RunScores{training::score_predictions(predictions, k), static_cast<int>(predictions.labels.size()),
+    return RunScores{evaluation::score_predictions(predictions, k), static_cast<int>(predictions.labels.size()),
                      metrics::format_classification_report(
                          metrics::classification_report(metrics::ConfusionMatrix(predictions.labels, predicted, k),
                                                         dataset.class_names()),
@@ -173,7 +195,7 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   RunOutcome outcome;
   outcome.directory = where.output;
   outcome.validation_samples = static_cast<int>(val_ids.size());
-  training::Predictions validation, test;
+  evaluation::Predictions validation, test;
   if (val_source) {
     validation = trainer->predict(*val_source);
     outcome.validation = score(validation);
@@ -193,10 +215,10 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
                   {"ranks", communicator.size()},
                   {"checkpoint", (where.output / "model.pt").string()}};
   const auto bootstrap_seed = config.output.bootstrap_seed;
-  if (val_source) training::write_evaluation(where.output / "validation", validation, dataset.class_names(), context, bootstrap_seed);
+  if (val_source) evaluation::write_evaluation(where.output / "validation", validation, dataset.class_names(), context, bootstrap_seed);
   if (!test_ids.empty()) {
     context["selection"] = "split " + where.test_split + " (held out)";
-    training::write_evaluation(where.output / "test", test, dataset.class_names(), context, bootstrap_seed);
+    evaluation::write_evaluation(where.output / "test", test, dataset.class_names(), context, bootstrap_seed);
   }
   if (where.export_model) {
     models::export_torchscript(*model, where.output / "model.torchscript.pt");
@@ -229,7 +251,7 @@ void write_run_report(const fs::path& run_directory, const OutputConfig& output,
   }
 }
 
-std::string format_epoch(const training::EpochRecord& r) {
+std::string format_epoch(const evaluation::EpochRecord& r) {
   char line[320];
   std::snprintf(line, sizeof(line),
                 "[%s] epoch %3d  lr %.2e  loss %.4f  acc %.4f | val loss %.4f  acc %.4f  macro-F1 %.4f  AUC %.4f | "

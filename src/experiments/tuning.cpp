@@ -11,6 +11,7 @@
 
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/config_error.hpp"
+#include "brainmri/common/csv.hpp"
 #include "brainmri/experiments/journal.hpp"
 #include "brainmri/experiments/scheduler.hpp"
 #include "brainmri/experiments/training_run.hpp"
@@ -22,13 +23,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (const char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return quoted + "\"";
-}
 
 std::string fixed(double value, int digits = 4) {
   char text[32];
@@ -225,12 +219,12 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
   std::map<int, int> rank_of;
   for (std::size_t i = 0; i < ranking.size(); ++i) rank_of[ranking[i]] = static_cast<int>(i) + 1;
   json rows = json::array();
-  std::ostringstream csv;
-  csv << "trial,rank";
-  for (const auto& p : plan.space) csv << "," << csv_field(p.name);
-  csv << ",state,rung,epochs,objective";
-  for (const int f : plan.folds) csv << ",fold_" << f;
-  csv << ",seconds\n";
+  std::vector<std::string> header = {"trial", "rank"};
+  for (const auto& p : plan.space) header.push_back(p.name);
+  for (const auto* column : {"state", "rung", "epochs", "objective"}) header.emplace_back(column);
+  for (const int f : plan.folds) header.push_back("fold_" + std::to_string(f));
+  header.emplace_back("seconds");
+  CsvTable csv(header);
   std::vector<std::string> failures;
   for (int t = 0; t < static_cast<int>(plan.trials.size()); ++t) {
     const auto& trial = halving->trials()[static_cast<std::size_t>(t)];
@@ -257,14 +251,16 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
                     {"epochs", epochs}, {"objective", objective}, {"objective_by_rung", trial.score_by_rung},
                     {"fold_scores", fold_scores}, {"seconds", seconds},
                     {"directory", (fs::path("trials") / trial_name(t)).string()}});
-    csv << t << "," << rank_of[t];
-    for (const auto& [name, value] : plan.trials[static_cast<std::size_t>(t)]) csv << "," << csv_field(value);
-    csv << "," << state << "," << rung << "," << epochs << "," << (rung >= 0 ? fixed(trial.score_by_rung.back(), 6) : "");
+    std::vector<std::string> cells = {std::to_string(t), std::to_string(rank_of[t])};
+    for (const auto& [name, value] : plan.trials[static_cast<std::size_t>(t)]) cells.push_back(value);
+    cells.insert(cells.end(), {state, std::to_string(rung), std::to_string(epochs),
+                               rung >= 0 ? fixed(trial.score_by_rung.back(), 6) : ""});
     for (const int f : plan.folds) {
       const auto it = fold_scores.find(std::to_string(f));
-      csv << "," << (it != fold_scores.end() && it->is_number() ? fixed(it->get<double>(), 6) : "");
+      cells.push_back(it != fold_scores.end() && it->is_number() ? fixed(it->get<double>(), 6) : "");
     }
-    csv << "," << fixed(seconds, 1) << "\n";
+    cells.push_back(fixed(seconds, 1));
+    csv.row(cells);
   }
   for (const auto& [job, status] : statuses) {
     if (status.state == JobState::Failed) failures.push_back(job + ": " + status.error.substr(0, status.error.find('\n')));
@@ -285,7 +281,7 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
   summary["best_trial"] = best >= 0 ? json(best) : json();
   summary["trials"] = rows;
   write_file_atomically(output / "trials.json", summary.dump(2) + "\n");
-  write_file_atomically(output / "trials.csv", csv.str());
+  write_file_atomically(output / "trials.csv", csv.text());
 
   const auto objective_name = name_of(search.objective);
   std::ostringstream md;
@@ -321,13 +317,13 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
   for (const auto& f : failures) md << "\nFAILED: " << f << "\n";
   write_file_atomically(output / "tune_summary.md", md.str());
   if (best >= 0) {
-    std::ostringstream header;
-    header << "# Best trial (" << best << ") of the search in " << output.filename().string() << ": mean " << objective_name
-           << " " << fixed(trials[static_cast<std::size_t>(best)].score_by_rung.back()) << " over fold(s)";
-    for (const int f : plan.folds) header << " " << f;
-    header << ".\n# brainmri " << kVersion << ". Run it with: brainmri cv --config best_config.ini --data DIR --output DIR\n";
+    std::ostringstream comment;
+    comment << "# Best trial (" << best << ") of the search in " << output.filename().string() << ": mean " << objective_name
+            << " " << fixed(trials[static_cast<std::size_t>(best)].score_by_rung.back()) << " over fold(s)";
+    for (const int f : plan.folds) comment << " " << f;
+    comment << ".\n# brainmri " << kVersion << ". Run it with: brainmri cv --config best_config.ini --data DIR --output DIR\n";
     write_file_atomically(output / "best_config.ini",
-                          header.str() + trial_ini(plan.trial_configs[static_cast<std::size_t>(best)], true));
+                          comment.str() + trial_ini(plan.trial_configs[static_cast<std::size_t>(best)], true));
   }
   messages.result("\n" + md.str() + "\nSearch directory: " + output.string() +
                   " (trials.csv, trials.json, tune_summary.md, best_config.ini, trials/, journal.jsonl)");

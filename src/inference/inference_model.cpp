@@ -9,9 +9,10 @@
 #include <map>
 
 #include "brainmri/data/manifest.hpp"
-#include "brainmri/training/trainer.hpp"
+#include "brainmri/common/ini.hpp"
+#include "brainmri/common/sha256.hpp"
+#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/version.hpp"
-#include "hashing.hpp"
 
 namespace brainmri::inference {
 namespace fs = std::filesystem;
@@ -33,17 +34,10 @@ std::pair<fs::path, std::map<std::string, std::string>> run_configuration(const 
     const auto file = directory / "config.ini";
     if (directory.empty() || !fs::exists(file)) continue;
     std::map<std::string, std::string> values;
-    std::ifstream in(file);
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty() || line[0] == '#') continue;
-      const auto equals = line.find('=');
-      if (equals == std::string::npos) continue;
-      auto trim = [](std::string s) {
-        s.erase(0, s.find_first_not_of(" \t"));
-        s.erase(s.find_last_not_of(" \t\r") + 1);
-        return s;
-      };
-      values[trim(line.substr(0, equals))] = trim(line.substr(equals + 1));
+    try {
+      for (const auto& entry : read_ini(file)) values[entry.key] = entry.value;
+    } catch (const std::exception&) {
+      return {};  // an unreadable config only costs the provenance: the defaults apply
     }
     return {file, values};
   }
@@ -60,15 +54,19 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
   model->device_ = options.device;
   model->method_ = options.method;
   std::string checkpoint_error;
+  std::optional<models::ModelCard> card;  // in checkpoints written since model cards: usable alone
   try {
-    model->classifier_ = training::load_model_from_checkpoint(file, options.device);
+    auto loaded = models::load_checkpoint(file, options.device);
+    model->classifier_ = std::move(loaded.model);
+    card = std::move(loaded.card);
   } catch (const std::exception& e) {
     checkpoint_error = e.what();
   }
   int class_count = 0;
   auto& preprocessing = model->preprocessing_;
   if (model->classifier_) {
-    model->classifier_->set_explained_layer(options.explained_layer);  // throws for an unknown layer
+    const auto layer = options.explained_layer.empty() && card ? card->explained_layer : options.explained_layer;
+    model->classifier_->set_explained_layer(layer);  // throws for an unknown layer
     model->classifier_->eval();
     model->name_ = model->classifier_->model_name();
     preprocessing.size = model->classifier_->options().image_size;
@@ -109,8 +107,10 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
     }
   }
 
-  if (evaluation.is_object() && evaluation.contains("class_names") &&
-      static_cast<int>(evaluation["class_names"].size()) == class_count) {
+  if (card && static_cast<int>(card->class_names.size()) == class_count) {
+    model->class_names_ = card->class_names;
+  } else if (evaluation.is_object() && evaluation.contains("class_names") &&
+             static_cast<int>(evaluation["class_names"].size()) == class_count) {
     model->class_names_ = evaluation["class_names"].get<std::vector<std::string>>();
   } else if (manifest && static_cast<int>(manifest->class_names.size()) == class_count) {
     model->class_names_ = manifest->class_names;
@@ -118,20 +118,27 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
     for (int k = 0; k < class_count; ++k) model->class_names_.push_back("class " + std::to_string(k));
   }
   std::string resize_source = "given";
-  if (options.resize == "auto") {
+  if (options.resize == "auto" && card) {
+    preprocessing.resize = imaging::parse_resize_mode(card->preprocessing.resize);
+    resize_source = "the checkpoint's model card";
+  } else if (options.resize == "auto") {
     const bool known = manifest && !manifest->resize_mode.empty();
     preprocessing.resize = known ? imaging::parse_resize_mode(manifest->resize_mode) : imaging::ResizeMode::kStretch;
     resize_source = known ? "the dataset's manifest" : "default (no dataset manifest found)";
   } else {
     preprocessing.resize = imaging::parse_resize_mode(options.resize);  // throws std::invalid_argument
   }
-  model->sha256_ = prep::sha256_file(file);
+  model->sha256_ = sha256_file(file);
 
   json source = {{"file", fs::absolute(file).string()},
                  {"sha256", model->sha256_},
                  {"kind", model->classifier_ ? "brainmri checkpoint" : "TorchScript export"},
                  {"run_directory", config_file.empty() ? json(nullptr) : json(fs::absolute(config_file.parent_path()).string())},
                  {"dataset", config.count("data") ? json(config.at("data")) : json(nullptr)}};
+  if (card) {
+    source["provenance"] = card->provenance;
+    if (source["dataset"].is_null()) source["dataset"] = card->provenance.value("dataset", json(nullptr));
+  }
   if (!config.empty()) {
     json selected = json::object();
     for (const auto* key : {"model", "epochs", "batch-size", "lr", "optimizer", "seed", "val-fold", "width",

@@ -1,5 +1,7 @@
 #include "brainmri/models/torchscript_export.hpp"
 
+#include "brainmri/common/atomic_file.hpp"
+
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/csrc/jit/passes/fixup_trace_scope_blocks.h>
 #include <torch/csrc/jit/passes/normalize_ops.h>
@@ -61,14 +63,13 @@ void export_torchscript(Classifier& model, const fs::path& file) {
   }
   exported.eval();
 
-  const fs::path temporary = file.string() + ".tmp";
-  try {
-    exported.save(temporary.string());
-  } catch (const c10::Error& e) {
-    fs::remove(temporary);
-    throw std::runtime_error("cannot write " + file.string() + ": " + e.what_without_backtrace());
-  }
-  fs::rename(temporary, file);
+  replace_file_atomically(file, [&](const fs::path& temporary) {
+    try {
+      exported.save(temporary.string());
+    } catch (const c10::Error& e) {
+      throw std::runtime_error("cannot write " + file.string() + ": " + e.what_without_backtrace());
+    }
+  });
 }
 
 }  // namespace brainmri::models

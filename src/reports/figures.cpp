@@ -11,6 +11,7 @@
 #include <functional>
 #include <stdexcept>
 
+#include "brainmri/common/atomic_file.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/summary.hpp"
 
@@ -90,8 +91,7 @@ void render(const fs::path& stem, bool vector, int width, int height, const std:
   for (const auto& [device, extension] : kFormats) {
     if (!vector && std::string(extension) != "png") continue;
     const fs::path target = stem.string() + "." + extension;
-    const fs::path temporary = target.string() + ".tmp";
-    {
+    replace_file_atomically(target, [&](const fs::path& temporary) {
       plstream pls;
       pls.sdev(device);
       pls.sfnam(temporary.c_str());
@@ -102,9 +102,7 @@ void render(const fs::path& stem, bool vector, int width, int height, const std:
       pls.schr(0, 1.05);
       pls.col0(kInk);
       draw(pls);
-    }  // the stream's destructor ends the file
-    if (!fs::exists(temporary)) throw std::runtime_error("PLplot wrote no " + target.string());
-    fs::rename(temporary, target);
+    });  // the stream's destructor ends the file
   }
 }
 
@@ -446,12 +444,12 @@ void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& r
   });
 }
 
-void plot_training_curves(const std::vector<EpochPoint>& epochs, const std::string& title, const fs::path& stem,
+void plot_training_curves(const std::vector<evaluation::EpochRecord>& epochs, const std::string& title, const fs::path& stem,
                           bool vector) {
   if (epochs.empty()) throw std::invalid_argument("no epochs to plot in " + stem.string());
   std::vector<double> x(epochs.size());
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(i + 1);
-  auto column = [&](double EpochPoint::*field) {
+  auto column = [&](double evaluation::EpochRecord::*field) {
     std::vector<double> v;
     for (const auto& e : epochs) v.push_back(e.*field);
     return v;
@@ -474,7 +472,7 @@ void plot_training_curves(const std::vector<EpochPoint>& epochs, const std::stri
     // Loss.
     pls.adv(0);
     pls.vpor(0.12, 0.95, 0.14, 0.88);
-    const auto train_loss = column(&EpochPoint::train_loss), val_loss = column(&EpochPoint::val_loss);
+    const auto train_loss = column(&evaluation::EpochRecord::train_loss), val_loss = column(&evaluation::EpochRecord::val_loss);
     double top = 0;
     for (std::size_t i = 0; i < x.size(); ++i) top = std::max({top, train_loss[i], val_loss[i]});
     axes(pls, 0.5, right, 0, top * 1.08 + 1e-9, "Epoch", "Cross-entropy", title + ": loss");
@@ -489,8 +487,8 @@ void plot_training_curves(const std::vector<EpochPoint>& epochs, const std::stri
     // Accuracy and macro-F1.
     pls.adv(0);
     pls.vpor(0.12, 0.95, 0.14, 0.88);
-    const auto train_accuracy = column(&EpochPoint::train_accuracy), val_accuracy = column(&EpochPoint::val_accuracy),
-               val_f1 = column(&EpochPoint::val_macro_f1);
+    const auto train_accuracy = column(&evaluation::EpochRecord::train_accuracy), val_accuracy = column(&evaluation::EpochRecord::val_accuracy),
+               val_f1 = column(&evaluation::EpochRecord::val_macro_f1);
     axes(pls, 0.5, right, 0, 1.02, "Epoch", "Accuracy / macro-F1", title + ": accuracy");
     stage_marks(0, 1.02);
     pls.width(2.0);
@@ -526,7 +524,7 @@ namespace {
 void plot_confusion_matrix(const metrics::ConfusionMatrix&, const std::vector<std::string>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
 void plot_roc_curves(const std::vector<int>&, const std::vector<double>&, const std::vector<std::string>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
 void plot_cross_validated_roc(const std::vector<FoldPredictions>&, const std::vector<std::string>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
-void plot_training_curves(const std::vector<EpochPoint>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
+void plot_training_curves(const std::vector<evaluation::EpochRecord>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
 void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>&, int, const std::vector<std::string>&,
                        const std::string&, const fs::path& stem, bool) { no_plots(stem); }
 

@@ -10,13 +10,15 @@
 #include <stdexcept>
 
 #include "brainmri/common/atomic_file.hpp"
+#include "brainmri/common/csv.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/explain/gradcam.hpp"
 #include "brainmri/explain/localization_check.hpp"
 #include "brainmri/metrics/classification.hpp"
+#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/summary.hpp"
-#include "brainmri/training/evaluation_files.hpp"
+#include "brainmri/evaluation/evaluation_files.hpp"
 
 namespace brainmri::reports {
 namespace fs = std::filesystem;
@@ -43,7 +45,8 @@ std::string read_text(const fs::path& file) {
 
 std::optional<Evaluation> read_evaluation(const fs::path& directory, const std::string& key, const std::string& title) {
   if (!fs::exists(directory / "predictions.h5") || !fs::exists(directory / "metrics.json")) return std::nullopt;
-  return Evaluation{key, title, training::read_predictions(directory / "predictions.h5"), read_json(directory / "metrics.json")};
+  return Evaluation{key, title, evaluation::read_predictions(directory / "predictions.h5"),
+                    evaluation::read_metrics(directory / "metrics.json")};
 }
 
 std::string fixed(double value, int digits = 4) {
@@ -114,12 +117,13 @@ std::string spread_text(const json& s, const char* pm = "±") {
   if (!s["ci95_low"].is_null()) text += " [" + fixed(s["ci95_low"].get<double>()) + ", " + fixed(s["ci95_high"].get<double>()) + "]";
   return text;
 }
-std::string value_text(const json& value, const json& interval) {
-  if (value.is_null()) return "n/a";
-  std::string text = fixed(value.get<double>());
-  if (interval.is_object() && interval.contains("low")) {
-    text += " [" + fixed(interval["low"].get<double>()) + ", " + fixed(interval["high"].get<double>()) + "]";
-  }
+double number_or_nan(const json& value) { return value.is_number() ? value.get<double>() : NAN; }
+json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : json(value); }
+
+std::string value_text(double value, const metrics::Interval& interval) {
+  if (std::isnan(value)) return "n/a";
+  std::string text = fixed(value);
+  if (!std::isnan(interval.low) && !std::isnan(interval.high)) text += " [" + fixed(interval.low) + ", " + fixed(interval.high) + "]";
   return text;
 }
 
@@ -147,14 +151,17 @@ std::vector<TableRow> paper_rows(const RunContents& run, const json& report_json
   const auto& e = report_json["evaluations"][run.main->key];
   for (const auto& name : run.class_names) {
     const auto& c = e["per_class"][name];
-    const json interval = m["per_class"].contains(name) ? m["per_class"][name].value("auc_95ci", json()) : json();
+    metrics::Interval interval{NAN, NAN, NAN, 0};
+    for (const auto& recorded : m.per_class) {
+      if (recorded.name == name) interval = recorded.auc_interval;
+    }
     rows.push_back({name, {fixed(c["precision"].get<double>()), fixed(c["recall"].get<double>()), fixed(c["f1"].get<double>()),
-                           value_text(c["auc"], interval)}});
+                           value_text(number_or_nan(c["auc"]), interval)}});
   }
-  rows.push_back({"accuracy", {"", "", value_text(e["accuracy"], m.value("accuracy_95ci", json())), ""}});
+  rows.push_back({"accuracy", {"", "", value_text(number_or_nan(e["accuracy"]), m.accuracy_interval), ""}});
   rows.push_back({"macro average", {fixed(e["macro_avg"]["precision"].get<double>()), fixed(e["macro_avg"]["recall"].get<double>()),
-                                    value_text(e["macro_avg"]["f1"], m.value("macro_f1_95ci", json())),
-                                    value_text(e["macro_auc"], m.value("macro_auc_95ci", json()))}});
+                                    value_text(number_or_nan(e["macro_avg"]["f1"]), m.macro_f1_interval),
+                                    value_text(number_or_nan(e["macro_auc"]), m.macro_auc_interval)}});
   return rows;
 }
 
@@ -194,18 +201,15 @@ std::string latex_table(const std::vector<TableRow>& rows, const std::string& ca
   return tex.str();
 }
 
-void append_csv(std::ostringstream& csv, const std::string& evaluation, const Scores& s) {
-  for (std::size_t c = 0; c < s.report.class_names.size(); ++c) {
-    const auto& p = s.report.per_class[c];
-    csv << evaluation << "," << s.report.class_names[c] << "," << p.precision << "," << p.recall << "," << p.f1 << ","
-        << p.support << "\n";
-  }
-  const auto total = s.report.weighted_average.support;
-  csv << evaluation << ",accuracy,,," << s.report.accuracy << "," << total << "\n";
-  const auto& m = s.report.macro_average;
-  const auto& w = s.report.weighted_average;
-  csv << evaluation << ",macro avg," << m.precision << "," << m.recall << "," << m.f1 << "," << m.support << "\n";
-  csv << evaluation << ",weighted avg," << w.precision << "," << w.recall << "," << w.f1 << "," << w.support << "\n";
+void append_csv(CsvTable& csv, const std::string& evaluation, const Scores& s) {
+  const auto number = CsvTable::number;
+  auto scores_row = [&](const std::string& name, const metrics::ClassScores& p) {
+    csv.row({evaluation, name, number(p.precision), number(p.recall), number(p.f1), std::to_string(p.support)});
+  };
+  for (std::size_t c = 0; c < s.report.class_names.size(); ++c) scores_row(s.report.class_names[c], s.report.per_class[c]);
+  csv.row({evaluation, "accuracy", "", "", number(s.report.accuracy), std::to_string(s.report.weighted_average.support)});
+  scores_row("macro avg", s.report.macro_average);
+  scores_row("weighted avg", s.report.weighted_average);
 }
 
 }  // namespace
@@ -238,29 +242,20 @@ RunContents read_run(const fs::path& directory) {
     run.kind = "train";
     run.main = read_evaluation(directory / "validation", "validation", "validation");
     if (auto t = read_evaluation(directory / "test", "test", "held-out test")) run.tests.push_back(*t);
-    if (fs::exists(directory / "train_log.jsonl")) {
-      std::ifstream log(directory / "train_log.jsonl");
-      for (std::string line; std::getline(log, line);) {
-        if (line.empty()) continue;
-        const auto r = json::parse(line, nullptr, false);
-        if (r.is_discarded()) continue;  // a torn last line of an interrupted run
-        run.epochs.push_back({r.value("stage", ""), r.value("train_loss", 0.0), r.value("val_loss", 0.0),
-                              r.value("train_accuracy", 0.0), r.value("val_accuracy", 0.0), r.value("val_macro_f1", 0.0)});
-      }
-    }
+    if (fs::exists(directory / "train_log.jsonl")) run.epochs = evaluation::read_training_log(directory / "train_log.jsonl");
   } else {
     throw std::runtime_error(directory.string() + " is neither a run of brainmri train (validation/predictions.h5) nor of "
                              "brainmri cv (cv_summary.json)");
   }
   if (!run.main) throw std::runtime_error(directory.string() + " has no pooled predictions (out_of_fold/ or validation/)");
-  run.class_names = run.main->metrics.at("class_names").get<std::vector<std::string>>();
-  if (run.model.empty()) run.model = run.main->metrics.value("context", json::object()).value("model", "model");
+  run.class_names = run.main->metrics.class_names;
+  if (run.model.empty()) run.model = run.main->metrics.context.value("model", "model");
   return run;
 }
 
 // The run's dataset, or an error saying it is not here.
 fs::path run_dataset(const RunContents& run) {
-  const auto dataset_path = run.main->metrics.value("context", json::object()).value("dataset", std::string());
+  const auto dataset_path = run.main->metrics.context.value("dataset", std::string());
   if (dataset_path.empty() || !fs::exists(fs::path(dataset_path) / "manifest.json")) {
     throw std::runtime_error("the run's dataset (" + (dataset_path.empty() ? std::string("not recorded") : dataset_path) +
                              ") is not here");
@@ -283,7 +278,7 @@ std::map<std::int64_t, fs::path> run_models(const RunContents& run) {
 
 models::ClassifierPtr load_explained_model(const fs::path& checkpoint, const std::string& layer) {
   if (!fs::exists(checkpoint)) throw std::runtime_error(checkpoint.string() + " is not here (checkpoints are not kept with results)");
-  auto model = training::load_model_from_checkpoint(checkpoint, torch::kCPU);
+  auto model = models::load_model_from_checkpoint(checkpoint, torch::kCPU);
   model->set_explained_layer(layer);
   return model;
 }
@@ -423,9 +418,8 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
 
   json report = {{"run", fs::absolute(run.directory).string()}, {"kind", run.kind}, {"model", run.model},
                  {"class_names", classes}, {"evaluations", json::object()}};
-  std::ostringstream text, csv;
-  csv.precision(17);  // every digit: the CSV is data, not a display
-  csv << "evaluation,class,precision,recall,f1,support\n";
+  std::ostringstream text;
+  CsvTable csv({"evaluation", "class", "precision", "recall", "f1", "support"});
   std::map<std::string, Scores> scores;
   for (const auto* e : all) {
     if (static_cast<int>(e->predictions.probabilities.size()) != k * static_cast<int>(e->predictions.labels.size())) {
@@ -462,13 +456,13 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
     }
     json across = {{"per_class", json::object()}, {"folds", run.folds.size()}};
     for (const auto& name : classes) {
-      across["per_class"][name] = {{"precision", training::across_folds_json(values[name + "/precision"])},
-                                   {"recall", training::across_folds_json(values[name + "/recall"])},
-                                   {"f1", training::across_folds_json(values[name + "/f1"])},
-                                   {"auc", training::across_folds_json(values[name + "/auc"])}};
+      across["per_class"][name] = {{"precision", evaluation::across_folds_json(values[name + "/precision"])},
+                                   {"recall", evaluation::across_folds_json(values[name + "/recall"])},
+                                   {"f1", evaluation::across_folds_json(values[name + "/f1"])},
+                                   {"auc", evaluation::across_folds_json(values[name + "/auc"])}};
     }
     for (const auto* key : {"accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc"}) {
-      across[key] = training::across_folds_json(values[key]);
+      across[key] = evaluation::across_folds_json(values[key]);
     }
     report["across_folds"] = across;
     headline = {{"accuracy", across["accuracy"]}, {"macro_f1", across["macro_f1"]}, {"macro_auc", across["macro_auc"]}};
@@ -488,27 +482,24 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
     text << line;
     for (const char* key : {"accuracy", "macro_precision", "macro_recall", "macro_f1"}) {
       const auto& s = across[key];
-      csv << "across_folds_mean," << key << ",,," << s["mean"].get<double>() << "," << run.folds.size() << "\n";
-      if (!s["std"].is_null()) csv << "across_folds_std," << key << ",,," << s["std"].get<double>() << "," << run.folds.size() << "\n";
+      const auto folds = std::to_string(run.folds.size());
+      csv.row({"across_folds_mean", key, "", "", CsvTable::number(s["mean"].get<double>()), folds});
+      if (!s["std"].is_null()) csv.row({"across_folds_std", key, "", "", CsvTable::number(s["std"].get<double>()), folds});
     }
   } else {
     const auto& m = run.main->metrics;
     const auto& e = report["evaluations"][run.main->key];
-    auto with_interval = [](const json& value, const json& interval) {
-      json out = {{"mean", value}, {"std", nullptr}, {"ci95_low", nullptr}, {"ci95_high", nullptr}};
-      if (interval.is_object() && interval.contains("low")) {
-        out["ci95_low"] = interval["low"];
-        out["ci95_high"] = interval["high"];
-      }
-      return out;
+    auto with_interval = [](const json& value, const metrics::Interval& interval) {
+      return json{{"mean", value}, {"std", nullptr}, {"ci95_low", number_or_null(interval.low)},
+                  {"ci95_high", number_or_null(interval.high)}};
     };
-    headline = {{"accuracy", with_interval(e["accuracy"], m.value("accuracy_95ci", json()))},
-                {"macro_f1", with_interval(e["macro_avg"]["f1"], m.value("macro_f1_95ci", json()))},
-                {"macro_auc", e["macro_auc"].is_null() ? json() : with_interval(e["macro_auc"], m.value("macro_auc_95ci", json()))}};
+    headline = {{"accuracy", with_interval(e["accuracy"], m.accuracy_interval)},
+                {"macro_f1", with_interval(e["macro_avg"]["f1"], m.macro_f1_interval)},
+                {"macro_auc", e["macro_auc"].is_null() ? json() : with_interval(e["macro_auc"], m.macro_auc_interval)}};
   }
   report["headline"] = headline;
   write_file_atomically(output / "classification_report.txt", text.str());
-  write_file_atomically(output / "classification_report.csv", csv.str());
+  write_file_atomically(output / "classification_report.csv", csv.text());
 
   // Tables for a paper.
   const auto rows = paper_rows(run, report);

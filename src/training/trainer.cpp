@@ -11,9 +11,9 @@
 #include <thread>
 #include <tuple>
 
-#include <mpi.h>
-
+#include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/preemption.hpp"
+#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/training/fused_adam.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
@@ -25,7 +25,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kModelConfigKey = "brainmri_model_config";
 constexpr const char* kTrainerStateKey = "brainmri_trainer_state";
 constexpr const char* kOptimizerKey = "brainmri_optimizer";
 
@@ -49,15 +48,9 @@ class AutocastScope {
   bool enabled_;
 };
 
-json model_config(const models::Classifier& model) {
-  const auto& o = model.options();
-  return {{"model", model.model_name()},     {"num_classes", o.num_classes}, {"input_channels", o.input_channels},
-          {"image_size", o.image_size},      {"dropout", o.dropout},         {"dense_units", o.dense_units},
-          {"filters", o.filters},            {"width_multiplier", o.width_multiplier}};
-}
 
 
-double metric_value(const EpochRecord& r, MonitoredMetric metric) {
+double metric_value(const evaluation::EpochRecord& r, MonitoredMetric metric) {
   switch (metric) {
     case MonitoredMetric::ValLoss: return r.val_loss;
     case MonitoredMetric::ValAccuracy: return r.val_accuracy;
@@ -68,30 +61,14 @@ double metric_value(const EpochRecord& r, MonitoredMetric metric) {
 }
 
 void atomic_save(torch::serialize::OutputArchive& archive, const fs::path& path) {
-  auto temporary = path;
-  temporary += ".partial";
-  archive.save_to(temporary.string());
-  fs::rename(temporary, path);
+  replace_file_atomically(path, [&](const fs::path& temporary) { archive.save_to(temporary.string()); });
 }
 
 }  // namespace
 
 bool lower_is_better(MonitoredMetric metric) { return metric == MonitoredMetric::ValLoss; }
 
-std::string model_config_json(const models::Classifier& model) { return model_config(model).dump(); }
 
-ValidationScores score_predictions(const Predictions& p, int class_count) {
-  ValidationScores s;
-  s.loss = p.loss;
-  if (p.labels.empty()) return s;
-  const auto predicted = metrics::argmax_rows(p.probabilities, class_count);
-  const auto report = metrics::classification_report(metrics::ConfusionMatrix(p.labels, predicted, class_count),
-                                                     std::vector<std::string>(static_cast<std::size_t>(class_count)));
-  s.accuracy = report.accuracy;
-  s.macro_f1 = report.macro_average.f1;
-  s.macro_auc = metrics::one_vs_rest_roc(p.labels, p.probabilities, class_count).macro_auc;
-  return s;
-}
 
 void validate_train_options(const TrainOptions& o) {
   if (o.epochs < 0 || o.batch_size < 1 || o.eval_batch_size < 1) {
@@ -206,7 +183,7 @@ std::string Trainer::why_not_graphed() const {
   if (!device_.is_cuda()) return "not on a CUDA device";
   if (distributed()) return "several ranks: the bucketed all-reduce is not captured yet";
   if (dynamic_cast<FusedAdam*>(optimizer_.get()) == nullptr) return "the optimizer is not the fused Adam/AdamW";
-  if (std::getenv("BRAINMRI_INJECT_FAULT") != nullptr) return "fault injection is on";
+  if (options_.fault) return "fault injection is on";
   return StepGraph::unavailable_reason();
 }
 
@@ -225,10 +202,10 @@ torch::Tensor Trainer::loss_weights(const BatchSource& train) const {
   return torch::tensor(weights).to(device_);
 }
 
-std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSource* validation, int max_epochs_now) {
+std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, const BatchSource* validation, int max_epochs_now) {
   const auto weights = loss_weights(train);
   const int k = model_->options().num_classes;
-  std::vector<EpochRecord> records;
+  std::vector<evaluation::EpochRecord> records;
   if (train.size() < world_size_) {
     throw std::invalid_argument("the training selection has " + std::to_string(train.size()) +
                                 " samples, fewer than the " + std::to_string(world_size_) + " ranks");
@@ -301,9 +278,10 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
           graph_correct_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device_));
           graph_weights_ = weights;  // the graph keeps reading this tensor
           step_graph_ = std::make_unique<StepGraph>([this, epoch] {
-            const auto [loss, correct] = train_step(graph_images_, graph_labels_, graph_weights_, epoch, /*in_place_zero=*/true);
-            graph_loss_.copy_(loss);
-            graph_correct_.copy_(correct);
+            const auto [captured_loss, captured_correct] =
+                train_step(graph_images_, graph_labels_, graph_weights_, epoch, /*in_place_zero=*/true);
+            graph_loss_.copy_(captured_loss);
+            graph_correct_.copy_(captured_correct);
           });
         }
         graph_images_.copy_(images);
@@ -336,7 +314,7 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
       correct = static_cast<std::int64_t>(totals[1].item<double>());
       seen = static_cast<std::int64_t>(totals[2].item<double>());
     }
-    EpochRecord record;
+    evaluation::EpochRecord record;
     record.stage = options_.stage_name;
     record.epoch = epoch;
     record.learning_rate = lr;
@@ -346,7 +324,7 @@ std::vector<EpochRecord> Trainer::fit(const BatchSource& train, const BatchSourc
     record.images_per_second = train_seconds > 0 ? static_cast<double>(seen) / train_seconds : 0;
 
     if (validation != nullptr && validation->size() > 0) {
-      const auto scores = score_predictions(predict(*validation), k);
+      const auto scores = evaluation::score_predictions(predict(*validation), k);
       record.val_loss = scores.loss;
       record.val_accuracy = scores.accuracy;
       record.val_macro_f1 = scores.macro_f1;
@@ -444,7 +422,7 @@ void Trainer::note(const std::string& message) const {
   }
 }
 
-Predictions Trainer::predict(const BatchSource& loader) {
+evaluation::Predictions Trainer::predict(const BatchSource& loader) {
   torch::NoGradGuard no_grad;
   model_->eval();
   const int k = model_->options().num_classes;
@@ -490,7 +468,7 @@ Predictions Trainer::predict(const BatchSource& loader) {
     positions = positions.index_select(0, order);
   }
   probabilities = probabilities.contiguous();
-  Predictions out;
+  evaluation::Predictions out;
   out.probabilities.assign(probabilities.data_ptr<double>(), probabilities.data_ptr<double>() + probabilities.numel());
   const auto* label_data = labels.data_ptr<std::int64_t>();
   const auto* position_data = positions.data_ptr<std::int64_t>();
@@ -503,33 +481,15 @@ Predictions Trainer::predict(const BatchSource& loader) {
 }
 
 void Trainer::inject_fault_if_requested(std::int64_t global_step) const {
-  // BRAINMRI_INJECT_FAULT=<throw|hang|exit>:<rank>:<step> makes one rank (MPI world rank) fail at
-  // one training step (counted from 0 by each Trainer), to test that the job ends instead of
-  // hanging and that interrupted experiments resume.
-  static const std::string spec = [] {
-    const char* value = std::getenv("BRAINMRI_INJECT_FAULT");
-    return value == nullptr ? std::string() : std::string(value);
-  }();
-  if (spec.empty()) return;
-  const auto first = spec.find(':'), second = spec.rfind(':');
-  if (first == std::string::npos || first == second) {
-    throw std::invalid_argument("BRAINMRI_INJECT_FAULT must be <throw|hang|exit>:<rank>:<step>, got " + spec);
+  if (!options_.fault || options_.fault->step != global_step) return;
+  switch (options_.fault->kind) {
+    case FaultInjection::Kind::Throw:
+      throw std::runtime_error("injected failure (at training step " + std::to_string(global_step) + ")");
+    case FaultInjection::Kind::Exit:
+      std::_Exit(17);
+    case FaultInjection::Kind::Hang:
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  const auto kind = spec.substr(0, first);
-  // The MPI world rank (a trainer in a group of a cross-validation knows only its group rank).
-  int world_rank = rank_;
-  int mpi_running = 0;
-  MPI_Initialized(&mpi_running);
-  if (mpi_running) MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  if (std::stoi(spec.substr(first + 1, second - first - 1)) != world_rank || std::stoll(spec.substr(second + 1)) != global_step) {
-    return;
-  }
-  if (kind == "throw") throw std::runtime_error("injected failure (BRAINMRI_INJECT_FAULT=" + spec + ")");
-  if (kind == "exit") std::_Exit(17);
-  if (kind == "hang") {
-    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
-  }
-  throw std::invalid_argument("BRAINMRI_INJECT_FAULT kind must be throw, hang or exit, got " + kind);
 }
 
 fs::path Trainer::last_checkpoint() const { return options_.output_dir / (options_.stage_name + "_last.pt"); }
@@ -541,7 +501,8 @@ void Trainer::save_checkpoint(const fs::path& path) const {
   torch::serialize::OutputArchive optimizer_archive;
   optimizer_->save(optimizer_archive);
   archive.write(kOptimizerKey, optimizer_archive);
-  archive.write(kModelConfigKey, c10::IValue(model_config(*model_).dump()));
+  models::write_architecture(archive, *model_);
+  if (options_.model_card) models::write_model_card(archive, *options_.model_card);
   const json state = {{"stage", options_.stage_name},
                       {"epochs_done", state_.epochs_done},
                       {"learning_rate", state_.learning_rate},
@@ -562,14 +523,14 @@ void Trainer::save_checkpoint(const fs::path& path) const {
 void Trainer::resume(const fs::path& checkpoint) {
   torch::serialize::InputArchive archive;
   archive.load_from(checkpoint.string(), device_);
-  c10::IValue config_value, state_value;
-  if (!archive.try_read(kModelConfigKey, config_value) || !archive.try_read(kTrainerStateKey, state_value)) {
+  c10::IValue state_value;
+  const auto config = models::read_architecture(archive);
+  if (!config || !archive.try_read(kTrainerStateKey, state_value)) {
     throw std::runtime_error(checkpoint.string() + " is not a brainmri training checkpoint");
   }
-  const auto config = json::parse(config_value.toStringRef());
-  const auto ours = model_config(*model_);
-  if (config != ours) {
-    throw std::runtime_error(checkpoint.string() + " holds a " + config.value("model", "?") + " model " + config.dump() +
+  const auto ours = models::architecture_json(*model_);
+  if (*config != ours) {
+    throw std::runtime_error(checkpoint.string() + " holds a " + config->value("model", "?") + " model " + config->dump() +
                              " but this run builds " + ours.dump());
   }
   const auto state = json::parse(state_value.toStringRef());
@@ -609,47 +570,8 @@ bool Trainer::preemption_agreed(std::size_t step, std::size_t first_step) const 
   return flag.item<int>() > 0;
 }
 
-void Trainer::write_log(const EpochRecord& r) const {
-  const json line = {{"stage", r.stage},
-                     {"epoch", r.epoch},
-                     {"learning_rate", r.learning_rate},
-                     {"train_loss", r.train_loss},
-                     {"train_accuracy", r.train_accuracy},
-                     {"val_loss", r.val_loss},
-                     {"val_accuracy", r.val_accuracy},
-                     {"val_macro_f1", r.val_macro_f1},
-                     {"val_macro_auc", std::isnan(r.val_macro_auc) ? json(nullptr) : json(r.val_macro_auc)},
-                     {"images_per_second", r.images_per_second},
-                     {"seconds", r.seconds},
-                     {"best", r.best}};
-  std::ofstream out(options_.output_dir / "train_log.jsonl", std::ios::app);
-  out << line.dump() << "\n";
-}
-
-models::ClassifierPtr load_model_from_checkpoint(const fs::path& checkpoint, torch::Device device) {
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(checkpoint.string(), device);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error("cannot read checkpoint " + checkpoint.string() + ": " + e.what_without_backtrace());
-  }
-  c10::IValue config_value;
-  if (!archive.try_read(kModelConfigKey, config_value)) {
-    throw std::runtime_error(checkpoint.string() + " is not a brainmri checkpoint (no model configuration)");
-  }
-  const auto config = json::parse(config_value.toStringRef());
-  models::ModelOptions options;
-  options.num_classes = config.at("num_classes");
-  options.input_channels = config.at("input_channels");
-  options.image_size = config.at("image_size");
-  options.dropout = config.at("dropout");
-  options.dense_units = config.at("dense_units");
-  options.filters = config.at("filters").get<std::vector<int>>();
-  options.width_multiplier = config.at("width_multiplier");
-  auto model = models::create_model(config.at("model").get<std::string>(), options);
-  model->load(archive);
-  model->to(device);
-  return model;
+void Trainer::write_log(const evaluation::EpochRecord& r) const {
+  evaluation::append_training_log(options_.output_dir / "train_log.jsonl", r);
 }
 
 }  // namespace brainmri::training

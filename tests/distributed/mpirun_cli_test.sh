@@ -54,13 +54,13 @@ sys.exit(a != b)
 PY
   fail "two identical 2-rank runs wrote different validation/metrics.json"
 
-run throws nonzero -n 2 -x BRAINMRI_INJECT_FAULT=throw:1:2 "$brainmri" train "${common[@]}" --output "$work/throws"
+run throws nonzero -n 2 "$brainmri" train "${common[@]}" --output "$work/throws" --inject-fault throw:1:2
 expect_output throws "[rank 1/2] brainmri train: error: injected failure"
 
-run hangs nonzero -n 2 -x BRAINMRI_INJECT_FAULT=hang:1:2 "$brainmri" train "${common[@]}" --output "$work/hangs"
-expect_output hangs "did not complete within 5.0 s (--comm-timeout); ranks that never arrived: 1"
+run hangs nonzero -n 2 "$brainmri" train "${common[@]}" --output "$work/hangs" --inject-fault hang:1:2
+expect_output hangs "did not complete within 5.0 s (the communication timeout, comm-timeout); ranks that never arrived: 1"
 
-run dies nonzero -n 2 -x BRAINMRI_INJECT_FAULT=exit:1:2 "$brainmri" train "${common[@]}" --output "$work/dies"
+run dies nonzero -n 2 "$brainmri" train "${common[@]}" --output "$work/dies" --inject-fault exit:1:2
 
 run mismatch 2 -n 1 "$brainmri" train "${common[@]}" --output "$work/mismatch" --lr 0.001 : \
                 -n 1 "$brainmri" train "${common[@]}" --output "$work/mismatch" --lr 0.002
@@ -110,7 +110,7 @@ run cv_again 0 -n 2 "$brainmri" cv "${cv[@]}" --output "$work/cv"
 
 # Killed midway (rank 1 dies in the second epoch of its first fold), then resumed: the same
 # results as the uninterrupted run above.
-run cv_killed nonzero -n 2 -x BRAINMRI_INJECT_FAULT=exit:1:16 "$brainmri" cv "${cv[@]}" --output "$work/cv_resumed"
+run cv_killed nonzero -n 2 "$brainmri" cv "${cv[@]}" --output "$work/cv_resumed" --inject-fault exit:1:16
 run cv_resumed 0 -n 2 "$brainmri" cv "${cv[@]}" --output "$work/cv_resumed"
 [[ $(journal_count "$work/cv_resumed" interrupted) -ge 1 ]] || fail "cv: no fold was recorded as interrupted"
 expect_output cv_resumed "Resumed train from"

@@ -506,7 +506,7 @@ TEST(DistributedTrainer, ShardedEvaluationEqualsSingleProcessEvaluation) {
     EXPECT_NEAR(sharded.probabilities[i], whole.probabilities[i], 1e-6) << i;
   }
   EXPECT_NEAR(sharded.loss, whole.loss, 1e-6);
-  const auto a = training::score_predictions(sharded, 4), b = training::score_predictions(whole, 4);
+  const auto a = evaluation::score_predictions(sharded, 4), b = evaluation::score_predictions(whole, 4);
   EXPECT_EQ(a.accuracy, b.accuracy);
   EXPECT_EQ(a.macro_f1, b.macro_f1);
   world->barrier("before cleanup");

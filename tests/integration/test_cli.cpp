@@ -343,3 +343,33 @@ TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
   EXPECT_NE(bad.output.find("is neither a run"), std::string::npos) << bad.output;
   EXPECT_EQ(run_brainmri("report").exit_code, 2);
 }
+
+TEST_F(CliOnSample, ExportWritesEveryFormatAndAMovedRunStillReportsItsExplanations) {
+  ScratchDir run;
+  const auto train = run_brainmri("train --data " + shell_quote(data()) + " --output " + shell_quote(run / "a") +
+                                  " --epochs 1 --report false" + kSmallModel);
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+
+  const auto exported = run_brainmri("export " + shell_quote(run / "a" / "model.pt") + " --output " + shell_quote(run / "export"));
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  for (const char* file : {"model.torchscript.pt", "model.safetensors", "model.json"}) {
+    EXPECT_GT(fs::file_size(run / "export" / file), 100u) << file;
+  }
+  const auto metadata = read_json(run / "export" / "model.json");
+  EXPECT_EQ(metadata["architecture"], "baseline_cnn");
+  EXPECT_EQ(metadata["class_names"], json({"glioma", "meningioma", "notumor", "pituitary"}));
+  EXPECT_EQ(metadata["preprocessing"]["image_size"], 64);
+  EXPECT_EQ(metadata["provenance"]["validated_on"], "fold 0");
+  const auto only = run_brainmri("export " + shell_quote(run / "a" / "model.pt") + " --format safetensors --output " +
+                                 shell_quote(run / "only"));
+  ASSERT_EQ(only.exit_code, 0) << only.output;
+  EXPECT_FALSE(fs::exists(run / "only" / "model.torchscript.pt"));
+  EXPECT_EQ(run_brainmri("export " + shell_quote(run / "a" / "model.pt") + " --format onnx --output x").exit_code, 2);
+  EXPECT_EQ(run_brainmri("export " + shell_quote(run / "a" / "config.ini") + " --output " + shell_quote(run / "bad")).exit_code, 1);
+
+  // The run directory moved elsewhere: the report still finds its checkpoint and draws the grid.
+  fs::rename(run / "a", run / "moved");
+  const auto report = run_brainmri("report " + shell_quote(run / "moved") + " --explanation-check false --vector false");
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  EXPECT_GT(fs::file_size(run / "moved" / "report" / "gradcam_grid.png"), 1000u) << report.output;
+}

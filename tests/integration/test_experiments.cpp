@@ -10,7 +10,7 @@
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/experiments/cross_validation.hpp"
 #include "brainmri/experiments/tuning.hpp"
-#include "brainmri/training/evaluation_files.hpp"
+#include "brainmri/evaluation/evaluation_files.hpp"
 #include "synthetic_dataset.hpp"
 #include "test_support.hpp"
 
@@ -131,7 +131,7 @@ TEST(ExperimentsLibrary, CrossValidationAndSearchWithoutArgv) {
                            "fold-1/train_log.jsonl", "fold-0/config.ini"}) {
     EXPECT_TRUE(fs::exists(scratch / "cv" / file)) << file;
   }
-  EXPECT_EQ(training::read_predictions(scratch / "cv" / "out_of_fold" / "predictions.h5").labels.size(), 48u);
+  EXPECT_EQ(evaluation::read_predictions(scratch / "cv" / "out_of_fold" / "predictions.h5").labels.size(), 48u);
   // The experiment's config.ini reproduces it: the run options, then the cross-validation's.
   const auto ini = slurp(scratch / "cv" / "config.ini");
   EXPECT_NE(ini.find(cross_validation_ini(config, cv)), std::string::npos) << ini;

@@ -23,7 +23,7 @@
 #include <thread>
 
 #include "brainmri/models/torchscript_export.hpp"
-#include "brainmri/training/trainer.hpp"
+#include "brainmri/models/checkpoint.hpp"
 #include "test_support.hpp"
 
 using namespace brainmri::testing;
@@ -191,7 +191,7 @@ TEST_F(ServeApi, HealthAndModelDescribeTheModelAndTheRunItCameFrom) {
   EXPECT_EQ(model["input"]["size"], 128);
   EXPECT_EQ(model["input"]["channels"], 1);
   EXPECT_EQ(model["input"]["resize"], "stretch");
-  EXPECT_EQ(model["input"]["resize_from"], "the dataset's manifest");
+  EXPECT_EQ(model["input"]["resize_from"], "the checkpoint's model card");
   EXPECT_EQ(model["explanation"]["available"], true);
   EXPECT_EQ(model["explanation"]["method"], "HiResCAM");
   EXPECT_EQ(model["explanation"]["layer"], "conv3");
@@ -458,7 +458,7 @@ TEST(ServeExport, ATorchScriptExportIsServedWithTheSameProbabilitiesAndNoExplana
   ScratchDir scratch;
   fs::copy(kModel.parent_path(), scratch.path(), fs::copy_options::recursive);
   const auto exported = scratch / "model.torchscript.pt";
-  auto model = brainmri::training::load_model_from_checkpoint(kModel, torch::kCPU);
+  auto model = brainmri::models::load_model_from_checkpoint(kModel, torch::kCPU);
   brainmri::models::export_torchscript(*model, exported);
   ServerProcess from_export(exported, {"--quiet"});
   ServerProcess from_checkpoint(kModel, {"--quiet"});
@@ -518,3 +518,44 @@ TEST(ServeUsage, BadOptionsExitTwoAndABusyPortOrABadModelExitOne) {
 }
 
 }  // namespace
+
+// A checkpoint copied alone to an empty directory (no run directory, no dataset beside it) serves
+// the same answers: its model card carries the class names and the preprocessing.
+TEST(ServeAlone, ACheckpointWithoutItsRunDirectoryServesTheSameAnswers) {
+  ASSERT_TRUE(fs::exists(kModel)) << kModel << " is missing: the serve.model test (ctest fixture) makes it";
+  ScratchDir alone;
+  fs::copy_file(kModel, alone / "model.pt");
+  const auto images = sample_images();
+  std::vector<std::string> arguments = {kBrainmri, "predict", "--json", "--model", kModel.string(), images[0].string(),
+                                        images[3].string()};
+  const auto expected = ServerProcess::run_to_end(arguments);
+  ASSERT_EQ(expected.exit_code, 0) << expected.output;
+  arguments[4] = (alone / "model.pt").string();
+  const auto copied = ServerProcess::run_to_end(arguments);
+  ASSERT_EQ(copied.exit_code, 0) << copied.output;
+  const auto a = json::parse(expected.output)["results"], b = json::parse(copied.output)["results"];
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["prediction"], b[i]["prediction"]);
+    EXPECT_EQ(a[i]["probabilities"], b[i]["probabilities"]);
+  }
+
+  ServerProcess server(alone / "model.pt");
+  auto client = client_for(server.port());
+  const auto model = client.Get("/api/model");
+  ASSERT_TRUE(model);
+  const auto description = json::parse(model->body);
+  EXPECT_EQ(description["classes"], json({"glioma", "meningioma", "notumor", "pituitary"})) << description.dump(2);
+  EXPECT_EQ(description["input"]["resize_from"], "the checkpoint's model card");
+  EXPECT_TRUE(description["source"]["run_directory"].is_null()) << "nothing beside the copy";
+  EXPECT_EQ(description["source"]["provenance"]["command"], "train");
+  EXPECT_EQ(description["source"]["provenance"]["config_sha256"].get<std::string>().size(), 64u);
+  const auto response = post_image(client, read_file(images[3]), images[3].filename().string());
+  ASSERT_TRUE(response);
+  ASSERT_EQ(response->status, 200) << response->body;
+  const auto body = json::parse(response->body);
+  EXPECT_EQ(body["prediction"], b[1]["prediction"]);
+  for (const auto& [name, p] : body["probabilities"].items()) {
+    EXPECT_NEAR(p.get<double>(), b[1]["probabilities"][name].get<double>(), 1e-5) << name;
+  }
+}

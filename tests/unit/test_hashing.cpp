@@ -3,6 +3,7 @@
 #include <opencv2/imgproc.hpp>
 #include <random>
 
+#include "brainmri/common/sha256.hpp"
 #include "hashing.hpp"
 
 using namespace brainmri::prep;
@@ -19,7 +20,7 @@ cv::Mat random_image(unsigned seed, int size = 96) {
 
 TEST(Sha256, MatchesKnownVector) {
   const std::string abc = "abc";
-  EXPECT_EQ(sha256_hex({reinterpret_cast<const std::uint8_t*>(abc.data()), abc.size()}),
+  EXPECT_EQ(brainmri::sha256_hex({reinterpret_cast<const std::uint8_t*>(abc.data()), abc.size()}),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 

@@ -37,7 +37,9 @@ TEST(Figures, EachIsWrittenAsPngSvgAndPdf) {
                         dir / "confusion");
   plot_roc_curves(labels, p, classes, "t", dir / "roc");
   plot_cross_validated_roc({{labels, p}, {labels, p}}, classes, "t", dir / "cv_roc");
-  plot_training_curves({{"s1", 1.0, 1.1, 0.5, 0.4, 0.3}, {"s2", 0.8, 0.9, 0.6, 0.5, 0.4}}, "t", dir / "curves");
+  plot_training_curves({{.stage = "s1", .train_loss = 1.0, .train_accuracy = 0.5, .val_loss = 1.1, .val_accuracy = 0.4, .val_macro_f1 = 0.3},
+                        {.stage = "s2", .train_loss = 0.8, .train_accuracy = 0.6, .val_loss = 0.9, .val_accuracy = 0.5, .val_macro_f1 = 0.4}},
+                       "t", dir / "curves");
   for (const char* stem : {"confusion", "roc", "cv_roc", "curves"}) {
     for (const char* extension : {".png", ".svg", ".pdf"}) {
       EXPECT_TRUE(fs::exists(dir / (std::string(stem) + extension))) << stem << extension;

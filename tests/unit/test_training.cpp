@@ -14,6 +14,7 @@
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/training/data_loader.hpp"
 #include "brainmri/training/fused_adam.hpp"
+#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/training/trainer.hpp"
 #include "synthetic_dataset.hpp"
 #include "test_support.hpp"
@@ -127,7 +128,7 @@ TEST(Trainer, OverfitsSixteenImagesToFullTrainingAccuracy) {
   const auto records = trainer.fit(loader, nullptr);
   EXPECT_DOUBLE_EQ(records.back().train_accuracy, 1.0);
   const auto predictions = trainer.predict(loader);
-  EXPECT_DOUBLE_EQ(score_predictions(predictions, 4).accuracy, 1.0);
+  EXPECT_DOUBLE_EQ(evaluation::score_predictions(predictions, 4).accuracy, 1.0);
 }
 
 // With LibTorch's Adam and with the fused kernel (whose step counts live on the device and are
@@ -200,7 +201,7 @@ TEST(Trainer, ResumeRefusesACheckpointOfAnotherModel) {
     EXPECT_NE(std::string(e.what()).find("\"filters\":[8,16]"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("\"filters\":[4]"), std::string::npos) << e.what();
   }
-  const auto reloaded = load_model_from_checkpoint(dir / "run" / "train_last.pt", torch::kCPU);
+  const auto reloaded = models::load_model_from_checkpoint(dir / "run" / "train_last.pt", torch::kCPU);
   EXPECT_EQ(reloaded->options().filters, (std::vector<int>{8, 16}));
 }
 

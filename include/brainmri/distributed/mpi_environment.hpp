@@ -6,8 +6,7 @@
 // mpiexec.hydra): a plain `brainmri train` is a world of one that needs no launcher and no MPI
 // daemon. BRAINMRI_FORCE_MPI=1 initializes MPI regardless (a singleton MPI process).
 
-#include <mpi.h>
-
+#include <memory>
 #include <string>
 
 namespace brainmri::distributed {
@@ -23,11 +22,9 @@ class MpiEnvironment {
   int size() const { return size_; }
   int local_rank() const { return local_rank_; }
   int local_size() const { return local_size_; }
-  bool uses_mpi() const { return world_ != MPI_COMM_NULL; }
+  bool uses_mpi() const;
   // Several threads may call MPI at once (needed by the watchdog's arrival tracking).
   bool thread_multiple() const { return thread_multiple_; }
-  // brainmri's duplicate of MPI_COMM_WORLD; MPI_COMM_NULL in a world of one without MPI.
-  MPI_Comm world() const { return world_; }
   // "[rank 3/8] " in a job of several ranks, "" otherwise.
   std::string log_prefix() const;
 
@@ -48,14 +45,15 @@ class MpiEnvironment {
  private:
   bool initialized_here_ = false;
   bool thread_multiple_ = false;
-  MPI_Comm world_ = MPI_COMM_NULL;
+  // brainmri's duplicate of MPI_COMM_WORLD (src/distributed/mpi_world.hpp): MPI stays private to
+  // the distributed layer.
+  friend struct MpiWorld;
+  struct Handles;
+  std::unique_ptr<Handles> handles_;
   int rank_ = 0;
   int size_ = 1;
   int local_rank_ = 0;
   int local_size_ = 1;
 };
-
-// The text of an MPI error code: "MPI_ERR_TRUNCATE: message truncated".
-std::string mpi_error_text(int code);
 
 }  // namespace brainmri::distributed

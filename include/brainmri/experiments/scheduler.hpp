@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "brainmri/distributed/communicator.hpp"
+#include "brainmri/distributed/message_channel.hpp"
 #include "brainmri/distributed/mpi_environment.hpp"
 #include "brainmri/experiments/journal.hpp"
 
@@ -134,7 +135,7 @@ class JobScheduler {
   std::unique_ptr<distributed::Communicator> group_;
   int group_index_ = 0;
   int group_count_ = 1;
-  MPI_Comm control_ = MPI_COMM_NULL;  // coordinator <-> group leaders
+  std::unique_ptr<distributed::MessageChannel> control_;  // coordinator <-> group leaders; null in a world of one
 };
 
 // Sends `text` from `root` to every rank of `communicator`.

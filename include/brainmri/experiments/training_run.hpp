@@ -18,6 +18,7 @@
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/distributed/communicator.hpp"
 #include "brainmri/experiments/run_config.hpp"
+#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/training/trainer.hpp"
 
@@ -41,7 +42,7 @@ struct RunPlacement {
 
 // The scores of one evaluation of a run.
 struct RunScores {
-  training::ValidationScores scores;
+  evaluation::Scores scores;
   int samples = 0;
   std::string report;  // the classification report, in scikit-learn's layout
 };
@@ -66,6 +67,12 @@ std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> select_samples(c
 // unfrozen, no pretrained weights yet).
 models::ClassifierPtr create_model(const ModelConfig& config, const data::ShardedDataset& dataset);
 
+// The card every checkpoint of a run carries: the dataset's classes and preprocessing, the model's
+// default explained layer, and where it came from (version, commit, command, the SHA-256 of the
+// run's config text and of the dataset's manifest).
+models::ModelCard model_card(const models::Classifier& model, const data::ShardedDataset& dataset, const std::string& command,
+                             const std::string& config_text, const std::string& selection);
+
 // Trains `config` placed as `where` on the ranks of `communicator`. Every rank returns the
 // outcome; rank 0 of the communicator writes the files: config.ini (`config_text`, headed by
 // `command`), the checkpoints, model.pt, validation/ and test/ (predictions.h5, metrics.json,
@@ -82,6 +89,6 @@ void write_run_report(const std::filesystem::path& run_directory, const OutputCo
                       const Say& say, const Say& say_error, bool check_explanations = true);
 
 // "[train] epoch   3  lr 1.00e-03  loss ..." — the console line of an epoch.
-std::string format_epoch(const training::EpochRecord& record);
+std::string format_epoch(const evaluation::EpochRecord& record);
 
 }  // namespace brainmri::experiments

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "brainmri/evaluation/epoch_record.hpp"
 #include "brainmri/metrics/classification.hpp"
 
 namespace brainmri::reports {
@@ -37,11 +38,7 @@ void plot_cross_validated_roc(const std::vector<FoldPredictions>& folds, const s
 
 // Per-epoch training curves: loss (training, validation) and accuracy (training, validation)
 // with validation macro-F1, over the epochs of every stage in order.
-struct EpochPoint {
-  std::string stage;
-  double train_loss = 0, val_loss = 0, train_accuracy = 0, val_accuracy = 0, val_macro_f1 = 0;
-};
-void plot_training_curves(const std::vector<EpochPoint>& epochs, const std::string& title,
+void plot_training_curves(const std::vector<evaluation::EpochRecord>& epochs, const std::string& title,
                           const std::filesystem::path& stem, bool vector = true);
 
 // Grad-CAM grid: one row per class, its tiles left to right (the most confident correct

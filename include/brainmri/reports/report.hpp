@@ -13,7 +13,9 @@
 
 #include "brainmri/explain/gradcam.hpp"
 #include "brainmri/reports/figures.hpp"
-#include "brainmri/training/trainer.hpp"
+#include "brainmri/evaluation/epoch_record.hpp"
+#include "brainmri/evaluation/evaluation_files.hpp"
+#include "brainmri/evaluation/predictions.hpp"
 
 namespace brainmri::reports {
 
@@ -21,8 +23,8 @@ namespace brainmri::reports {
 struct Evaluation {
   std::string key;    // file-safe: validation, fold-0, out_of_fold, test_ensemble, final_test, ...
   std::string title;  // for people: "fold-0 (validation)", "held-out test: ensemble of 5 fold models"
-  training::Predictions predictions;
-  nlohmann::json metrics;
+  evaluation::Predictions predictions;
+  evaluation::EvaluationMetrics metrics;
 };
 
 struct RunContents {
@@ -33,7 +35,7 @@ struct RunContents {
   std::optional<Evaluation> main;   // train: validation; cv: the pooled out-of-fold predictions
   std::vector<Evaluation> folds;    // cv: each fold's validation
   std::vector<Evaluation> tests;    // held-out test sets: per fold model, ensemble, final model
-  std::vector<EpochPoint> epochs;   // train: train_log.jsonl
+  std::vector<evaluation::EpochRecord> epochs;  // train: train_log.jsonl
   std::string config_text;          // config.ini
 };
 

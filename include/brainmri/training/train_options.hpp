@@ -4,10 +4,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "brainmri/common/enum_names.hpp"
 #include "brainmri/distributed/gradient_reducer.hpp"
+#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/training/augmentation.hpp"
 
 namespace brainmri::distributed {
@@ -49,6 +51,14 @@ struct EarlyStoppingOptions {
   bool restore_best = true;  // end with the best epoch's weights
 };
 
+// A test hook: this process fails at one training step (counted from 0 by each Trainer), to test
+// that a job of many ranks ends instead of hanging and that interrupted experiments resume.
+struct FaultInjection {
+  enum class Kind { Throw, Hang, Exit };
+  Kind kind = Kind::Throw;
+  std::int64_t step = 0;
+};
+
 struct TrainOptions {
   int epochs = 10;
   // Horizon of the schedules that depend on the run's length (cosine); 0: `epochs`. A search
@@ -85,6 +95,9 @@ struct TrainOptions {
   // why not otherwise).
   FusedOptimizer fused_optimizer = FusedOptimizer::Auto;
   CudaGraphMode cuda_graph = CudaGraphMode::Auto;
+  std::optional<FaultInjection> fault;  // tests only
+  // Written into every checkpoint, so that model.pt can be used alone (models/checkpoint.hpp).
+  std::optional<models::ModelCard> model_card;
 };
 
 // Throws std::invalid_argument for any option out of range, before anything (a communicator, a

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "brainmri/distributed/communicator.hpp"
+#include "brainmri/evaluation/epoch_record.hpp"
+#include "brainmri/evaluation/predictions.hpp"
 #include "brainmri/distributed/gradient_reducer.hpp"
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/training/augmentation.hpp"
@@ -22,35 +24,9 @@
 
 namespace brainmri::training {
 
-struct EpochRecord {
-  std::string stage;
-  int epoch = 0;  // 1-based
-  double learning_rate = 0;
-  double train_loss = 0;
-  double train_accuracy = 0;
-  double val_loss = 0;
-  double val_accuracy = 0;
-  double val_macro_f1 = 0;
-  double val_macro_auc = 0;
-  double images_per_second = 0;
-  double seconds = 0;
-  bool best = false;
-};
-
-struct Predictions {
-  std::vector<std::int64_t> sample_ids;
-  std::vector<int> labels;
-  std::vector<double> probabilities;  // row-major [n, classes]
-  double loss = 0;                    // mean cross-entropy, no smoothing
-};
-
-struct ValidationScores {
-  double loss = 0;
-  double accuracy = 0;
-  double macro_f1 = 0;
-  double macro_auc = 0;
-};
-ValidationScores score_predictions(const Predictions& predictions, int class_count);
+// The trainer's results are the evaluation layer's types.
+using evaluation::EpochRecord;
+using evaluation::Predictions;
 
 class Trainer {
  public:
@@ -63,8 +39,8 @@ class Trainer {
   // this call; `max_epochs_now` > 0 returns after that many epochs, as an interrupted run would,
   // leaving the rest to resume(). `validation` may be null (no early stopping, no best-model
   // selection).
-  std::vector<EpochRecord> fit(const BatchSource& train, const BatchSource* validation, int max_epochs_now = 0);
-  Predictions predict(const BatchSource& loader);
+  std::vector<evaluation::EpochRecord> fit(const BatchSource& train, const BatchSource* validation, int max_epochs_now = 0);
+  evaluation::Predictions predict(const BatchSource& loader);
 
   // Continues from a checkpoint written by fit(): weights, optimizer, schedule and early-stopping
   // state, epoch, and — for one written when preemption stopped an epoch — the step within the
@@ -84,7 +60,7 @@ class Trainer {
   models::Classifier& model() { return *model_; }
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
-  std::function<void(const EpochRecord&)> on_epoch;  // console output; called on rank 0 only
+  std::function<void(const evaluation::EpochRecord&)> on_epoch;  // console output; called on rank 0 only
   std::function<void(const std::string&)> on_note;   // other messages (rank 0); default: stderr
   // Why the training step is not captured in a CUDA graph ("" when it is).
   const std::string& graph_status() const { return graph_reason_; }
@@ -110,7 +86,7 @@ class Trainer {
   bool improved(double value, double reference) const;
   torch::Tensor loss_weights(const BatchSource& train) const;
   void save_checkpoint(const std::filesystem::path& path) const;
-  void write_log(const EpochRecord& record) const;
+  void write_log(const evaluation::EpochRecord& record) const;
   bool use_bf16() const;
   bool distributed() const { return world_size_ > 1; }
   void inject_fault_if_requested(std::int64_t global_step) const;
@@ -142,8 +118,5 @@ class Trainer {
   State state_;
 };
 
-// Reads a checkpoint written by Trainer and rebuilds its model.
-models::ClassifierPtr load_model_from_checkpoint(const std::filesystem::path& checkpoint, torch::Device device);
-std::string model_config_json(const models::Classifier& model);
 
 }  // namespace brainmri::training

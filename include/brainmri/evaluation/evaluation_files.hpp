@@ -1,0 +1,70 @@
+#pragma once
+// The files an evaluation leaves behind: predictions.h5 (sample id, label, probabilities),
+// metrics.json (every metric, with bootstrap intervals) and classification_report.txt. The
+// schema of metrics.json is the struct below, written and read here only.
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "brainmri/evaluation/predictions.hpp"
+#include "brainmri/metrics/bootstrap.hpp"
+
+namespace brainmri::evaluation {
+
+struct AveragedScores {
+  double precision = 0, recall = 0, f1 = 0;
+  std::int64_t support = 0;
+};
+
+struct ClassMetrics {
+  std::string name;
+  AveragedScores scores;
+  double auc = 0;  // one-vs-rest; NaN when undefined
+  metrics::Interval auc_interval;
+};
+
+// metrics.json. Undefined numbers (NaN) are written as null and read back as NaN.
+struct EvaluationMetrics {
+  std::int64_t samples = 0;
+  double loss = 0;
+  double accuracy = 0;
+  metrics::Interval accuracy_interval;
+  AveragedScores macro_average;
+  metrics::Interval macro_f1_interval;
+  AveragedScores weighted_average;
+  std::vector<ClassMetrics> per_class;  // in class order
+  double macro_auc = 0;
+  int macro_auc_classes = 0;  // classes with both positives and negatives
+  metrics::Interval macro_auc_interval;
+  double micro_auc = 0;
+  std::vector<std::vector<std::int64_t>> confusion;  // rows: true class, columns: predicted class
+  std::vector<std::string> class_names;
+  int bootstrap_resamples = 0;
+  std::uint64_t bootstrap_seed = 0;
+  double bootstrap_level = 0.95;
+  nlohmann::json context = nlohmann::json::object();  // who evaluated what: command, dataset, selection, model, ...
+};
+
+nlohmann::json to_json(const EvaluationMetrics& metrics);
+EvaluationMetrics metrics_from_json(const nlohmann::json& json);  // throws nlohmann::json::exception
+EvaluationMetrics read_metrics(const std::filesystem::path& file);  // throws std::runtime_error naming the file
+
+// Every metric of a prediction set: accuracy, per-class and averaged precision/recall/F1,
+// confusion matrix, per-class/macro/micro AUC and bootstrap 95% intervals (seeded).
+EvaluationMetrics evaluation_metrics(const Predictions& predictions, const std::vector<std::string>& class_names,
+                                     std::uint64_t bootstrap_seed, int bootstrap_resamples = 1000);
+
+// Writes the three files into `directory` (created if needed), each atomically; returns what
+// metrics.json holds.
+EvaluationMetrics write_evaluation(const std::filesystem::path& directory, const Predictions& predictions,
+                                   const std::vector<std::string>& class_names, const nlohmann::json& context,
+                                   std::uint64_t bootstrap_seed);
+
+// A metric over the folds of a cross-validation as JSON: mean, std, ci95_low, ci95_high (null where
+// undefined: fewer than 2 folds) and folds; null for no values.
+nlohmann::json across_folds_json(const std::vector<double>& values);
+
+}  // namespace brainmri::evaluation

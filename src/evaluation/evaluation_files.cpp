@@ -1,0 +1,165 @@
+#include "brainmri/evaluation/evaluation_files.hpp"
+
+#include <cmath>
+#include <fstream>
+
+#include "brainmri/common/atomic_file.hpp"
+#include "brainmri/metrics/classification.hpp"
+#include "brainmri/metrics/roc.hpp"
+#include "brainmri/metrics/summary.hpp"
+
+namespace brainmri::evaluation {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : json(value); }
+double number_or_nan(const json& value) { return value.is_null() ? NAN : value.get<double>(); }
+
+json interval_json(const metrics::Interval& i) {
+  return {{"estimate", number_or_null(i.estimate)}, {"low", number_or_null(i.low)}, {"high", number_or_null(i.high)},
+          {"resamples_used", i.resamples_used}};
+}
+metrics::Interval interval_from(const json& j) {
+  return {number_or_nan(j.at("estimate")), number_or_nan(j.at("low")), number_or_nan(j.at("high")),
+          j.at("resamples_used").get<int>()};
+}
+
+json scores_json(const AveragedScores& s) {
+  return {{"precision", s.precision}, {"recall", s.recall}, {"f1", s.f1}, {"support", s.support}};
+}
+AveragedScores scores_from(const json& j) {
+  return {j.at("precision").get<double>(), j.at("recall").get<double>(), j.at("f1").get<double>(),
+          j.at("support").get<std::int64_t>()};
+}
+AveragedScores averaged(const metrics::ClassScores& s) { return {s.precision, s.recall, s.f1, s.support}; }
+
+}  // namespace
+
+json to_json(const EvaluationMetrics& m) {
+  json per_class = json::object();
+  for (const auto& c : m.per_class) {
+    auto entry = scores_json(c.scores);
+    entry["auc"] = number_or_null(c.auc);
+    entry["auc_95ci"] = interval_json(c.auc_interval);
+    per_class[c.name] = entry;
+  }
+  json out = {{"samples", m.samples},
+              {"loss", m.loss},
+              {"accuracy", m.accuracy},
+              {"accuracy_95ci", interval_json(m.accuracy_interval)},
+              {"macro_avg", scores_json(m.macro_average)},
+              {"macro_f1_95ci", interval_json(m.macro_f1_interval)},
+              {"weighted_avg", scores_json(m.weighted_average)},
+              {"per_class", per_class},
+              {"macro_auc", number_or_null(m.macro_auc)},
+              {"macro_auc_classes", m.macro_auc_classes},
+              {"macro_auc_95ci", interval_json(m.macro_auc_interval)},
+              {"micro_auc", number_or_null(m.micro_auc)},
+              {"confusion_matrix", {{"rows", "true class"}, {"columns", "predicted class"}, {"counts", m.confusion}}},
+              {"class_names", m.class_names},
+              {"bootstrap", {{"resamples", m.bootstrap_resamples}, {"seed", m.bootstrap_seed}, {"level", m.bootstrap_level}}}};
+  out["context"] = m.context;
+  return out;
+}
+
+EvaluationMetrics metrics_from_json(const json& j) {
+  EvaluationMetrics m;
+  m.samples = j.at("samples").get<std::int64_t>();
+  m.loss = j.at("loss").get<double>();
+  m.accuracy = j.at("accuracy").get<double>();
+  m.accuracy_interval = interval_from(j.at("accuracy_95ci"));
+  m.macro_average = scores_from(j.at("macro_avg"));
+  m.macro_f1_interval = interval_from(j.at("macro_f1_95ci"));
+  m.weighted_average = scores_from(j.at("weighted_avg"));
+  m.class_names = j.at("class_names").get<std::vector<std::string>>();
+  for (const auto& name : m.class_names) {
+    const auto& c = j.at("per_class").at(name);
+    m.per_class.push_back({name, scores_from(c), number_or_nan(c.at("auc")), interval_from(c.at("auc_95ci"))});
+  }
+  m.macro_auc = number_or_nan(j.at("macro_auc"));
+  m.macro_auc_classes = j.at("macro_auc_classes").get<int>();
+  m.macro_auc_interval = interval_from(j.at("macro_auc_95ci"));
+  m.micro_auc = number_or_nan(j.at("micro_auc"));
+  m.confusion = j.at("confusion_matrix").at("counts").get<std::vector<std::vector<std::int64_t>>>();
+  const auto& bootstrap = j.at("bootstrap");
+  m.bootstrap_resamples = bootstrap.at("resamples").get<int>();
+  m.bootstrap_seed = bootstrap.at("seed").get<std::uint64_t>();
+  m.bootstrap_level = bootstrap.at("level").get<double>();
+  m.context = j.value("context", json::object());
+  return m;
+}
+
+EvaluationMetrics read_metrics(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file.string());
+  const auto parsed = json::parse(in, nullptr, false);
+  if (parsed.is_discarded()) throw std::runtime_error(file.string() + " is not JSON");
+  try {
+    return metrics_from_json(parsed);
+  } catch (const json::exception& e) {
+    throw std::runtime_error(file.string() + " is not a brainmri metrics.json: " + e.what());
+  }
+}
+
+EvaluationMetrics evaluation_metrics(const Predictions& p, const std::vector<std::string>& class_names,
+                                     std::uint64_t bootstrap_seed, int bootstrap_resamples) {
+  const int k = static_cast<int>(class_names.size());
+  const auto predicted = metrics::argmax_rows(p.probabilities, k);
+  const metrics::ConfusionMatrix matrix(p.labels, predicted, k);
+  const auto report = metrics::classification_report(matrix, class_names);
+  const auto roc = metrics::one_vs_rest_roc(p.labels, p.probabilities, k);
+  const auto intervals = metrics::bootstrap_intervals(p.labels, p.probabilities, k,
+                                                      {bootstrap_resamples, 0.95, bootstrap_seed});
+  EvaluationMetrics m;
+  m.samples = static_cast<std::int64_t>(p.labels.size());
+  m.loss = p.loss;
+  m.accuracy = report.accuracy;
+  m.accuracy_interval = intervals.accuracy;
+  m.macro_average = averaged(report.macro_average);
+  m.macro_f1_interval = intervals.macro_f1;
+  m.weighted_average = averaged(report.weighted_average);
+  m.class_names = class_names;
+  m.per_class.reserve(static_cast<std::size_t>(k));
+  m.confusion.reserve(static_cast<std::size_t>(k));
+  for (int c = 0; c < k; ++c) {
+    const auto i = static_cast<std::size_t>(c);
+    m.per_class.push_back({class_names[i], averaged(report.per_class[i]), roc.auc_per_class[i], intervals.auc_per_class[i]});
+    std::vector<std::int64_t> row(static_cast<std::size_t>(k));
+    for (int q = 0; q < k; ++q) row[static_cast<std::size_t>(q)] = matrix.at(c, q);
+    m.confusion.push_back(std::move(row));
+  }
+  m.macro_auc = roc.macro_auc;
+  m.macro_auc_classes = roc.classes_in_macro;
+  m.macro_auc_interval = intervals.macro_auc;
+  m.micro_auc = roc.micro_auc;
+  m.bootstrap_resamples = bootstrap_resamples;
+  m.bootstrap_seed = bootstrap_seed;
+  m.bootstrap_level = 0.95;
+  return m;
+}
+
+EvaluationMetrics write_evaluation(const fs::path& directory, const Predictions& p, const std::vector<std::string>& class_names,
+                                   const json& context, std::uint64_t bootstrap_seed) {
+  fs::create_directories(directory);
+  const int k = static_cast<int>(class_names.size());
+  auto metrics = evaluation_metrics(p, class_names, bootstrap_seed);
+  metrics.context = context;
+  write_file_atomically(directory / "metrics.json", to_json(metrics).dump(2) + "\n");
+
+  const auto predicted = metrics::argmax_rows(p.probabilities, k);
+  const auto report = metrics::classification_report(metrics::ConfusionMatrix(p.labels, predicted, k), class_names);
+  write_file_atomically(directory / "classification_report.txt", metrics::format_classification_report(report, 4));
+  write_predictions(directory / "predictions.h5", p, class_names);
+  return metrics;
+}
+
+json across_folds_json(const std::vector<double>& values) {
+  if (values.empty()) return nullptr;
+  const auto s = metrics::spread(values);
+  return {{"mean", s.mean}, {"std", number_or_null(s.std_dev)}, {"ci95_low", number_or_null(s.ci95_low)},
+          {"ci95_high", number_or_null(s.ci95_high)}, {"folds", values.size()}};
+}
+
+}  // namespace brainmri::evaluation

@@ -1,0 +1,78 @@
+// The shared building blocks: the CSV writer, the config-file reader, atomic replacement.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "brainmri/common/atomic_file.hpp"
+#include "brainmri/common/csv.hpp"
+#include "brainmri/common/ini.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using brainmri::CsvTable;
+namespace fs = std::filesystem;
+
+TEST(CsvTable, QuotesFieldsThatWouldBreakARowAsRfc4180Says) {
+  CsvTable table({"class", "note", "value"});
+  table.row({"meningioma, large", "said \"no\"", CsvTable::number(0.1)});
+  table.row({"line\nbreak", "", CsvTable::number(std::nan(""))});
+  EXPECT_EQ(table.text(),
+            "class,note,value\n\"meningioma, large\",\"said \"\"no\"\"\",0.1\n\"line\nbreak\",,\n");
+  EXPECT_THROW(table.row({"too", "few"}), std::invalid_argument);
+  // Full precision: the text reads back as the same double.
+  EXPECT_EQ(std::stod(CsvTable::number(0.1 + 0.2)), 0.1 + 0.2);
+}
+
+TEST(IniReader, ReadsKeyValueLinesAndNamesTheBadLine) {
+  std::istringstream good("# comment\n; another\n\n  lr = 0.001 \nstage = head: lr=1e-3 epochs=2\nstage = top: epochs=1\nempty =\n");
+  const auto entries = brainmri::parse_ini(good, "good.ini");
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(entries[0].key, "lr");
+  EXPECT_EQ(entries[0].value, "0.001");
+  EXPECT_EQ(entries[0].line, 4);
+  EXPECT_EQ(entries[1].value, "head: lr=1e-3 epochs=2");  // '=' inside a value is kept
+  EXPECT_EQ(entries[2].key, "stage");
+  EXPECT_EQ(entries[3].value, "");
+  std::istringstream bad("lr = 1\nnot a pair\n");
+  try {
+    brainmri::parse_ini(bad, "bad.ini");
+    FAIL() << "accepted a line without '='";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.ini:2:"), std::string::npos) << e.what();
+  }
+  std::istringstream section("[train]\nlr = 1\n");
+  EXPECT_THROW(brainmri::parse_ini(section, "s.ini"), std::invalid_argument);
+  EXPECT_THROW(brainmri::read_ini("/nonexistent/config.ini"), std::runtime_error);
+}
+
+TEST(AtomicFile, ReplacesWholeOrNotAtAll) {
+  brainmri::testing::ScratchDir dir;
+  const auto target = dir / "out.bin";
+  brainmri::write_file_atomically(target, "old");
+  // A writer that fails leaves the old file and no temporary behind.
+  EXPECT_THROW(brainmri::replace_file_atomically(target,
+                                                 [](const fs::path& temporary) {
+                                                   std::ofstream(temporary) << "half";
+                                                   throw std::runtime_error("disk full");
+                                                 }),
+               std::runtime_error);
+  std::ifstream in(target);
+  std::string content;
+  std::getline(in, content);
+  EXPECT_EQ(content, "old");
+  // A writer that writes nothing is an error too.
+  EXPECT_THROW(brainmri::replace_file_atomically(target, [](const fs::path&) {}), std::runtime_error);
+  brainmri::replace_file_atomically(target, [](const fs::path& temporary) { std::ofstream(temporary) << "new"; });
+  std::ifstream again(target);
+  std::getline(again, content);
+  EXPECT_EQ(content, "new");
+  int files = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir.path())) ++files;
+  EXPECT_EQ(files, 1);
+}
+
+}  // namespace
