@@ -47,12 +47,12 @@ libdeflate_compressor& compressor_for(int level) {
 
 }  // namespace
 
-std::vector<std::uint8_t> encode_chunk(std::span<const std::uint8_t> raw, std::size_t element_size,
-                                       int deflate_level) {
+std::vector<std::uint8_t> encode_chunk(std::span<const std::uint8_t> raw, std::size_t element_size, int deflate_level) {
   const auto shuffled = shuffle_bytes(raw, element_size);
   auto& compressor = compressor_for(deflate_level);
   std::vector<std::uint8_t> out(libdeflate_zlib_compress_bound(&compressor, shuffled.size()));
-  const std::size_t size = libdeflate_zlib_compress(&compressor, shuffled.data(), shuffled.size(), out.data(), out.size());
+  const std::size_t size =
+      libdeflate_zlib_compress(&compressor, shuffled.data(), shuffled.size(), out.data(), out.size());
   if (size == 0) throw std::runtime_error("libdeflate: compression failed");
   out.resize(size);
   return out;

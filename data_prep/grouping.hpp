@@ -19,7 +19,7 @@ std::vector<std::vector<std::size_t>> plan_stratified_shards(std::span<const int
 int default_shard_count(std::size_t sample_count, std::size_t bytes_per_sample, std::size_t target_bytes);
 
 struct DuplicateGroups {
-  std::vector<int> group_of_sample;              // group id for every sample (singletons included)
+  std::vector<int> group_of_sample;               // group id for every sample (singletons included)
   std::vector<std::vector<std::int64_t>> groups;  // every group, members ascending, ordered by first member
   std::vector<bool> exact;                        // the group's members all share one content hash
 };

@@ -1,13 +1,13 @@
 #include "hashing.hpp"
 
-#include "brainmri/common/sha256.hpp"
-
 #include <array>
 #include <fstream>
 #include <memory>
 #include <opencv2/img_hash.hpp>
 #include <opencv2/imgproc.hpp>
 #include <stdexcept>
+
+#include "brainmri/common/sha256.hpp"
 
 namespace brainmri::prep {
 

@@ -2,10 +2,9 @@
 // Content hashes (exact duplicates) and perceptual hashes (near duplicates); file digests are in
 // brainmri/common/sha256.hpp.
 
-#include <opencv2/core.hpp>
-
 #include <cstdint>
 #include <filesystem>
+#include <opencv2/core.hpp>
 #include <span>
 #include <string>
 
@@ -19,6 +18,5 @@ std::string content_hash(const cv::Mat& decoded_pixels);
 std::uint64_t perceptual_hash(const cv::Mat& pixels_8bit);
 
 inline int hamming_distance(std::uint64_t a, std::uint64_t b) { return __builtin_popcountll(a ^ b); }
-
 
 }  // namespace brainmri::prep

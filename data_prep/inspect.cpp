@@ -5,11 +5,11 @@
 #include <set>
 #include <sstream>
 
+#include "brainmri/common/sha256.hpp"
 #include "brainmri/data/dataset_format.hpp"
 #include "brainmri/data/hdf5.hpp"
 #include "brainmri/data/manifest.hpp"
 #include "brainmri/data/shard_file.hpp"
-#include "brainmri/common/sha256.hpp"
 #include "hashing.hpp"
 
 namespace brainmri::prep {
@@ -24,17 +24,19 @@ void check_shard(const fs::path& dir, const data::Manifest& m, const data::Shard
   auto fail = [&](const std::string& what) { throw VerifyError(path.string() + ": " + what); };
   if (!fs::is_regular_file(path)) fail("missing");
   const auto size = static_cast<std::int64_t>(fs::file_size(path));
-  if (size != entry.bytes) fail("size is " + std::to_string(size) + " bytes, manifest says " + std::to_string(entry.bytes));
+  if (size != entry.bytes)
+    fail("size is " + std::to_string(size) + " bytes, manifest says " + std::to_string(entry.bytes));
   const std::string digest = sha256_file(path);
-  if (digest != entry.sha256) fail("SHA-256 " + digest + " does not match the manifest's " + entry.sha256 + "; the file is corrupt, repack the dataset");
+  if (digest != entry.sha256)
+    fail("SHA-256 " + digest + " does not match the manifest's " + entry.sha256 +
+         "; the file is corrupt, repack the dataset");
 
   try {
     const auto file = hdf5::open_file_readonly(path);
     const auto header = data::read_shard_header(file);
     if (header.format_version != m.format_version || header.class_names != m.class_names ||
         header.image_size != m.image_size || header.channels != m.channels || header.dtype != m.dtype ||
-        header.first_sample_id != entry.first_sample_id ||
-        header.shard_count != static_cast<int>(m.shards.size())) {
+        header.first_sample_id != entry.first_sample_id || header.shard_count != static_cast<int>(m.shards.size())) {
       fail("header attributes disagree with the manifest");
     }
     const auto images = hdf5::open_dataset(file, format::kImages);
@@ -48,14 +50,18 @@ void check_shard(const fs::path& dir, const data::Manifest& m, const data::Shard
     if ((m.dtype == "float32" && !float_type) || (m.dtype == "uint8" && !byte_type)) fail("images have the wrong type");
 
     const auto columns = data::read_shard_columns(file);
-    if (static_cast<std::int64_t>(columns.labels.size()) != entry.sample_count) fail("column length differs from the manifest");
+    if (static_cast<std::int64_t>(columns.labels.size()) != entry.sample_count)
+      fail("column length differs from the manifest");
     std::vector<std::int64_t> class_counts(m.class_names.size(), 0);
     for (std::size_t i = 0; i < columns.labels.size(); ++i) {
-      if (columns.sample_ids[i] != entry.first_sample_id + static_cast<std::int64_t>(i)) fail("sample ids are not the manifest's range");
+      if (columns.sample_ids[i] != entry.first_sample_id + static_cast<std::int64_t>(i))
+        fail("sample ids are not the manifest's range");
       const auto label = columns.labels[i];
-      if (label < 0 || label >= static_cast<int>(m.class_names.size())) fail("label out of range at row " + std::to_string(i));
+      if (label < 0 || label >= static_cast<int>(m.class_names.size()))
+        fail("label out of range at row " + std::to_string(i));
       ++class_counts[static_cast<std::size_t>(label)];
-      if (columns.content_hash[i].size() != format::kContentHashHexLength) fail("malformed content hash at row " + std::to_string(i));
+      if (columns.content_hash[i].size() != format::kContentHashHexLength)
+        fail("malformed content hash at row " + std::to_string(i));
     }
     if (class_counts != entry.class_counts) fail("class counts differ from the manifest");
   } catch (const hdf5::Hdf5Error& e) {
@@ -78,7 +84,8 @@ std::vector<SampleInfo> read_samples(const fs::path& dir, const data::Manifest& 
     const auto file = hdf5::open_file_readonly(dir / entry.file);
     const auto c = data::read_shard_columns(file);
     for (std::size_t i = 0; i < c.labels.size(); ++i) {
-      samples.push_back({c.labels[i], c.source_split[i], c.source_paths[i], c.content_hash[i], c.colour_discarded[i] != 0});
+      samples.push_back(
+          {c.labels[i], c.source_split[i], c.source_paths[i], c.content_hash[i], c.colour_discarded[i] != 0});
     }
   }
   return samples;
@@ -97,7 +104,8 @@ VerifySummary verify_dataset(const fs::path& dataset_dir) {
   if (m.folds.fold_count > 0) {
     for (const int f : m.folds.fold_of_sample) {
       if (f >= m.folds.fold_count || f < format::kFoldExcludedLeak) {
-        throw VerifyError((dataset_dir / format::kManifestFile).string() + ": fold value " + std::to_string(f) + " is out of range");
+        throw VerifyError((dataset_dir / format::kManifestFile).string() + ": fold value " + std::to_string(f) +
+                          " is out of range");
       }
     }
   }
@@ -142,7 +150,10 @@ json build_audit(const fs::path& dataset_dir) {
       json members = json::array();
       for (const auto id : group.members) {
         const auto& s = samples[static_cast<std::size_t>(id)];
-        members.push_back({{"sample_id", id}, {"class", classes[static_cast<std::size_t>(s.label)]}, {"split", s.split}, {"path", s.path}});
+        members.push_back({{"sample_id", id},
+                           {"class", classes[static_cast<std::size_t>(s.label)]},
+                           {"split", s.split},
+                           {"path", s.path}});
       }
       conflicts.push_back({{"exact", group.exact}, {"members", members}});
     }
@@ -233,10 +244,11 @@ std::string render_audit(const json& a) {
   const auto& dup = a["duplicates"];
   out << "\nDuplicates\n  identical pixels: " << dup["identical_pixel_groups"] << " groups, "
       << dup["identical_pixel_redundant_images"] << " redundant copies\n"
-      << "  identical or perceptual hash within " << dup["near_duplicate_bits"] << " bits: " << dup["groups"] << " groups (" << dup["exact_groups"] << " all identical, " << dup["near_only_groups"]
+      << "  identical or perceptual hash within " << dup["near_duplicate_bits"] << " bits: " << dup["groups"]
+      << " groups (" << dup["exact_groups"] << " all identical, " << dup["near_only_groups"]
       << " with near matches) hold " << dup["images_in_groups"] << " images; " << dup["redundant_images"]
-      << " are redundant copies, leaving " << dup["unique_images"] << " unique images; largest group: "
-      << dup["largest_group"] << "\n";
+      << " are redundant copies, leaving " << dup["unique_images"]
+      << " unique images; largest group: " << dup["largest_group"] << "\n";
   for (const auto& [split, others] : dup["samples_with_duplicate_in_split"].items()) {
     for (const auto& [other, count] : others.items()) {
       out << "  " << split << " images with a duplicate " << (split == other ? "within " : "in ") << other << ": "
@@ -262,13 +274,15 @@ std::string render_audit(const json& a) {
     out << "\nFolds: " << f["fold_count"] << " (seed " << f["seed"] << ")";
     if (!f["held_out_split"].get<std::string>().empty()) {
       out << ", held-out split " << f["held_out_split"].get<std::string>() << " (" << f["held_out_samples"]
-          << " images), " << f["excluded_duplicates_of_held_out"] << " training images excluded as duplicates of held-out images";
+          << " images), " << f["excluded_duplicates_of_held_out"]
+          << " training images excluded as duplicates of held-out images";
     }
     out << "\n";
     int index = 0;
     for (const auto& counts : f["class_counts_per_fold"]) {
       out << "  fold " << index++ << ":";
-      for (std::size_t c = 0; c < counts.size(); ++c) out << " " << d["classes"][c].get<std::string>() << "=" << counts[c];
+      for (std::size_t c = 0; c < counts.size(); ++c)
+        out << " " << d["classes"][c].get<std::string>() << "=" << counts[c];
       out << "\n";
     }
     out << "  largest per-class difference between folds: " << f["max_class_spread_across_folds"]

@@ -109,7 +109,8 @@ int run_pack(int argc, const char* const argv[]) {
     return kExitOk;
   }
   if (vm.count("version")) {
-    std::cout << "brainmri-prep " << brainmri::kVersion << " (dataset format " << brainmri::data::format::kFormatVersion << ")\n";
+    std::cout << "brainmri-prep " << brainmri::kVersion << " (dataset format " << brainmri::data::format::kFormatVersion
+              << ")\n";
     return kExitOk;
   }
   if (!vm.count("out")) throw UsageError("--out is required");
@@ -130,7 +131,8 @@ int run_pack(int argc, const char* const argv[]) {
   pack.preprocess.channels = vm["channels"].as<int>();
   const auto dtype = vm["dtype"].as<std::string>();
   if (dtype != "uint8" && dtype != "float32") throw UsageError("--dtype must be uint8 or float32, got " + dtype);
-  pack.preprocess.output = dtype == "float32" ? brainmri::imaging::PixelType::kFloat32 : brainmri::imaging::PixelType::kUint8;
+  pack.preprocess.output =
+      dtype == "float32" ? brainmri::imaging::PixelType::kFloat32 : brainmri::imaging::PixelType::kUint8;
   pack.shard_count = vm["shards"].as<int>();
   if (pack.shard_count < 0) throw UsageError("--shards must be 0 (automatic) or positive");
   const int shard_mb = vm["shard-size-mb"].as<int>();
@@ -160,7 +162,8 @@ int run_pack(int argc, const char* const argv[]) {
                 << manifest.shards.size() << " shard(s)) into " << fs::absolute(pack.output).lexically_normal().string()
                 << "\n  rejected inputs: " << manifest.rejected.size()
                 << "\n  duplicate groups: " << manifest.duplicate_groups.size() << " (" << redundant
-                << " redundant images)\n  run `brainmri-prep audit " << pack.output.string() << "` for the full leakage audit\n";
+                << " redundant images)\n  run `brainmri-prep audit " << pack.output.string()
+                << "` for the full leakage audit\n";
     }
   } catch (const brainmri::prep::PackError& e) {
     if (g_cancel.load()) {
@@ -174,13 +177,15 @@ int run_pack(int argc, const char* const argv[]) {
 
 int run_verify(int argc, const char* const argv[]) {
   po::options_description options("Verify options");
-  options.add_options()("help,h", "show this help and exit")("dir", po::value<std::string>(), "packed dataset directory");
+  options.add_options()("help,h", "show this help and exit")("dir", po::value<std::string>(),
+                                                             "packed dataset directory");
   po::positional_options_description positional;
   positional.add("dir", 1);
   const auto vm = parse(argc, argv, options, positional);
   if (vm.count("help")) {
     std::cout << "Usage: brainmri-prep verify DIR\n\nRe-hashes every shard against manifest.json and checks the "
-                 "schema; exits 1 naming the first broken shard.\n\n" << options << "\n";
+                 "schema; exits 1 naming the first broken shard.\n\n"
+              << options << "\n";
     return kExitOk;
   }
   if (!vm.count("dir")) throw UsageError("verify needs the dataset directory");
@@ -196,21 +201,23 @@ int run_verify(int argc, const char* const argv[]) {
 
 int run_audit(int argc, const char* const argv[]) {
   po::options_description options("Audit options");
-  options.add_options()("help,h", "show this help and exit")("json", po::value<std::string>(),
-                                                             "where to write the audit as JSON (default: DIR/audit.json)")(
+  options.add_options()("help,h", "show this help and exit")(
+      "json", po::value<std::string>(), "where to write the audit as JSON (default: DIR/audit.json)")(
       "dir", po::value<std::string>(), "packed dataset directory");
   po::positional_options_description positional;
   positional.add("dir", 1);
   const auto vm = parse(argc, argv, options, positional);
   if (vm.count("help")) {
     std::cout << "Usage: brainmri-prep audit DIR [--json FILE]\n\nPrints counts, duplicates within and across "
-                 "splits, label conflicts, discarded colour, rejected files and fold balance.\n\n" << options << "\n";
+                 "splits, label conflicts, discarded colour, rejected files and fold balance.\n\n"
+              << options << "\n";
     return kExitOk;
   }
   if (!vm.count("dir")) throw UsageError("audit needs the dataset directory");
   const fs::path dir = vm["dir"].as<std::string>();
   const auto audit = brainmri::prep::build_audit(dir);
-  const fs::path json_path = vm.count("json") ? fs::path(vm["json"].as<std::string>()) : dir / brainmri::data::format::kAuditFile;
+  const fs::path json_path =
+      vm.count("json") ? fs::path(vm["json"].as<std::string>()) : dir / brainmri::data::format::kAuditFile;
   brainmri::write_file_atomically(json_path, audit.dump(2) + "\n");
   std::cout << brainmri::prep::render_audit(audit) << "\nAudit written to " << json_path.string() << "\n";
   return kExitOk;

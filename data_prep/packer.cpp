@@ -13,13 +13,13 @@
 #include <thread>
 
 #include "brainmri/common/atomic_file.hpp"
+#include "brainmri/common/sha256.hpp"
 #include "brainmri/data/dataset_format.hpp"
 #include "brainmri/data/hdf5.hpp"
 #include "brainmri/data/shard_file.hpp"
 #include "brainmri/version.hpp"
 #include "chunk_codec.hpp"
 #include "grouping.hpp"
-#include "brainmri/common/sha256.hpp"
 #include "hashing.hpp"
 
 namespace brainmri::prep {
@@ -75,7 +75,10 @@ class OrderedPipeline {
  public:
   OrderedPipeline(const std::vector<const Candidate*>& inputs, int threads,
                   std::function<ProcessedSample(const Candidate&)> work, const std::atomic<bool>* cancel)
-      : inputs_(inputs), work_(std::move(work)), cancel_(cancel), window_(static_cast<std::size_t>(threads) * 4),
+      : inputs_(inputs),
+        work_(std::move(work)),
+        cancel_(cancel),
+        window_(static_cast<std::size_t>(threads) * 4),
         slots_(window_) {
     for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { run_worker(); });
   }
@@ -93,7 +96,8 @@ class OrderedPipeline {
   ProcessedSample take(std::size_t index) {
     std::unique_lock lock(mutex_);
     // Timed waits: a cancellation request arrives from a signal handler, which cannot notify.
-    while (!(slots_[index % window_].has_value() || failure_ || cancelled())) result_ready_.wait_for(lock, kPollInterval);
+    while (!(slots_[index % window_].has_value() || failure_ || cancelled()))
+      result_ready_.wait_for(lock, kPollInterval);
     if (failure_) std::rethrow_exception(failure_);
     if (cancelled()) throw PackError("interrupted");
     ProcessedSample sample = std::move(*slots_[index % window_]);
@@ -232,8 +236,8 @@ struct PackedSamples {
 };
 
 data::ShardHeader shard_header(const data::Manifest& m, int shard_index, int shard_count, std::int64_t first_id) {
-  return {m.format_version, m.class_names, m.image_size, m.channels, m.dtype, m.normalization_scale,
-          m.normalization_offset, m.tool_version, shard_index, shard_count, first_id};
+  return {m.format_version,       m.class_names,  m.image_size, m.channels,  m.dtype, m.normalization_scale,
+          m.normalization_offset, m.tool_version, shard_index,  shard_count, first_id};
 }
 
 // Runs the pipeline over every candidate and writes the shards into `directory`; fills the
@@ -256,7 +260,8 @@ PackedSamples write_shards(const PackOptions& options, const Discovery& discover
     for (auto index : shard) ordered.push_back(&discovery.candidates[index]);
   }
 
-  const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads =
+      options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   OrderedPipeline pipeline(
       ordered, threads,
       [&](const Candidate& c) { return process_candidate(c, options.preprocess, geometry, options.compression_level); },
@@ -382,9 +387,8 @@ void publish(const data::Manifest& manifest, TemporaryDirectory& temporary, cons
 data::Manifest pack_dataset(const PackOptions& options, const std::atomic<bool>* cancel) {
   validate(options);
   const Discovery discovery = discover_dataset(options.discovery);
-  if (!options.held_out_split.empty() &&
-      std::find(discovery.split_names.begin(), discovery.split_names.end(), options.held_out_split) ==
-          discovery.split_names.end()) {
+  if (!options.held_out_split.empty() && std::find(discovery.split_names.begin(), discovery.split_names.end(),
+                                                   options.held_out_split) == discovery.split_names.end()) {
     throw PackError("--holdout-split " + options.held_out_split + " is not one of the packed splits");
   }
   const data::ShardGeometry geometry{options.preprocess.size, options.preprocess.channels,

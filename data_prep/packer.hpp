@@ -26,12 +26,12 @@ struct PackOptions {
   bool force = false;
   DiscoveryOptions discovery;
   imaging::PreprocessOptions preprocess;  // preprocess.output decides the stored dtype
-  int shard_count = 0;  // 0: sized from shard_target_bytes
+  int shard_count = 0;                    // 0: sized from shard_target_bytes
   std::size_t shard_target_bytes = 64u << 20;
   int threads = 0;  // 0: all cores
   int compression_level = 4;
   int near_duplicate_bits = 2;  // chosen from the real data: docs/dataset-format.md
-  int fold_count = 0;  // 0: no fold assignment
+  int fold_count = 0;           // 0: no fold assignment
   std::uint64_t seed = 0;
   std::string held_out_split;  // empty: none
   bool strict = false;

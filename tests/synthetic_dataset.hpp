@@ -52,7 +52,8 @@ inline data::Manifest write_synthetic_dataset(const std::filesystem::path& dir, 
       }
       columns.labels.push_back(next % classes);
       columns.sample_ids.push_back(next);
-      columns.source_paths.push_back("Training/class" + std::to_string(next % classes) + "/" + std::to_string(next) + ".png");
+      columns.source_paths.push_back("Training/class" + std::to_string(next % classes) + "/" + std::to_string(next) +
+                                     ".png");
       columns.source_roots.push_back(0);
       columns.source_split.push_back("Training");
       columns.content_hash.push_back(std::string(64, static_cast<char>('a' + next % 6)));
@@ -62,8 +63,8 @@ inline data::Manifest write_synthetic_dataset(const std::filesystem::path& dir, 
       ++m.counts_by_split_and_class["Training"][m.class_names[static_cast<std::size_t>(next % classes)]];
       if (folds > 0) m.folds.fold_of_sample.push_back(next % folds);
     }
-    writer.finish({m.format_version, m.class_names, size, channels, m.dtype, m.normalization_scale, 0.0,
-                   m.tool_version, s, shards, entry.first_sample_id},
+    writer.finish({m.format_version, m.class_names, size, channels, m.dtype, m.normalization_scale, 0.0, m.tool_version,
+                   s, shards, entry.first_sample_id},
                   columns);
     entry.bytes = static_cast<std::int64_t>(std::filesystem::file_size(dir / file));
     entry.sha256 = std::string(64, '0');  // not checked by the readers; verify would flag it

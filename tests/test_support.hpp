@@ -1,6 +1,7 @@
 #pragma once
 // Small helpers shared by the tests: scratch directories and running the real executables.
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -8,7 +9,6 @@
 #include <filesystem>
 #include <random>
 #include <string>
-#include <sys/wait.h>
 
 namespace brainmri::testing {
 

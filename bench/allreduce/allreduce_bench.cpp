@@ -82,7 +82,8 @@ int step(distributed::Communicator& world, const torch::Device& device, std::map
   distributed::ReducerOptions reducer_options;
   reducer_options.overlap = overlap;
   std::unique_ptr<distributed::GradientReducer> reducer;
-  if (world.size() > 1) reducer = std::make_unique<distributed::GradientReducer>(model->parameters(), world, reducer_options);
+  if (world.size() > 1)
+    reducer = std::make_unique<distributed::GradientReducer>(model->parameters(), world, reducer_options);
   const auto images = torch::rand({batch, 1, 128, 128}, torch::TensorOptions().device(device))
                           .contiguous(torch::MemoryFormat::ChannelsLast);
   const auto labels = torch::randint(0, 4, {batch}, torch::TensorOptions().dtype(torch::kInt64).device(device));
@@ -132,17 +133,20 @@ int main(int argc, char* argv[]) {
   const int threads = std::stoi(args.try_emplace("--threads", "1").first->second);
   torch::set_num_threads(threads);
   torch::set_num_interop_threads(1);
-  const torch::Device device = backend == "nccl" ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(environment.local_rank()))
-                                                 : torch::Device(torch::kCPU);
+  const torch::Device device =
+      backend == "nccl" ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(environment.local_rank()))
+                        : torch::Device(torch::kCPU);
   try {
     auto world = distributed::make_communicator(
-        environment, parse_enum<distributed::Backend>(environment.size() > 1 || backend == "nccl" ? backend : "local"), device);
+        environment, parse_enum<distributed::Backend>(environment.size() > 1 || backend == "nccl" ? backend : "local"),
+        device);
     if (mode == "bandwidth") return bandwidth(*world, device, args);
     if (mode == "step") return step(*world, device, args);
   } catch (const std::exception& e) {
     std::cerr << environment.log_prefix() << "allreduce_bench: " << e.what() << "\n";
     return 1;
   }
-  std::cerr << "usage: allreduce_bench bandwidth|step [--option value ...] (see the comment at the top of the source)\n";
+  std::cerr
+      << "usage: allreduce_bench bandwidth|step [--option value ...] (see the comment at the top of the source)\n";
   return 2;
 }

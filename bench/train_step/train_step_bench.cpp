@@ -20,12 +20,18 @@ int main(int argc, char* argv[]) {
   bool channels_last = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
-    if (key == "--model") model_name = value;
-    else if (key == "--batch") batch = std::stoll(value);
-    else if (key == "--steps") steps = std::stoi(value);
-    else if (key == "--warmup") warmup = std::stoi(value);
-    else if (key == "--threads") threads = std::stoi(value);
-    else if (key == "--channels-last") channels_last = value == "1";
+    if (key == "--model")
+      model_name = value;
+    else if (key == "--batch")
+      batch = std::stoll(value);
+    else if (key == "--steps")
+      steps = std::stoi(value);
+    else if (key == "--warmup")
+      warmup = std::stoi(value);
+    else if (key == "--threads")
+      threads = std::stoi(value);
+    else if (key == "--channels-last")
+      channels_last = value == "1";
     else {
       std::cerr << "unknown option " << key << "\n";
       return 2;
@@ -54,8 +60,11 @@ int main(int argc, char* argv[]) {
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) step();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << nlohmann::json{{"implementation", "brainmri C++"}, {"model", model_name}, {"batch", batch},
-                              {"steps", steps}, {"threads", torch::get_num_threads()},
+  std::cout << nlohmann::json{{"implementation", "brainmri C++"},
+                              {"model", model_name},
+                              {"batch", batch},
+                              {"steps", steps},
+                              {"threads", torch::get_num_threads()},
                               {"images_per_second", static_cast<double>(batch * steps) / seconds}}
                    .dump()
             << std::endl;

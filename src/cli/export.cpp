@@ -1,8 +1,9 @@
 // brainmri export: a trained model for use outside brainmri (TorchScript, safetensors + JSON).
 
+#include "brainmri/models/export.hpp"
+
 #include <iostream>
 
-#include "brainmri/models/export.hpp"
 #include "training_command.hpp"
 
 namespace brainmri::cli {

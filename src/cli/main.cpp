@@ -6,9 +6,9 @@
 #include <memory>
 #include <string>
 
-#include "brainmri/version.hpp"
 #include "brainmri/experiments/checkpoint_evaluation.hpp"
 #include "brainmri/experiments/training_run.hpp"
+#include "brainmri/version.hpp"
 #include "training_command.hpp"
 
 using namespace brainmri;
@@ -38,7 +38,8 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
   const auto options = combined("brainmri train", run_option_sections());
   const auto setup = prepare_training(argc, argv, options, environment, "train");
   if (setup.help) {
-    if (environment.rank() == 0) std::cout << "Usage: brainmri train --data DIR --output DIR [options]\n\n" << options << "\n";
+    if (environment.rank() == 0)
+      std::cout << "Usage: brainmri train --data DIR --output DIR [options]\n\n" << options << "\n";
     return kExitOk;
   }
   const auto& config = setup.config;
@@ -54,11 +55,13 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
     const auto outcome = experiments::train_run(config, experiments::RunPlacement::of(config), dataset, *communicator,
                                                 setup.device, say, "train", to_ini(experiments::run_options(), config));
     if (communicator->rank() == 0) {
-      std::cout << "\n" << environment.log_prefix() << "Validation (" << outcome.validation_samples << " images):\n"
+      std::cout << "\n"
+                << environment.log_prefix() << "Validation (" << outcome.validation_samples << " images):\n"
                 << outcome.validation->report << "\nRun directory: " << config.output.directory.string()
                 << " (model.pt, validation/metrics.json, train_log.jsonl)\n";
-      experiments::write_run_report(config.output.directory, config.output, setup.device,
-                                    [](const std::string& line) { std::cout << line << "\n"; }, say_error);
+      experiments::write_run_report(
+          config.output.directory, config.output, setup.device,
+          [](const std::string& line) { std::cout << line << "\n"; }, say_error);
     }
     return kExitOk;
   });
@@ -99,7 +102,8 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
   });
   if (vm.count("help")) {
     if (environment.rank() == 0) {
-      std::cout << "Usage: brainmri evaluate --checkpoint FILE --data DIR [--split NAME | --fold K]\n\n" << options << "\n";
+      std::cout << "Usage: brainmri evaluate --checkpoint FILE --data DIR [--split NAME | --fold K]\n\n"
+                << options << "\n";
     }
     return kExitOk;
   }
@@ -168,8 +172,9 @@ int main(int argc, char* argv[]) {
     if (command == "serve") return run_serve(argc - 1, argv + 1);
 #else
     if (command == "serve") {
-      std::cerr << "brainmri serve: this brainmri was built without it (it needs OpenCV and cpp-httplib: apt-get install "
-                   "libcpp-httplib-dev, then configure with -DBRAINMRI_WITH_SERVE=ON)\n";
+      std::cerr
+          << "brainmri serve: this brainmri was built without it (it needs OpenCV and cpp-httplib: apt-get install "
+             "libcpp-httplib-dev, then configure with -DBRAINMRI_WITH_SERVE=ON)\n";
       return kExitFailure;
     }
 #endif
@@ -196,7 +201,8 @@ int main(int argc, char* argv[]) {
   } catch (const po::error& e) {
     return report("brainmri " + command + ": " + e.what() + "\nTry 'brainmri " + command + " --help'.", true);
   } catch (const ConfigError& e) {
-    return report("brainmri " + command + ": " + usage_error(e).what() + "\nTry 'brainmri " + command + " --help'.", true);
+    return report("brainmri " + command + ": " + usage_error(e).what() + "\nTry 'brainmri " + command + " --help'.",
+                  true);
   } catch (const UsageError& e) {
     return report("brainmri " + command + ": " + e.what() + "\nTry 'brainmri " + command + " --help'.", true);
   } catch (const c10::Error& e) {

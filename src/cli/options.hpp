@@ -3,8 +3,8 @@
 // plus an INI config file), usage errors with exit code 2, and the typed configurations built
 // from them. Nothing below src/cli/ sees a variables_map.
 
-#include <boost/program_options.hpp>
 #include <algorithm>
+#include <boost/program_options.hpp>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -47,7 +47,8 @@ template <typename Config>
 void add_options(std::vector<Section>& sections, const std::vector<Option<Config>>& table) {
   const Config defaults;
   for (const auto& option : table) {
-    auto section = std::find_if(sections.begin(), sections.end(), [&](const Section& s) { return s.title == option.group; });
+    auto section =
+        std::find_if(sections.begin(), sections.end(), [&](const Section& s) { return s.title == option.group; });
     if (section == sections.end()) {
       sections.emplace_back(option.group);
       section = sections.end() - 1;

@@ -3,7 +3,6 @@
 
 #include <cstdio>
 #include <iostream>
-
 #include <nlohmann/json.hpp>
 
 #include "brainmri/common/atomic_file.hpp"
@@ -47,7 +46,8 @@ inference::LoadOptions inference_load_options(const po::variables_map& vm) {
   return load;
 }
 
-std::unique_ptr<inference::InferenceModel> load_inference_model(const fs::path& file, const inference::LoadOptions& options) {
+std::unique_ptr<inference::InferenceModel> load_inference_model(const fs::path& file,
+                                                                const inference::LoadOptions& options) {
   try {
     return inference::InferenceModel::load(file, options);
   } catch (const std::invalid_argument& e) {
@@ -85,7 +85,8 @@ int run_predict(int argc, const char* const argv[]) {
   const auto& names = model->class_names();
   const fs::path overlays = vm["gradcam"].as<std::string>();
   if (!overlays.empty()) {
-    if (!model->can_explain()) throw UsageError("--gradcam needs a brainmri checkpoint (a TorchScript export has no activations to explain)");
+    if (!model->can_explain())
+      throw UsageError("--gradcam needs a brainmri checkpoint (a TorchScript export has no activations to explain)");
     fs::create_directories(overlays);
   }
 

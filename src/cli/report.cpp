@@ -1,11 +1,11 @@
 // brainmri report: reports and comparison tables from the saved predictions of runs
 // (docs/reports.md). Needs no GPU and no MPI.
 
-#include <iostream>
+#include "brainmri/reports/report.hpp"
 
+#include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "brainmri/reports/report.hpp"
 #include "training_command.hpp"
 
 namespace brainmri::cli {
@@ -32,14 +32,15 @@ int run_report(int argc, const char* const argv[]) {
   positional.add("run", -1);
   const auto vm = parse_with_config(argc, argv, options, &positional);
   if (vm.count("help")) {
-    std::cout << "Usage: brainmri report RUN [RUN ...] [--output DIR]\n\n"
-                 "Writes RUN/report/: classification_report.{txt,csv,json} (per fold, pooled out of fold, across folds,\n"
-                 "held-out test), confusion_matrix and roc_curves (.png, .svg, .pdf), training_curves for a training run,\n"
-                 "gradcam_grid (HiResCAM by default) with the model-randomization check and the localization check of\n"
-                 "the explanation method when the run's checkpoints and dataset are here,\n"
-                 "tables.{md,tex} for a paper and index.html with all of it. With several runs, also a comparison\n"
-                 "(comparison.{md,tex}, index.html) in --output.\n\n"
-              << options << "\n";
+    std::cout
+        << "Usage: brainmri report RUN [RUN ...] [--output DIR]\n\n"
+           "Writes RUN/report/: classification_report.{txt,csv,json} (per fold, pooled out of fold, across folds,\n"
+           "held-out test), confusion_matrix and roc_curves (.png, .svg, .pdf), training_curves for a training run,\n"
+           "gradcam_grid (HiResCAM by default) with the model-randomization check and the localization check of\n"
+           "the explanation method when the run's checkpoints and dataset are here,\n"
+           "tables.{md,tex} for a paper and index.html with all of it. With several runs, also a comparison\n"
+           "(comparison.{md,tex}, index.html) in --output.\n\n"
+        << options << "\n";
     return kExitOk;
   }
   if (!vm.count("run")) throw UsageError("report needs at least one run directory");
@@ -62,9 +63,12 @@ int run_report(int argc, const char* const argv[]) {
   report_options.cam_layer = vm["layer"].as<std::string>();
   report_options.explanation_check = vm["explanation-check"].as<bool>();
   const auto device = vm["device"].as<std::string>();
-  if (device != "auto" && device != "cpu" && device != "cuda") throw UsageError("--device must be auto, cpu or cuda, got " + device);
-  if (device == "cuda" && !torch::cuda::is_available()) throw UsageError("--device cuda, but no CUDA device is available");
-  report_options.device = device == "cpu" || !torch::cuda::is_available() ? torch::Device(torch::kCPU) : torch::Device(torch::kCUDA, 0);
+  if (device != "auto" && device != "cpu" && device != "cuda")
+    throw UsageError("--device must be auto, cpu or cuda, got " + device);
+  if (device == "cuda" && !torch::cuda::is_available())
+    throw UsageError("--device cuda, but no CUDA device is available");
+  report_options.device =
+      device == "cpu" || !torch::cuda::is_available() ? torch::Device(torch::kCPU) : torch::Device(torch::kCUDA, 0);
   const std::string output = vm["output"].as<std::string>();
   std::vector<reports::RunContents> contents;
   std::vector<nlohmann::json> headlines;

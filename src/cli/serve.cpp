@@ -1,14 +1,14 @@
 // brainmri serve: the web page and JSON API of a trained model (docs/serve.md).
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <mutex>
-#include <thread>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "brainmri/serve/prediction_server.hpp"
 #include "inference_options.hpp"
@@ -135,8 +135,9 @@ int run_serve(int argc, const char* const argv[]) {
     std::cerr << "brainmri serve: warning: listening on " << server.host
               << ", reachable from other machines; the server has no authentication and no TLS\n";
   }
-  std::cout << "brainmri serve: listening on http://" << (server.host == "0.0.0.0" ? "127.0.0.1" : server.host) << ":" << port
-            << "/ (" << model->name() << " " << model->version() << ", " << model->class_names().size() << " classes, "
+  std::cout << "brainmri serve: listening on http://" << (server.host == "0.0.0.0" ? "127.0.0.1" : server.host) << ":"
+            << port << "/ (" << model->name() << " " << model->version() << ", " << model->class_names().size()
+            << " classes, "
             << (model->can_explain() ? explain::display_name(model->method()) + " of " + model->explained_layer()
                                      : std::string("no explanations"))
             << "); Ctrl-C stops it" << std::endl;

@@ -3,8 +3,8 @@
 #include "training_command.hpp"
 
 #include <algorithm>
-#include <optional>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 namespace brainmri::cli {
@@ -13,7 +13,8 @@ namespace brainmri::cli {
 void set_threads(int requested, const distributed::MpiEnvironment& environment) {
   int threads = requested;
   if (threads <= 0 && environment.size() > 1) {
-    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, environment.local_size()));
+    threads =
+        std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, environment.local_size()));
   }
   if (threads > 0) {
     torch::set_num_threads(threads);
@@ -52,10 +53,14 @@ std::optional<training::FaultInjection> fault_for_this_rank(const std::string& t
   }
   const auto kind_text = text.substr(0, first);
   training::FaultInjection fault;
-  if (kind_text == "throw") fault.kind = training::FaultInjection::Kind::Throw;
-  else if (kind_text == "hang") fault.kind = training::FaultInjection::Kind::Hang;
-  else if (kind_text == "exit") fault.kind = training::FaultInjection::Kind::Exit;
-  else throw UsageError("--inject-fault kind must be throw, hang or exit, got " + kind_text);
+  if (kind_text == "throw")
+    fault.kind = training::FaultInjection::Kind::Throw;
+  else if (kind_text == "hang")
+    fault.kind = training::FaultInjection::Kind::Hang;
+  else if (kind_text == "exit")
+    fault.kind = training::FaultInjection::Kind::Exit;
+  else
+    throw UsageError("--inject-fault kind must be throw, hang or exit, got " + kind_text);
   try {
     const int rank = option_text::parse<int>(text.substr(first + 1, second - first - 1));
     fault.step = option_text::parse<std::int64_t>(text.substr(second + 1));
@@ -68,10 +73,10 @@ std::optional<training::FaultInjection> fault_for_this_rank(const std::string& t
 
 }  // namespace
 
-TrainingSetup prepare_training(int argc, const char* const argv[], const po::options_description& options,
-                               const distributed::MpiEnvironment& environment, const std::string& command,
-                               const std::function<std::string(const po::variables_map&, const experiments::RunConfig&)>&
-                                   build_more) {
+TrainingSetup prepare_training(
+    int argc, const char* const argv[], const po::options_description& options,
+    const distributed::MpiEnvironment& environment, const std::string& command,
+    const std::function<std::string(const po::variables_map&, const experiments::RunConfig&)>& build_more) {
   TrainingSetup setup;
   std::string config_text;
   agree_on_setup(environment, command, [&] {

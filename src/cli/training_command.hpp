@@ -42,6 +42,14 @@ void set_threads(int requested, const distributed::MpiEnvironment& environment);
 // The sections of a command's help: General (help, config) first, then the run options.
 std::vector<Section> run_option_sections();
 
+// The options of an experiment command (cv, tune): the run's, then the experiment's own table.
+template <typename Config>
+po::options_description experiment_options(const std::string& title, const std::vector<Option<Config>>& table) {
+  auto sections = run_option_sections();
+  add_options(sections, table);
+  return combined(title, sections);
+}
+
 // The parsed, validated and cross-rank-checked configuration of a training command.
 struct TrainingSetup {
   experiments::RunConfig config;
@@ -53,10 +61,10 @@ struct TrainingSetup {
 // command's own configuration, returning its part of the resolved config text), validates it,
 // installs the preemption handler and picks the device — on every rank, which then agree that
 // all succeeded and that every rank has the same configuration; finally sets the CPU threads.
-TrainingSetup prepare_training(int argc, const char* const argv[], const po::options_description& options,
-                               const distributed::MpiEnvironment& environment, const std::string& command,
-                               const std::function<std::string(const po::variables_map&, const experiments::RunConfig&)>&
-                                   build_more = {});
+TrainingSetup prepare_training(
+    int argc, const char* const argv[], const po::options_description& options,
+    const distributed::MpiEnvironment& environment, const std::string& command,
+    const std::function<std::string(const po::variables_map&, const experiments::RunConfig&)>& build_more = {});
 
 // Messages of an experiment: results on world rank 0's stdout, progress on stderr.
 experiments::Messages console_messages();

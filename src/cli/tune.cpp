@@ -9,26 +9,26 @@
 namespace brainmri::cli {
 
 int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironment& environment) {
-  auto sections = run_option_sections();
-  add_options(sections, experiments::search_options());
-  const auto options = combined("brainmri tune", sections);
+  const auto options = experiment_options("brainmri tune", experiments::search_options());
   experiments::SearchConfig search;
-  auto setup = prepare_training(argc, argv, options, environment, "tune", [&](const po::variables_map& vm, const auto& config) {
-    apply_options(vm, experiments::search_options(), search);
-    experiments::plan_search(config, search, data::ShardedDataset(config.data.dataset), environment.size());
-    return to_ini(experiments::search_options(), search);
-  });
+  auto setup =
+      prepare_training(argc, argv, options, environment, "tune", [&](const po::variables_map& vm, const auto& config) {
+        apply_options(vm, experiments::search_options(), search);
+        experiments::plan_search(config, search, data::ShardedDataset(config.data.dataset), environment.size());
+        return to_ini(experiments::search_options(), search);
+      });
   if (setup.help) {
     if (environment.rank() == 0) {
-      std::cout << "Usage: brainmri tune --data DIR --output DIR --search 'NAME: KIND ARGS' ... [options]\n\n"
-                   "Searches training options: each trial is a configuration of `brainmri train` trained on every fold\n"
-                   "of --folds (its objective is the folds' mean validation score). asha trains all trials for\n"
-                   "--min-epochs, then continues the best 1 in --reduction-factor from their checkpoints to the next\n"
-                   "rung, up to --epochs. Jobs (a trial on a fold for a rung) are shared among groups of\n"
-                   "--ranks-per-job ranks and journaled in DIR/journal.jsonl: the same command resumes. Writes\n"
-                   "DIR/trials.csv, trials.json, tune_summary.md and best_config.ini (ready for brainmri cv/train with\n"
-                   "--data). --val-fold, --val-split and --resume of the training options do not apply here.\n\n"
-                << options << "\n";
+      std::cout
+          << "Usage: brainmri tune --data DIR --output DIR --search 'NAME: KIND ARGS' ... [options]\n\n"
+             "Searches training options: each trial is a configuration of `brainmri train` trained on every fold\n"
+             "of --folds (its objective is the folds' mean validation score). asha trains all trials for\n"
+             "--min-epochs, then continues the best 1 in --reduction-factor from their checkpoints to the next\n"
+             "rung, up to --epochs. Jobs (a trial on a fold for a rung) are shared among groups of\n"
+             "--ranks-per-job ranks and journaled in DIR/journal.jsonl: the same command resumes. Writes\n"
+             "DIR/trials.csv, trials.json, tune_summary.md and best_config.ini (ready for brainmri cv/train with\n"
+             "--data). --val-fold, --val-split and --resume of the training options do not apply here.\n\n"
+          << options << "\n";
     }
     return kExitOk;
   }

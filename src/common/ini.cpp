@@ -23,7 +23,8 @@ std::vector<IniEntry> parse_ini(std::istream& in, const std::string& source) {
     if (text.empty() || text.front() == '#' || text.front() == ';') continue;
     const auto equals = text.find('=');
     const auto where = source + ":" + std::to_string(number) + ": ";
-    if (text.front() == '[') throw std::invalid_argument(where + "sections ('" + text + "') are not used in brainmri configs");
+    if (text.front() == '[')
+      throw std::invalid_argument(where + "sections ('" + text + "') are not used in brainmri configs");
     if (equals == std::string::npos) throw std::invalid_argument(where + "'" + text + "' is not KEY = VALUE");
     auto key = trim(text.substr(0, equals));
     if (key.empty()) throw std::invalid_argument(where + "'" + text + "' has no key before '='");

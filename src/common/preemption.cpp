@@ -18,10 +18,12 @@ extern "C" void on_preemption_signal(int) { requested.store(true, std::memory_or
 void install_preemption_handler(const std::string& signal_name) {
   static int installed = 0;  // the signal handled now, if any
   const std::string name = signal_name.rfind("SIG", 0) == 0 ? signal_name.substr(3) : signal_name;
-  static const std::map<std::string, int> signals = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"INT", SIGINT}};
+  static const std::map<std::string, int> signals = {
+      {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"INT", SIGINT}};
   const auto found = signals.find(name);
   if (found == signals.end() && name != "none") {
-    throw std::invalid_argument("unknown preemption signal '" + signal_name + "' (expected USR1, USR2, TERM, INT or none)");
+    throw std::invalid_argument("unknown preemption signal '" + signal_name +
+                                "' (expected USR1, USR2, TERM, INT or none)");
   }
   const int wanted = name == "none" ? 0 : found->second;
   // Only a signal that stops being ours gets its default action back: resetting the one that stays

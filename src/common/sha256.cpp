@@ -21,7 +21,8 @@ Sha256::Sha256() : context_(std::make_unique<Context>()) {
 Sha256::~Sha256() = default;
 
 void Sha256::update(const void* data, std::size_t size) {
-  if (EVP_DigestUpdate(context_->digest.get(), data, size) != 1) throw std::runtime_error("OpenSSL: SHA-256 update failed");
+  if (EVP_DigestUpdate(context_->digest.get(), data, size) != 1)
+    throw std::runtime_error("OpenSSL: SHA-256 update failed");
 }
 
 std::string Sha256::hex() {

@@ -38,11 +38,26 @@ std::string current_error_stack() {
 
 template <typename T>
 hid_t native_type();
-template <> hid_t native_type<std::int32_t>() { return H5T_NATIVE_INT32; }
-template <> hid_t native_type<std::int64_t>() { return H5T_NATIVE_INT64; }
-template <> hid_t native_type<std::uint8_t>() { return H5T_NATIVE_UINT8; }
-template <> hid_t native_type<std::uint64_t>() { return H5T_NATIVE_UINT64; }
-template <> hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
+template <>
+hid_t native_type<std::int32_t>() {
+  return H5T_NATIVE_INT32;
+}
+template <>
+hid_t native_type<std::int64_t>() {
+  return H5T_NATIVE_INT64;
+}
+template <>
+hid_t native_type<std::uint8_t>() {
+  return H5T_NATIVE_UINT8;
+}
+template <>
+hid_t native_type<std::uint64_t>() {
+  return H5T_NATIVE_UINT64;
+}
+template <>
+hid_t native_type<double>() {
+  return H5T_NATIVE_DOUBLE;
+}
 
 Handle utf8_variable_string_type() {
   Handle type(check(H5Tcopy(H5T_C_S1), "copy string type"), H5Tclose);
@@ -126,15 +141,14 @@ hid_t check(hid_t status, const std::string& what) {
 
 Handle create_file(const std::filesystem::path& path) {
   initialise_library();
-  return Handle(check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT),
-                      "create HDF5 file " + path.string()),
-                H5Fclose);
+  return Handle(
+      check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), "create HDF5 file " + path.string()),
+      H5Fclose);
 }
 
 Handle open_file_readonly(const std::filesystem::path& path) {
   initialise_library();
-  return Handle(check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open HDF5 file " + path.string()),
-                H5Fclose);
+  return Handle(check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open HDF5 file " + path.string()), H5Fclose);
 }
 
 Handle open_dataset(hid_t file, const std::string& name) {
@@ -160,9 +174,9 @@ std::vector<hsize_t> dataset_shape(hid_t dataset) {
 void write_attribute(hid_t object, const std::string& name, const std::string& value) {
   Handle type = utf8_variable_string_type();
   Handle space(check(H5Screate(H5S_SCALAR), "create scalar dataspace"), H5Sclose);
-  Handle attribute(check(H5Acreate2(object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT),
-                         "create attribute '" + name + "'"),
-                   H5Aclose);
+  Handle attribute(
+      check(H5Acreate2(object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), "create attribute '" + name + "'"),
+      H5Aclose);
   const char* text = value.c_str();
   check(H5Awrite(attribute, type, &text), "write attribute '" + name + "'");
 }
@@ -178,9 +192,9 @@ void write_attribute(hid_t object, const std::string& name, double value) {
 void write_attribute(hid_t object, const std::string& name, const std::vector<std::string>& values) {
   Handle type = utf8_variable_string_type();
   Handle space = simple_space(values.size());
-  Handle attribute(check(H5Acreate2(object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT),
-                         "create attribute '" + name + "'"),
-                   H5Aclose);
+  Handle attribute(
+      check(H5Acreate2(object, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), "create attribute '" + name + "'"),
+      H5Aclose);
   auto pointers = c_strings(values);
   check(H5Awrite(attribute, type, pointers.data()), "write attribute '" + name + "'");
 }
@@ -243,14 +257,15 @@ Array read_array(hid_t location, const std::string& path, hid_t memory_type) {
   for (const auto dim : array.shape) count *= dim;
   array.values.resize(count);
   if (count > 0) {
-    check(H5Dread(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, array.values.data()), "read dataset '" + path + "'");
+    check(H5Dread(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, array.values.data()),
+          "read dataset '" + path + "'");
   }
   return array;
 }
 
 template <typename T>
-void write_array(hid_t location, const std::string& path, const std::vector<hsize_t>& shape, const std::vector<T>& values,
-                 hid_t file_type, hid_t memory_type) {
+void write_array(hid_t location, const std::string& path, const std::vector<hsize_t>& shape,
+                 const std::vector<T>& values, hid_t file_type, hid_t memory_type) {
   Handle space(check(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr), "create dataspace"),
                H5Sclose);
   Handle links(check(H5Pcreate(H5P_LINK_CREATE), "create link properties"), H5Pclose);
@@ -352,7 +367,8 @@ void write_fixed_strings(hid_t file, const std::string& name, const std::vector<
   check(H5Tset_strpad(type, H5T_STR_NULLPAD), "set string padding");
   std::vector<char> packed(values.size() * width, '\0');
   for (std::size_t i = 0; i < values.size(); ++i) {
-    if (values[i].size() > width) throw Hdf5Error("string longer than " + std::to_string(width) + " for '" + name + "'");
+    if (values[i].size() > width)
+      throw Hdf5Error("string longer than " + std::to_string(width) + " for '" + name + "'");
     std::memcpy(packed.data() + i * width, values[i].data(), values[i].size());
   }
   Handle space = simple_space(values.size());

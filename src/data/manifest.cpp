@@ -11,8 +11,12 @@ namespace brainmri::data {
 using nlohmann::json;
 
 void to_json(json& j, const ShardEntry& s) {
-  j = json{{"file", s.file},   {"first_sample_id", s.first_sample_id}, {"sample_count", s.sample_count},
-           {"bytes", s.bytes}, {"sha256", s.sha256},                   {"class_counts", s.class_counts}};
+  j = json{{"file", s.file},
+           {"first_sample_id", s.first_sample_id},
+           {"sample_count", s.sample_count},
+           {"bytes", s.bytes},
+           {"sha256", s.sha256},
+           {"class_counts", s.class_counts}};
 }
 void from_json(const json& j, ShardEntry& s) {
   j.at("file").get_to(s.file);

@@ -32,7 +32,8 @@ ShardedDataset::ShardedDataset(std::filesystem::path directory)
 
 void ShardedDataset::require_folds() const {
   if (manifest_.folds.fold_count == 0) {
-    throw std::invalid_argument(directory_.string() + " has no fold assignment; repack it with brainmri-prep --folds K");
+    throw std::invalid_argument(directory_.string() +
+                                " has no fold assignment; repack it with brainmri-prep --folds K");
   }
 }
 
@@ -69,7 +70,8 @@ std::vector<std::int64_t> ShardedDataset::select_folds(std::span<const int> fold
   std::vector<std::int64_t> ids;
   const auto& assignment = manifest_.folds.fold_of_sample;
   for (std::size_t i = 0; i < assignment.size(); ++i) {
-    if (std::find(folds.begin(), folds.end(), assignment[i]) != folds.end()) ids.push_back(static_cast<std::int64_t>(i));
+    if (std::find(folds.begin(), folds.end(), assignment[i]) != folds.end())
+      ids.push_back(static_cast<std::int64_t>(i));
   }
   return ids;
 }
@@ -116,8 +118,8 @@ torch::Tensor ShardImageReader::read(std::span<const std::int64_t> sample_ids) {
   const bool is_float = manifest.dtype == "float32";
   const auto h = static_cast<std::int64_t>(manifest.image_size);
   const auto c = static_cast<std::int64_t>(manifest.channels);
-  auto out = torch::empty({static_cast<std::int64_t>(sample_ids.size()), h, h, c},
-                          is_float ? torch::kFloat32 : torch::kUInt8);
+  auto out =
+      torch::empty({static_cast<std::int64_t>(sample_ids.size()), h, h, c}, is_float ? torch::kFloat32 : torch::kUInt8);
   const std::size_t row_bytes = static_cast<std::size_t>(h * h * c) * (is_float ? 4 : 1);
   const hid_t memory_type = is_float ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
   const hsize_t count[4] = {1, static_cast<hsize_t>(h), static_cast<hsize_t>(h), static_cast<hsize_t>(c)};
@@ -135,9 +137,11 @@ torch::Tensor ShardImageReader::read(std::span<const std::int64_t> sample_ids) {
       open->file_space = hdf5::Handle(hdf5::check(H5Dget_space(open->images), "get image dataspace"), H5Sclose);
     }
     const hsize_t start[4] = {static_cast<hsize_t>(id - entry.first_sample_id), 0, 0, 0};
-    hdf5::check(H5Sselect_hyperslab(open->file_space, H5S_SELECT_SET, start, nullptr, count, nullptr), "select image row");
-    hdf5::check(H5Dread(open->images, memory_type, memory_space, open->file_space, H5P_DEFAULT, base + position * row_bytes),
-                "read image " + std::to_string(id) + " from " + entry.file);
+    hdf5::check(H5Sselect_hyperslab(open->file_space, H5S_SELECT_SET, start, nullptr, count, nullptr),
+                "select image row");
+    hdf5::check(
+        H5Dread(open->images, memory_type, memory_space, open->file_space, H5P_DEFAULT, base + position * row_bytes),
+        "read image " + std::to_string(id) + " from " + entry.file);
   }
   return out;
 }

@@ -66,8 +66,7 @@ std::string ArrivalBoard::describe_missing(std::uint64_t sequence) {
       missing += (missing.empty() ? "" : ", ") + std::to_string(r);
     }
   }
-  return missing.empty() ? "every rank arrived; the collective itself stalled"
-                         : "ranks that never arrived: " + missing;
+  return missing.empty() ? "every rank arrived; the collective itself stalled" : "ranks that never arrived: " + missing;
 }
 
 }  // namespace brainmri::distributed

@@ -28,7 +28,8 @@ class LocalCommunicator final : public Communicator {
     return std::make_shared<DoneWork>();
   }
   void broadcast(torch::Tensor, int root, std::string label) override {
-    if (root != 0) throw CommunicationError("broadcast (" + label + ") from rank " + std::to_string(root) + " in a world of one");
+    if (root != 0)
+      throw CommunicationError("broadcast (" + label + ") from rank " + std::to_string(root) + " in a world of one");
   }
   torch::Tensor allgatherv(const torch::Tensor& tensor, std::string) override { return tensor.clone(); }
   void barrier(std::string) override {}
@@ -61,8 +62,9 @@ bool nccl_available() {
 std::unique_ptr<Communicator> make_communicator(const MpiEnvironment& environment, Backend backend,
                                                 const torch::Device& device, CommunicatorOptions options) {
   if (backend == Backend::Local || (backend == Backend::Auto && !environment.uses_mpi())) {
-    if (environment.size() > 1) throw CommunicationError("the local backend serves a world of one, this job has " +
-                                                         std::to_string(environment.size()) + " ranks");
+    if (environment.size() > 1)
+      throw CommunicationError("the local backend serves a world of one, this job has " +
+                               std::to_string(environment.size()) + " ranks");
     return std::make_unique<LocalCommunicator>();
   }
   const bool want_nccl = backend == Backend::Nccl || (backend == Backend::Auto && device.is_cuda() && nccl_available());
@@ -81,8 +83,9 @@ std::unique_ptr<Communicator> make_communicator(const MpiEnvironment& environmen
     return make_nccl_communicator(own, environment.thread_multiple(), device, options);
 #else
     MPI_Comm_free(&own);
-    throw CommunicationError("this brainmri was built without NCCL (BRAINMRI_WITH_NCCL); use the mpi backend or rebuild "
-                             "with CUDA LibTorch and NCCL");
+    throw CommunicationError(
+        "this brainmri was built without NCCL (BRAINMRI_WITH_NCCL); use the mpi backend or rebuild "
+        "with CUDA LibTorch and NCCL");
 #endif
   }
   return std::make_unique<MpiCommunicator>(own, environment.thread_multiple(), options);

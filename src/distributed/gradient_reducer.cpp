@@ -26,7 +26,8 @@ std::vector<std::pair<std::string, torch::Tensor>> model_tensors(const torch::nn
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   // Whether a parameter trains changes the bucket plan, so it is part of what must agree.
   for (const auto& item : model.named_parameters()) {
-    tensors.emplace_back((item.value().requires_grad() ? "parameter " : "frozen parameter ") + item.key(), item.value());
+    tensors.emplace_back((item.value().requires_grad() ? "parameter " : "frozen parameter ") + item.key(),
+                         item.value());
   }
   for (const auto& item : model.named_buffers()) tensors.emplace_back("buffer " + item.key(), item.value());
   return tensors;
@@ -47,7 +48,8 @@ std::vector<Bucket> plan_buckets(const std::vector<ParameterSlot>& parameters, s
     const auto& p = parameters[i];
     const std::size_t bytes = static_cast<std::size_t>(p.numel) * c10::elementSize(p.dtype);
     const std::size_t cap = buckets.empty() ? first_bucket_bytes : bucket_bytes;
-    const bool other_kind = current_kind != nullptr && (current_kind->dtype != p.dtype || current_kind->device != p.device);
+    const bool other_kind =
+        current_kind != nullptr && (current_kind->dtype != p.dtype || current_kind->device != p.device);
     if (!current.parameters.empty() && (other_kind || current.bytes + bytes > cap)) close();
     current.parameters.push_back(i);
     current.offsets.push_back(current.numel);
@@ -75,7 +77,8 @@ GradientReducer::GradientReducer(const std::vector<torch::Tensor>& parameters, C
     const auto& bucket = buckets_[b];
     const auto& first = parameters_[bucket.parameters.front()];
     buffers_.push_back(torch::zeros({bucket.numel}, first.options().requires_grad(false)));
-    if (options_.compression == GradientCompression::Bf16) wire_.push_back(torch::zeros({bucket.numel}, buffers_.back().options().dtype(torch::kBFloat16)));
+    if (options_.compression == GradientCompression::Bf16)
+      wire_.push_back(torch::zeros({bucket.numel}, buffers_.back().options().dtype(torch::kBFloat16)));
     for (std::size_t j = 0; j < bucket.parameters.size(); ++j) {
       bucket_of_[bucket.parameters[j]] = b;
       offset_of_[bucket.parameters[j]] = bucket.offsets[j];
@@ -85,7 +88,8 @@ GradientReducer::GradientReducer(const std::vector<torch::Tensor>& parameters, C
   missing_.assign(buckets_.size(), 0);
   work_.assign(buckets_.size(), nullptr);
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    hook_handles_.push_back(parameters_[i].register_hook([this, i](const torch::Tensor& gradient) { on_gradient(i, gradient); }));
+    hook_handles_.push_back(
+        parameters_[i].register_hook([this, i](const torch::Tensor& gradient) { on_gradient(i, gradient); }));
   }
 }
 

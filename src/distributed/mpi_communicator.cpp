@@ -1,11 +1,11 @@
 #include "mpi_communicator.hpp"
 
-#include "mpi_world.hpp"
-
 #include <c10/util/BFloat16.h>
 
 #include <climits>
 #include <iostream>
+
+#include "mpi_world.hpp"
 
 namespace brainmri::distributed {
 
@@ -49,7 +49,10 @@ MPI_Op bf16_sum_op() {
 class MpiCommunicator::Task final : public Work {
  public:
   Task(std::string operation_name, std::string collective_label, std::function<void()> run, std::function<void()> then)
-      : operation(std::move(operation_name)), label(std::move(collective_label)), body(std::move(run)), after_wait(std::move(then)) {}
+      : operation(std::move(operation_name)),
+        label(std::move(collective_label)),
+        body(std::move(run)),
+        after_wait(std::move(then)) {}
 
   void wait() override {
     std::unique_lock lock(mutex);
@@ -192,7 +195,8 @@ void MpiCommunicator::broadcast(torch::Tensor tensor, int root, std::string labe
     auto* data = static_cast<char*>(buffer.data_ptr());
     const std::int64_t bytes = buffer.numel() * static_cast<std::int64_t>(buffer.element_size());
     for (std::int64_t offset = 0; offset < bytes; offset += kMaxCount) {
-      const int code = MPI_Bcast(data + offset, static_cast<int>(std::min(kMaxCount, bytes - offset)), MPI_BYTE, root, comm_);
+      const int code =
+          MPI_Bcast(data + offset, static_cast<int>(std::min(kMaxCount, bytes - offset)), MPI_BYTE, root, comm_);
       if (code != MPI_SUCCESS) throw CommunicationError(describe("broadcast", label, code));
     }
   })->wait();
@@ -206,7 +210,8 @@ torch::Tensor MpiCommunicator::allgatherv(const torch::Tensor& tensor, std::stri
   std::vector<long long> shape_signature(static_cast<std::size_t>(size_) * 2);
   torch::Tensor gathered;
   submit("allgatherv", label, [&, this] {
-    if (local.dim() == 0) throw CommunicationError("allgatherv (" + label + ") needs a tensor with at least one dimension");
+    if (local.dim() == 0)
+      throw CommunicationError("allgatherv (" + label + ") needs a tensor with at least one dimension");
     // Every rank states its row count and row size; rows of different sizes are a usage error
     // that would otherwise corrupt the result silently.
     long long mine[2] = {local.size(0), static_cast<long long>(row_bytes)};

@@ -1,12 +1,12 @@
 #include "brainmri/distributed/mpi_environment.hpp"
 
-#include "mpi_world.hpp"
-
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
+
+#include "mpi_world.hpp"
 
 namespace brainmri::distributed {
 namespace {
@@ -111,7 +111,8 @@ std::string MpiEnvironment::compare_across_ranks(const std::string& text) const 
     total += lengths[static_cast<std::size_t>(r)];
   }
   std::string all(static_cast<std::size_t>(total), '\0');
-  check(MPI_Allgatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, handles_->world),
+  check(MPI_Allgatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR,
+                       handles_->world),
         "MPI_Allgatherv");
   auto text_of = [&](int r) {
     return all.substr(static_cast<std::size_t>(offsets[static_cast<std::size_t>(r)]),

@@ -4,10 +4,9 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
-#include <cuda_runtime_api.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #include <nccl.h>
-
 #include <unistd.h>
 
 #include <atomic>
@@ -33,7 +32,8 @@ ncclDataType_t nccl_datatype(c10::ScalarType type) {
     case torch::kInt32: return ncclInt32;
     case torch::kUInt8: return ncclUint8;
     case torch::kInt8: return ncclInt8;
-    default: throw CommunicationError(std::string("the nccl backend cannot reduce ") + c10::toString(type) + " tensors");
+    default:
+      throw CommunicationError(std::string("the nccl backend cannot reduce ") + c10::toString(type) + " tensors");
   }
 }
 
@@ -87,8 +87,9 @@ class NcclCommunicator final : public Communicator {
     };
     if (thread_multiple_) hooks.describe_missing = [this](std::uint64_t s) { return arrivals_->describe_missing(s); };
     hooks.abort = [this](const std::string& message) { abort(3, message); };
-    const auto grace = rank_ == 0 ? std::chrono::milliseconds(0)
-                                  : std::min<std::chrono::milliseconds>(options_.timeout / 10, std::chrono::seconds(10));
+    const auto grace = rank_ == 0
+                           ? std::chrono::milliseconds(0)
+                           : std::min<std::chrono::milliseconds>(options_.timeout / 10, std::chrono::seconds(10));
     watchdog_ = std::make_unique<CollectiveWatchdog>(who_, options_.timeout, grace, hooks);
   }
 
@@ -158,7 +159,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   [[noreturn]] void abort(int exit_code, const std::string& why) override {
-    std::cerr << (why + "\n") << std::flush;  // one write: ranks share the terminal
+    std::cerr << (why + "\n") << std::flush;     // one write: ranks share the terminal
     if (comm_ != nullptr) ncclCommAbort(comm_);  // releases ranks blocked in NCCL kernels
     MPI_Abort(MPI_COMM_WORLD, exit_code);
     std::_Exit(exit_code);
@@ -235,7 +236,8 @@ class NcclCommunicator final : public Communicator {
         ncclCommAbort(comm_);
         comm_ = nullptr;
         throw CommunicationError(who_ + " ncclCommInitRankConfig did not finish within " +
-                                 format_seconds(options_.timeout) + " (the communication timeout, comm-timeout); is every rank running?");
+                                 format_seconds(options_.timeout) +
+                                 " (the communication timeout, comm-timeout); is every rank running?");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -291,8 +293,8 @@ class NcclCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm bootstrap, bool thread_multiple, const torch::Device& device,
-                                                     CommunicatorOptions options) {
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm bootstrap, bool thread_multiple,
+                                                     const torch::Device& device, CommunicatorOptions options) {
   return std::make_unique<NcclCommunicator>(bootstrap, thread_multiple, device, options);
 }
 

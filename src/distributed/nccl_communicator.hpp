@@ -15,7 +15,7 @@
 namespace brainmri::distributed {
 
 // `bootstrap` is taken over (a communicator of its own); it carries the NCCL unique id.
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm bootstrap, bool thread_multiple, const torch::Device& device,
-                                                     CommunicatorOptions options);
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm bootstrap, bool thread_multiple,
+                                                     const torch::Device& device, CommunicatorOptions options);
 
 }  // namespace brainmri::distributed

@@ -16,7 +16,8 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
  public:
   // Statistics in fp32 whatever the input's dtype (bf16 under autocast).
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& weight,
-                               const torch::Tensor& bias, torch::nn::BatchNorm2dImpl* layer, Communicator* communicator) {
+                               const torch::Tensor& bias, torch::nn::BatchNorm2dImpl* layer,
+                               Communicator* communicator) {
     const auto x = input.to(torch::kFloat32);
     const double local_count = static_cast<double>(x.numel() / x.size(1));
     // Each rank contributes its own mean and sum of squared deviations from it, in fp64; they
@@ -25,8 +26,7 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const auto local_mean = x.mean(kReduceDims, false, torch::kFloat64);
     const auto local_m2 = (x.to(torch::kFloat64) - per_channel(local_mean)).square().sum(kReduceDims);
     const auto channels = x.size(1);
-    auto contribution = torch::cat({local_mean * local_count, local_m2,
-                                    local_mean.square() * local_count,
+    auto contribution = torch::cat({local_mean * local_count, local_m2, local_mean.square() * local_count,
                                     torch::full({1}, local_count, local_mean.options())});
     communicator->allreduce(contribution, ReduceOp::Sum, "sync batch norm statistics");
     const double count = contribution[3 * channels].item<double>();
@@ -64,7 +64,8 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const auto& weight = saved[1];
     const auto& inverse_std = saved[2];
     const double count = ctx->saved_data["count"].toDouble();
-    auto* communicator = reinterpret_cast<Communicator*>(static_cast<std::intptr_t>(ctx->saved_data["communicator"].toInt()));
+    auto* communicator =
+        reinterpret_cast<Communicator*>(static_cast<std::intptr_t>(ctx->saved_data["communicator"].toInt()));
     const auto dy = outputs[0].to(torch::kFloat32);
     const auto channels = dy.size(1);
     const auto local_dy = dy.sum(kReduceDims);
@@ -73,8 +74,8 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     communicator->allreduce(sums, ReduceOp::Sum, "sync batch norm gradients");
     const auto mean_dy = sums.narrow(0, 0, channels) / count;
     const auto mean_dy_xhat = sums.narrow(0, channels, channels) / count;
-    auto grad_input = per_channel(weight * inverse_std) *
-                      (dy - per_channel(mean_dy) - normalized * per_channel(mean_dy_xhat));
+    auto grad_input =
+        per_channel(weight * inverse_std) * (dy - per_channel(mean_dy) - normalized * per_channel(mean_dy_xhat));
     const auto input_dtype = static_cast<c10::ScalarType>(ctx->saved_data["dtype"].toInt());
     // Weight and bias gradients of this rank's samples; the reducer averages them across ranks.
     return {grad_input.to(input_dtype), local_dy_xhat, local_dy, torch::Tensor(), torch::Tensor()};
@@ -83,7 +84,8 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
 
 }  // namespace
 
-torch::Tensor sync_batch_norm(torch::nn::BatchNorm2dImpl& layer, const torch::Tensor& input, Communicator& communicator) {
+torch::Tensor sync_batch_norm(torch::nn::BatchNorm2dImpl& layer, const torch::Tensor& input,
+                              Communicator& communicator) {
   if (!layer.options.affine() || !layer.options.track_running_stats()) {
     throw std::invalid_argument("sync_batch_norm supports affine batch norm with running statistics");
   }

@@ -71,10 +71,10 @@ void CollectiveWatchdog::run() {
       }
       if (waited > timeout_ + grace_) {
         std::string missing = hooks_.describe_missing ? hooks_.describe_missing(sequence) : "";
-        const std::string message = who_ + " error: collective #" + std::to_string(sequence) + " (" + pending.label +
-                                    ") did not complete within " + format_seconds(timeout_) + " (the communication timeout, comm-timeout)" +
-                                    (missing.empty() ? "" : "; " + missing) +
-                                    ". Another rank failed, hung or is far slower; aborting the job.";
+        const std::string message =
+            who_ + " error: collective #" + std::to_string(sequence) + " (" + pending.label +
+            ") did not complete within " + format_seconds(timeout_) + " (the communication timeout, comm-timeout)" +
+            (missing.empty() ? "" : "; " + missing) + ". Another rank failed, hung or is far slower; aborting the job.";
         lock.unlock();
         hooks_.abort(message);
         return;

@@ -18,7 +18,9 @@ json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : j
 double number_or_nan(const json& value) { return value.is_null() ? NAN : value.get<double>(); }
 
 json interval_json(const metrics::Interval& i) {
-  return {{"estimate", number_or_null(i.estimate)}, {"low", number_or_null(i.low)}, {"high", number_or_null(i.high)},
+  return {{"estimate", number_or_null(i.estimate)},
+          {"low", number_or_null(i.low)},
+          {"high", number_or_null(i.high)},
           {"resamples_used", i.resamples_used}};
 }
 metrics::Interval interval_from(const json& j) {
@@ -45,21 +47,22 @@ json to_json(const EvaluationMetrics& m) {
     entry["auc_95ci"] = interval_json(c.auc_interval);
     per_class[c.name] = entry;
   }
-  json out = {{"samples", m.samples},
-              {"loss", m.loss},
-              {"accuracy", m.accuracy},
-              {"accuracy_95ci", interval_json(m.accuracy_interval)},
-              {"macro_avg", scores_json(m.macro_average)},
-              {"macro_f1_95ci", interval_json(m.macro_f1_interval)},
-              {"weighted_avg", scores_json(m.weighted_average)},
-              {"per_class", per_class},
-              {"macro_auc", number_or_null(m.macro_auc)},
-              {"macro_auc_classes", m.macro_auc_classes},
-              {"macro_auc_95ci", interval_json(m.macro_auc_interval)},
-              {"micro_auc", number_or_null(m.micro_auc)},
-              {"confusion_matrix", {{"rows", "true class"}, {"columns", "predicted class"}, {"counts", m.confusion}}},
-              {"class_names", m.class_names},
-              {"bootstrap", {{"resamples", m.bootstrap_resamples}, {"seed", m.bootstrap_seed}, {"level", m.bootstrap_level}}}};
+  json out = {
+      {"samples", m.samples},
+      {"loss", m.loss},
+      {"accuracy", m.accuracy},
+      {"accuracy_95ci", interval_json(m.accuracy_interval)},
+      {"macro_avg", scores_json(m.macro_average)},
+      {"macro_f1_95ci", interval_json(m.macro_f1_interval)},
+      {"weighted_avg", scores_json(m.weighted_average)},
+      {"per_class", per_class},
+      {"macro_auc", number_or_null(m.macro_auc)},
+      {"macro_auc_classes", m.macro_auc_classes},
+      {"macro_auc_95ci", interval_json(m.macro_auc_interval)},
+      {"micro_auc", number_or_null(m.micro_auc)},
+      {"confusion_matrix", {{"rows", "true class"}, {"columns", "predicted class"}, {"counts", m.confusion}}},
+      {"class_names", m.class_names},
+      {"bootstrap", {{"resamples", m.bootstrap_resamples}, {"seed", m.bootstrap_seed}, {"level", m.bootstrap_level}}}};
   out["context"] = m.context;
   return out;
 }
@@ -110,8 +113,8 @@ EvaluationMetrics evaluation_metrics(const Predictions& p, const std::vector<std
   const metrics::ConfusionMatrix matrix(p.labels, predicted, k);
   const auto report = metrics::classification_report(matrix, class_names);
   const auto roc = metrics::one_vs_rest_roc(p.labels, p.probabilities, k);
-  const auto intervals = metrics::bootstrap_intervals(p.labels, p.probabilities, k,
-                                                      {bootstrap_resamples, 0.95, bootstrap_seed});
+  const auto intervals =
+      metrics::bootstrap_intervals(p.labels, p.probabilities, k, {bootstrap_resamples, 0.95, bootstrap_seed});
   EvaluationMetrics m;
   m.samples = static_cast<std::int64_t>(p.labels.size());
   m.loss = p.loss;
@@ -125,7 +128,8 @@ EvaluationMetrics evaluation_metrics(const Predictions& p, const std::vector<std
   m.confusion.reserve(static_cast<std::size_t>(k));
   for (int c = 0; c < k; ++c) {
     const auto i = static_cast<std::size_t>(c);
-    m.per_class.push_back({class_names[i], averaged(report.per_class[i]), roc.auc_per_class[i], intervals.auc_per_class[i]});
+    m.per_class.push_back(
+        {class_names[i], averaged(report.per_class[i]), roc.auc_per_class[i], intervals.auc_per_class[i]});
     std::vector<std::int64_t> row(static_cast<std::size_t>(k));
     for (int q = 0; q < k; ++q) row[static_cast<std::size_t>(q)] = matrix.at(c, q);
     m.confusion.push_back(std::move(row));
@@ -140,8 +144,9 @@ EvaluationMetrics evaluation_metrics(const Predictions& p, const std::vector<std
   return m;
 }
 
-EvaluationMetrics write_evaluation(const fs::path& directory, const Predictions& p, const std::vector<std::string>& class_names,
-                                   const json& context, std::uint64_t bootstrap_seed) {
+EvaluationMetrics write_evaluation(const fs::path& directory, const Predictions& p,
+                                   const std::vector<std::string>& class_names, const json& context,
+                                   std::uint64_t bootstrap_seed) {
   fs::create_directories(directory);
   const int k = static_cast<int>(class_names.size());
   auto metrics = evaluation_metrics(p, class_names, bootstrap_seed);
@@ -158,8 +163,11 @@ EvaluationMetrics write_evaluation(const fs::path& directory, const Predictions&
 json across_folds_json(const std::vector<double>& values) {
   if (values.empty()) return nullptr;
   const auto s = metrics::spread(values);
-  return {{"mean", s.mean}, {"std", number_or_null(s.std_dev)}, {"ci95_low", number_or_null(s.ci95_low)},
-          {"ci95_high", number_or_null(s.ci95_high)}, {"folds", values.size()}};
+  return {{"mean", s.mean},
+          {"std", number_or_null(s.std_dev)},
+          {"ci95_low", number_or_null(s.ci95_low)},
+          {"ci95_high", number_or_null(s.ci95_high)},
+          {"folds", values.size()}};
 }
 
 }  // namespace brainmri::evaluation

@@ -11,20 +11,21 @@ namespace brainmri::experiments {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& request, distributed::Communicator& communicator,
-                                               const torch::Device& device) {
+CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& request,
+                                               distributed::Communicator& communicator, const torch::Device& device) {
   if (!request.split.empty() && request.fold >= 0) throw ConfigError("split", "give a split or a fold, not both");
   auto model = models::load_model_from_checkpoint(request.checkpoint, device);
   const data::ShardedDataset dataset(request.dataset);
   const auto& m = model->options();
   if (m.image_size != dataset.image_size() || m.input_channels != dataset.channels() ||
       m.num_classes != static_cast<int>(dataset.class_names().size())) {
-    throw std::runtime_error("checkpoint " + request.checkpoint.string() + " expects " + std::to_string(m.image_size) + "x" +
-                             std::to_string(m.image_size) + "x" + std::to_string(m.input_channels) + " images and " +
-                             std::to_string(m.num_classes) + " classes, but " + dataset.directory().string() + " has " +
-                             std::to_string(dataset.image_size()) + "x" + std::to_string(dataset.image_size()) + "x" +
-                             std::to_string(dataset.channels()) + " and " +
-                             std::to_string(dataset.class_names().size()) + " classes; repack or pick another checkpoint");
+    throw std::runtime_error("checkpoint " + request.checkpoint.string() + " expects " + std::to_string(m.image_size) +
+                             "x" + std::to_string(m.image_size) + "x" + std::to_string(m.input_channels) +
+                             " images and " + std::to_string(m.num_classes) + " classes, but " +
+                             dataset.directory().string() + " has " + std::to_string(dataset.image_size()) + "x" +
+                             std::to_string(dataset.image_size()) + "x" + std::to_string(dataset.channels()) + " and " +
+                             std::to_string(dataset.class_names().size()) +
+                             " classes; repack or pick another checkpoint");
   }
   std::vector<std::int64_t> ids;
   std::string selection;
@@ -38,7 +39,8 @@ CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& reque
     ids = dataset.all();
     selection = "all";
   }
-  if (ids.empty()) throw ConfigError(request.split.empty() ? "fold" : "split", "the selection " + selection + " is empty");
+  if (ids.empty())
+    throw ConfigError(request.split.empty() ? "fold" : "split", "the selection " + selection + " is empty");
   CheckpointEvaluationResult result;
   result.output = request.output.empty() ? request.checkpoint.parent_path() / ("eval-" + selection) : request.output;
 
@@ -55,11 +57,13 @@ CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& reque
                         {"dataset", fs::absolute(dataset.directory()).string()},
                         {"selection", selection},
                         {"model", model->model_name()}};
-  result.metrics = evaluation::write_evaluation(result.output, predictions, dataset.class_names(), context, request.bootstrap_seed);
+  result.metrics =
+      evaluation::write_evaluation(result.output, predictions, dataset.class_names(), context, request.bootstrap_seed);
   const int k = static_cast<int>(dataset.class_names().size());
   const auto predicted = metrics::argmax_rows(predictions.probabilities, k);
   result.report = metrics::format_classification_report(
-      metrics::classification_report(metrics::ConfusionMatrix(predictions.labels, predicted, k), dataset.class_names()), 4);
+      metrics::classification_report(metrics::ConfusionMatrix(predictions.labels, predicted, k), dataset.class_names()),
+      4);
   return result;
 }
 

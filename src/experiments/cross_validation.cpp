@@ -9,11 +9,11 @@
 
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/config_error.hpp"
+#include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/experiments/journal.hpp"
 #include "brainmri/experiments/scheduler.hpp"
 #include "brainmri/experiments/training_run.hpp"
 #include "brainmri/training/augmentation.hpp"
-#include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/version.hpp"
 
 namespace brainmri::experiments {
@@ -30,13 +30,15 @@ evaluation::Predictions ensemble_of(const std::vector<evaluation::Predictions>& 
     if (members[m].sample_ids != ensemble.sample_ids) {
       throw std::runtime_error("the fold models' test predictions are not of the same images");
     }
-    for (std::size_t i = 0; i < ensemble.probabilities.size(); ++i) ensemble.probabilities[i] += members[m].probabilities[i];
+    for (std::size_t i = 0; i < ensemble.probabilities.size(); ++i)
+      ensemble.probabilities[i] += members[m].probabilities[i];
   }
   ensemble.loss = 0;
   for (std::size_t i = 0; i < ensemble.labels.size(); ++i) {
     for (std::size_t c = 0; c < classes; ++c) ensemble.probabilities[i * classes + c] /= models;
-    ensemble.loss -= std::log(std::max(ensemble.probabilities[i * classes + static_cast<std::size_t>(ensemble.labels[i])], 1e-12)) /
-                     static_cast<double>(ensemble.labels.size());
+    ensemble.loss -=
+        std::log(std::max(ensemble.probabilities[i * classes + static_cast<std::size_t>(ensemble.labels[i])], 1e-12)) /
+        static_cast<double>(ensemble.labels.size());
   }
   return ensemble;
 }
@@ -68,8 +70,9 @@ std::string summary_table(const json& summary, const std::string& test_split, st
   summary_row("macro-F1", summary["macro_f1"]);
   summary_row("macro AUC", summary["macro_auc"]);
   if (summary.contains("out_of_fold")) {
-    std::snprintf(line, sizeof(line), "\nPooled out of fold (%zu images): accuracy %.4f, macro-F1 %.4f\n", pooled_samples,
-                  summary["out_of_fold"]["accuracy"].get<double>(), summary["out_of_fold"]["macro_f1"].get<double>());
+    std::snprintf(line, sizeof(line), "\nPooled out of fold (%zu images): accuracy %.4f, macro-F1 %.4f\n",
+                  pooled_samples, summary["out_of_fold"]["accuracy"].get<double>(),
+                  summary["out_of_fold"]["macro_f1"].get<double>());
     table << line;
   }
   if (summary.contains("test")) {
@@ -122,9 +125,11 @@ CrossValidationPlan plan_cross_validation(const RunConfig& config, const CrossVa
       throw ConfigError("test-split", plan.test_split + ": " + dataset.directory().string() + " has no such split");
     }
     if (plan.test_split != dataset.manifest().folds.held_out_split) {
-      throw ConfigError("test-split", plan.test_split + " was not held out of the folds when " + dataset.directory().string() +
+      throw ConfigError("test-split", plan.test_split + " was not held out of the folds when " +
+                                          dataset.directory().string() +
                                           " was packed (its images may be in the folds); repack with brainmri-prep "
-                                          "--holdout-split " + plan.test_split);
+                                          "--holdout-split " +
+                                          plan.test_split);
     }
   }
   return plan;
@@ -152,9 +157,9 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
   for (const int k : plan.folds) jobs.push_back("fold-" + std::to_string(k));
   if (cv.final_model) jobs.push_back("final");
   if (world.rank() == 0) {
-    messages.result("Cross-validating " + config.model.architecture + " over " + std::to_string(jobs.size()) + " folds on " +
-                    std::to_string(scheduler.group_count()) + " group(s) of " + std::to_string(cv.jobs.ranks_per_job) +
-                    " rank(s)");
+    messages.result("Cross-validating " + config.model.architecture + " over " + std::to_string(jobs.size()) +
+                    " folds on " + std::to_string(scheduler.group_count()) + " group(s) of " +
+                    std::to_string(cv.jobs.ranks_per_job) + " rank(s)");
   }
   const auto statuses = scheduler.run(jobs, journal.get(), [&](const JobContext& context) {
     const bool is_final = context.assignment.job == "final";
@@ -196,8 +201,11 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
       continue;
     }
     if (job == "final") continue;
-    per_fold.push_back({{"fold", job}, {"accuracy", status.result["accuracy"]}, {"macro_f1", status.result["macro_f1"]},
-                        {"macro_auc", status.result["macro_auc"]}, {"validation_samples", status.result["validation_samples"]},
+    per_fold.push_back({{"fold", job},
+                        {"accuracy", status.result["accuracy"]},
+                        {"macro_f1", status.result["macro_f1"]},
+                        {"macro_auc", status.result["macro_auc"]},
+                        {"validation_samples", status.result["validation_samples"]},
                         {"attempts", status.attempts}});
     if (status.result.contains("test")) {
       const auto& t = status.result["test"];
@@ -211,7 +219,8 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
     macro_f1.push_back(status.result["macro_f1"].get<double>());
     if (!status.result["macro_auc"].is_null()) macro_auc.push_back(status.result["macro_auc"].get<double>());
     const auto fold_predictions = evaluation::read_predictions(output / job / "validation" / "predictions.h5");
-    pooled.sample_ids.insert(pooled.sample_ids.end(), fold_predictions.sample_ids.begin(), fold_predictions.sample_ids.end());
+    pooled.sample_ids.insert(pooled.sample_ids.end(), fold_predictions.sample_ids.begin(),
+                             fold_predictions.sample_ids.end());
     pooled.labels.insert(pooled.labels.end(), fold_predictions.labels.begin(), fold_predictions.labels.end());
     pooled.probabilities.insert(pooled.probabilities.end(), fold_predictions.probabilities.begin(),
                                 fold_predictions.probabilities.end());
@@ -241,27 +250,33 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
                   {"ranks_per_job", cv.jobs.ranks_per_job}};
   if (!pooled.labels.empty()) {
     pooled.loss = pooled_loss / static_cast<double>(pooled.labels.size());
-    const json context = {{"command", "cv"}, {"dataset", summary["dataset"]}, {"selection", "out of fold"},
-                          {"model", summary["model"]}};
+    const json context = {
+        {"command", "cv"}, {"dataset", summary["dataset"]}, {"selection", "out of fold"}, {"model", summary["model"]}};
     const auto oof = evaluation::write_evaluation(output / "out_of_fold", pooled, dataset.class_names(), context,
-                                                config.output.bootstrap_seed);
-    summary["out_of_fold"] = {{"samples", pooled.labels.size()}, {"accuracy", oof.accuracy},
-                              {"macro_f1", oof.macro_average.f1}, {"macro_auc", number_or_null(oof.macro_auc)}};
+                                                  config.output.bootstrap_seed);
+    summary["out_of_fold"] = {{"samples", pooled.labels.size()},
+                              {"accuracy", oof.accuracy},
+                              {"macro_f1", oof.macro_average.f1},
+                              {"macro_auc", number_or_null(oof.macro_auc)}};
   }
   if (!test_predictions.empty()) {
     const auto ensemble = ensemble_of(test_predictions, dataset.class_names().size());
-    const json context = {{"command", "cv"}, {"dataset", summary["dataset"]},
+    const json context = {{"command", "cv"},
+                          {"dataset", summary["dataset"]},
                           {"selection", "split " + plan.test_split + " (held out), mean of " +
                                             std::to_string(test_predictions.size()) + " fold models"},
                           {"model", summary["model"]}};
     const auto m = evaluation::write_evaluation(output / "test_ensemble", ensemble, dataset.class_names(), context,
-                                              config.output.bootstrap_seed);
-    summary["test"] = {{"split", plan.test_split},
-                       {"samples", ensemble.labels.size()},
-                       {"fold_models", {{"accuracy", evaluation::across_folds_json(test_accuracy)},
-                                        {"macro_f1", evaluation::across_folds_json(test_macro_f1)},
-                                        {"macro_auc", evaluation::across_folds_json(test_macro_auc)}}},
-                       {"ensemble", {{"accuracy", m.accuracy}, {"macro_f1", m.macro_average.f1}, {"macro_auc", number_or_null(m.macro_auc)}}}};
+                                                config.output.bootstrap_seed);
+    summary["test"] = {
+        {"split", plan.test_split},
+        {"samples", ensemble.labels.size()},
+        {"fold_models",
+         {{"accuracy", evaluation::across_folds_json(test_accuracy)},
+          {"macro_f1", evaluation::across_folds_json(test_macro_f1)},
+          {"macro_auc", evaluation::across_folds_json(test_macro_auc)}}},
+        {"ensemble",
+         {{"accuracy", m.accuracy}, {"macro_f1", m.macro_average.f1}, {"macro_auc", number_or_null(m.macro_auc)}}}};
   }
   if (cv.final_model && statuses.at("final").state == JobState::Finished) {
     const auto& final_result = statuses.at("final").result;

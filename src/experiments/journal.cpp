@@ -25,7 +25,8 @@ std::string to_string(JobState state) {
 }
 
 JobState job_state_from_string(const std::string& text) {
-  for (const auto state : {JobState::Pending, JobState::Running, JobState::Finished, JobState::Failed, JobState::Interrupted}) {
+  for (const auto state :
+       {JobState::Pending, JobState::Running, JobState::Finished, JobState::Failed, JobState::Interrupted}) {
     if (to_string(state) == text) return state;
   }
   throw std::invalid_argument("unknown job state '" + text + "'");

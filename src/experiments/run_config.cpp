@@ -1,10 +1,10 @@
 #include "brainmri/experiments/run_config.hpp"
 
 #include <algorithm>
-#include <string>
 #include <cctype>
 #include <set>
 #include <sstream>
+#include <string>
 
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/experiments/search.hpp"
@@ -20,12 +20,14 @@ constexpr const char* kStages = "Stages (fine-tuning)";
 constexpr bool kFixed = false;  // not searchable: where data and results live, how the job runs
 
 template <typename Field>
-Option<RunConfig> run_option(const char* name, const char* group, const char* help, Field field, bool searchable = true) {
+Option<RunConfig> run_option(const char* name, const char* group, const char* help, Field field,
+                             bool searchable = true) {
   return bind_option<RunConfig>(name, group, help, field, searchable);
 }
 
 // A size in MiB on the command line, bytes in the reducer.
-Option<RunConfig> mebibytes_option(const char* name, const char* help, std::size_t distributed::ReducerOptions::*field) {
+Option<RunConfig> mebibytes_option(const char* name, const char* help,
+                                   std::size_t distributed::ReducerOptions::*field) {
   Option<RunConfig> option;
   option.name = name;
   option.group = kDistributed;
@@ -134,17 +136,28 @@ void require(bool condition, const char* option, const std::string& problem) {
 // The stage keys and what they set.
 void apply_stage_key(TrainingStage& stage, const std::string& text, const std::string& key, const std::string& value) {
   try {
-    if (key == "trainable-blocks") stage.trainable_blocks = option_text::parse<int>(value);
-    else if (key == "trainable-from") stage.trainable_from = value;
-    else if (key == "lr") stage.options.optimizer.learning_rate = option_text::parse<double>(value);
-    else if (key == "epochs") stage.options.epochs = option_text::parse<int>(value);
-    else if (key == "patience") stage.options.early_stopping.patience = option_text::parse<int>(value);
-    else if (key == "schedule") stage.options.schedule.kind = parse_enum<training::ScheduleKind>(value);
-    else if (key == "min-lr") stage.options.schedule.min_learning_rate = option_text::parse<double>(value);
-    else if (key == "warmup-epochs") stage.options.schedule.warmup_epochs = option_text::parse<int>(value);
-    else if (key == "weight-decay") stage.options.optimizer.weight_decay = option_text::parse<double>(value);
-    else throw ConfigError("stage", "'" + text + "': unknown key '" + key + "' (trainable-blocks, trainable-from, lr, epochs, "
-                                    "patience, schedule, min-lr, warmup-epochs, weight-decay)");
+    if (key == "trainable-blocks")
+      stage.trainable_blocks = option_text::parse<int>(value);
+    else if (key == "trainable-from")
+      stage.trainable_from = value;
+    else if (key == "lr")
+      stage.options.optimizer.learning_rate = option_text::parse<double>(value);
+    else if (key == "epochs")
+      stage.options.epochs = option_text::parse<int>(value);
+    else if (key == "patience")
+      stage.options.early_stopping.patience = option_text::parse<int>(value);
+    else if (key == "schedule")
+      stage.options.schedule.kind = parse_enum<training::ScheduleKind>(value);
+    else if (key == "min-lr")
+      stage.options.schedule.min_learning_rate = option_text::parse<double>(value);
+    else if (key == "warmup-epochs")
+      stage.options.schedule.warmup_epochs = option_text::parse<int>(value);
+    else if (key == "weight-decay")
+      stage.options.optimizer.weight_decay = option_text::parse<double>(value);
+    else
+      throw ConfigError("stage", "'" + text + "': unknown key '" + key +
+                                     "' (trainable-blocks, trainable-from, lr, epochs, "
+                                     "patience, schedule, min-lr, warmup-epochs, weight-decay)");
   } catch (const ConfigError&) {
     throw;
   } catch (const std::invalid_argument& e) {
@@ -197,8 +210,10 @@ std::vector<TrainingStage> training_stages(const RunConfig& config) {
     std::istringstream words(text.substr(colon + 1));
     for (std::string word; words >> word;) {
       const auto equals = word.find('=');
-      const std::string key = word.substr(0, equals), value = equals == std::string::npos ? "" : word.substr(equals + 1);
-      if (equals == std::string::npos || value.empty()) throw ConfigError("stage", "'" + text + "': '" + word + "' is not KEY=VALUE");
+      const std::string key = word.substr(0, equals),
+                        value = equals == std::string::npos ? "" : word.substr(equals + 1);
+      if (equals == std::string::npos || value.empty())
+        throw ConfigError("stage", "'" + text + "': '" + word + "' is not KEY=VALUE");
       apply_stage_key(stage, text, key, value);
     }
     if (stage.trainable_blocks && *stage.trainable_blocks < -1) {
@@ -239,7 +254,8 @@ RunConfig patched(const RunConfig& base, const std::vector<std::pair<std::string
 std::vector<int> selected_folds(const std::string& wanted, const data::ShardedDataset& dataset) {
   const int fold_count = dataset.manifest().folds.fold_count;
   if (fold_count < 2) {
-    throw ConfigError("folds", dataset.directory().string() + " has no fold assignment; pack it with brainmri-prep --folds K");
+    throw ConfigError("folds",
+                      dataset.directory().string() + " has no fold assignment; pack it with brainmri-prep --folds K");
   }
   std::vector<int> folds;
   if (wanted == "all") {
@@ -251,7 +267,8 @@ std::vector<int> selected_folds(const std::string& wanted, const data::ShardedDa
   } catch (const std::invalid_argument& e) {
     throw ConfigError("folds", std::string(e.what()) + " in '" + wanted + "'");
   }
-  if (std::set<int>(folds.begin(), folds.end()).size() != folds.size()) throw ConfigError("folds", "names a fold twice: " + wanted);
+  if (std::set<int>(folds.begin(), folds.end()).size() != folds.size())
+    throw ConfigError("folds", "names a fold twice: " + wanted);
   for (const int k : folds) {
     if (k < 0 || k >= fold_count) {
       throw ConfigError("folds", "names fold " + std::to_string(k) + ", outside 0.." + std::to_string(fold_count - 1));

@@ -1,11 +1,11 @@
 #include "brainmri/experiments/scheduler.hpp"
 
-#include "brainmri/common/preemption.hpp"
-
 #include <chrono>
 #include <iostream>
 #include <stdexcept>
 #include <thread>
+
+#include "brainmri/common/preemption.hpp"
 
 namespace brainmri::experiments {
 using nlohmann::json;
@@ -185,7 +185,8 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
       broadcast_text(*group_, message, 0);
       const auto assignment_message = json::parse(message);
       if (assignment_message.value("done", false)) break;
-      const Assignment assignment{assignment_message.at("job").get<std::string>(), assignment_message.at("attempt").get<int>(),
+      const Assignment assignment{assignment_message.at("job").get<std::string>(),
+                                  assignment_message.at("attempt").get<int>(),
                                   assignment_message.at("resume").get<bool>()};
       json result;
       std::string error;
@@ -204,8 +205,8 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
       auto outcome = torch::tensor({error.empty() ? 0 : 1, preemption_requested() ? 1 : 0}, torch::kInt32);
       group_->allreduce(outcome, distributed::ReduceOp::Sum, "job outcome");
       if (outcome[0].item<int>() > 0 && error.empty() && !preempted) error = "failed on another rank of its group";
-      report = {{"job", assignment.job}, {"ok", error.empty()}, {"result", result}, {"error", error},
-                {"preempted", preempted}, {"stop", outcome[1].item<int>() > 0}};
+      report = {{"job", assignment.job}, {"ok", error.empty()},    {"result", result},
+                {"error", error},        {"preempted", preempted}, {"stop", outcome[1].item<int>() > 0}};
     }
     if (coordinator_thread.joinable()) coordinator_thread.join();
   }
@@ -216,8 +217,11 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
     json statuses = json::object();
     for (const auto& job : coordinator->jobs()) {
       const auto s = journal->status(job);
-      statuses[job] = {{"state", to_string(s.state)}, {"attempts", s.attempts}, {"failures", s.failures},
-                       {"result", s.result}, {"error", s.error}};
+      statuses[job] = {{"state", to_string(s.state)},
+                       {"attempts", s.attempts},
+                       {"failures", s.failures},
+                       {"result", s.result},
+                       {"error", s.error}};
     }
     const bool stopped_early = !coordinator->done() && (coordinator->stopping() || preemption_requested());
     summary = json{{"preempted", stopped_early}, {"jobs", statuses}}.dump();

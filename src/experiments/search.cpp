@@ -44,7 +44,8 @@ std::uint64_t mix(std::uint64_t x) {
 }
 
 double unit_interval(std::uint64_t seed, int trial, int parameter) {
-  const std::uint64_t bits = mix(mix(mix(seed) ^ static_cast<std::uint64_t>(trial)) ^ static_cast<std::uint64_t>(parameter));
+  const std::uint64_t bits =
+      mix(mix(mix(seed) ^ static_cast<std::uint64_t>(trial)) ^ static_cast<std::uint64_t>(parameter));
   return static_cast<double>(bits >> 11) * 0x1.0p-53;
 }
 
@@ -77,7 +78,8 @@ ParameterSpace ParameterSpace::parse(const std::string& text) {
   if (!(p.low < p.high) && !(p.kind == "int" && p.low == p.high)) {
     throw std::invalid_argument("search '" + text + "': LOW must be below HIGH");
   }
-  if (p.kind == "loguniform" && p.low <= 0) throw std::invalid_argument("search '" + text + "': loguniform needs LOW > 0");
+  if (p.kind == "loguniform" && p.low <= 0)
+    throw std::invalid_argument("search '" + text + "': loguniform needs LOW > 0");
   if (p.kind == "int" && (p.low != std::floor(p.low) || p.high != std::floor(p.high))) {
     throw std::invalid_argument("search '" + text + "': int needs integer bounds");
   }
@@ -102,7 +104,8 @@ std::vector<std::string> ParameterSpace::grid(int points) const {
   if (points < 2) throw std::invalid_argument("a grid needs at least 2 points per numeric parameter");
   std::vector<std::string> values;
   if (kind == "int" && high - low + 1 <= points) {
-    for (auto v = static_cast<long long>(low); v <= static_cast<long long>(high); ++v) values.push_back(std::to_string(v));
+    for (auto v = static_cast<long long>(low); v <= static_cast<long long>(high); ++v)
+      values.push_back(std::to_string(v));
     return values;
   }
   for (int i = 0; i < points; ++i) {
@@ -121,7 +124,8 @@ std::vector<std::string> ParameterSpace::grid(int points) const {
 }
 
 std::vector<TrialParameters> grid_trials(const std::vector<ParameterSpace>& space, int points) {
-  if (space.empty()) throw std::invalid_argument("the search space is empty: give at least one 'search = NAME: KIND ARGS'");
+  if (space.empty())
+    throw std::invalid_argument("the search space is empty: give at least one 'search = NAME: KIND ARGS'");
   std::vector<std::vector<std::string>> axes;
   double combinations = 1;
   for (const auto& p : space) {
@@ -145,7 +149,8 @@ std::vector<TrialParameters> grid_trials(const std::vector<ParameterSpace>& spac
 }
 
 std::vector<TrialParameters> random_trials(const std::vector<ParameterSpace>& space, int trials, std::uint64_t seed) {
-  if (space.empty()) throw std::invalid_argument("the search space is empty: give at least one 'search = NAME: KIND ARGS'");
+  if (space.empty())
+    throw std::invalid_argument("the search space is empty: give at least one 'search = NAME: KIND ARGS'");
   if (trials < 1) throw std::invalid_argument("a search needs at least 1 trial");
   std::vector<TrialParameters> out;
   for (int t = 0; t < trials; ++t) {
@@ -226,7 +231,8 @@ std::vector<std::string> SuccessiveHalving::initial_jobs() {
 
 std::optional<TrialJob> SuccessiveHalving::own_job(const std::string& name) const {
   const auto j = TrialJob::parse(name);
-  if (!j || j->trial < 0 || j->trial >= static_cast<int>(trials_.size()) || j->rung < 0 || j->rung >= rungs_) return std::nullopt;
+  if (!j || j->trial < 0 || j->trial >= static_cast<int>(trials_.size()) || j->rung < 0 || j->rung >= rungs_)
+    return std::nullopt;
   return j;
 }
 

@@ -9,12 +9,12 @@
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/config_error.hpp"
 #include "brainmri/common/sha256.hpp"
+#include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/models/keras_weights.hpp"
 #include "brainmri/models/torchscript_export.hpp"
 #include "brainmri/reports/report.hpp"
 #include "brainmri/training/data_loader.hpp"
-#include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/version.hpp"
 
 namespace brainmri::experiments {
@@ -32,22 +32,24 @@ json scores_json(const RunScores& s) {
 
 }  // namespace
 
-models::ModelCard model_card(const models::Classifier& model, const data::ShardedDataset& dataset, const std::string& command,
-                             const std::string& config_text, const std::string& selection) {
+models::ModelCard model_card(const models::Classifier& model, const data::ShardedDataset& dataset,
+                             const std::string& command, const std::string& config_text, const std::string& selection) {
   const auto& manifest = dataset.manifest();
   models::ModelCard card;
   card.class_names = dataset.class_names();
-  card.preprocessing = {manifest.image_size, manifest.channels, manifest.resize_mode.empty() ? "stretch" : manifest.resize_mode,
-                        manifest.dtype, manifest.normalization_scale};
+  card.preprocessing = {manifest.image_size, manifest.channels,
+                        manifest.resize_mode.empty() ? "stretch" : manifest.resize_mode, manifest.dtype,
+                        manifest.normalization_scale};
   card.explained_layer = model.explained_layer();
   const auto manifest_file = dataset.directory() / "manifest.json";
-  card.provenance = {{"brainmri_version", kVersion},
-                     {"commit", kCommit},
-                     {"command", command},
-                     {"config_sha256", sha256_hex({reinterpret_cast<const std::uint8_t*>(config_text.data()), config_text.size()})},
-                     {"dataset", fs::absolute(dataset.directory()).string()},
-                     {"dataset_manifest_sha256", fs::exists(manifest_file) ? json(sha256_file(manifest_file)) : json(nullptr)},
-                     {"validated_on", selection}};
+  card.provenance = {
+      {"brainmri_version", kVersion},
+      {"commit", kCommit},
+      {"command", command},
+      {"config_sha256", sha256_hex({reinterpret_cast<const std::uint8_t*>(config_text.data()), config_text.size()})},
+      {"dataset", fs::absolute(dataset.directory()).string()},
+      {"dataset_manifest_sha256", fs::exists(manifest_file) ? json(sha256_file(manifest_file)) : json(nullptr)},
+      {"validated_on", selection}};
   return card;
 }
 
@@ -71,7 +73,8 @@ json RunOutcome::to_json() const {
 }
 
 std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> select_samples(const data::ShardedDataset& dataset,
-                                                                              int val_fold, const std::string& val_split) {
+                                                                               int val_fold,
+                                                                               const std::string& val_split) {
   if (!val_split.empty()) {
     auto validation = dataset.select_split(val_split);
     std::vector<std::int64_t> training;
@@ -85,8 +88,9 @@ std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> select_samples(c
     return {training, validation};
   }
   if (dataset.manifest().folds.fold_count == 0) {
-    throw ConfigError("val-fold", dataset.directory().string() +
-                                      " has no fold assignment; pack it with brainmri-prep --folds K or validate on a split");
+    throw ConfigError("val-fold",
+                      dataset.directory().string() +
+                          " has no fold assignment; pack it with brainmri-prep --folds K or validate on a split");
   }
   if (val_fold < 0 || val_fold >= dataset.manifest().folds.fold_count) {
     throw ConfigError("val-fold", std::to_string(val_fold) + " is outside 0.." +
@@ -118,14 +122,17 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
     std::vector<int> every_fold(static_cast<std::size_t>(dataset.manifest().folds.fold_count));
     std::iota(every_fold.begin(), every_fold.end(), 0);
     train_ids = dataset.select_folds(every_fold);
-    if (train_ids.empty()) throw ConfigError("data", dataset.directory().string() + " has no folds to train a final model on");
+    if (train_ids.empty())
+      throw ConfigError("data", dataset.directory().string() + " has no folds to train a final model on");
   } else {
     std::tie(train_ids, val_ids) = select_samples(dataset, where.val_fold, where.val_split);
-    if (train_ids.empty() || val_ids.empty()) throw ConfigError("data", "the training or the validation selection is empty");
+    if (train_ids.empty() || val_ids.empty())
+      throw ConfigError("data", "the training or the validation selection is empty");
   }
   if (!where.test_split.empty()) {
     test_ids = dataset.select_split(where.test_split);
-    if (test_ids.empty()) throw ConfigError("test-split", "the held-out split '" + where.test_split + "' has no images");
+    if (test_ids.empty())
+      throw ConfigError("test-split", "the held-out split '" + where.test_split + "' has no images");
   }
 
   auto model = create_model(config.model, dataset);
@@ -136,23 +143,27 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   }
   fs::create_directories(where.output);
   if (writer) {
-    write_file_atomically(where.output / "config.ini", "# brainmri " + std::string(kVersion) + " " + command + "\n" + config_text);
+    write_file_atomically(where.output / "config.ini",
+                          "# brainmri " + std::string(kVersion) + " " + command + "\n" + config_text);
   }
   const std::string selection = where.all_folds           ? std::string("none: every fold trains")
                                 : where.val_split.empty() ? "fold " + std::to_string(where.val_fold)
                                                           : "split " + where.val_split;
   say("Training " + model->model_name() + " on " + std::to_string(train_ids.size()) + " images, validating on " +
       std::to_string(val_ids.size()) + " (" + selection + ")" +
-      (test_ids.empty() ? std::string() : ", testing on " + std::to_string(test_ids.size()) + " (split " + where.test_split + ")") +
+      (test_ids.empty() ? std::string()
+                        : ", testing on " + std::to_string(test_ids.size()) + " (split " + where.test_split + ")") +
       ", device " + device.str() +
-      (communicator.size() > 1 ? ", " + std::to_string(communicator.size()) + " ranks (" + communicator.backend() +
-                                     "), global batch " + std::to_string(config.training.batch_size * communicator.size())
-                               : std::string()));
+      (communicator.size() > 1
+           ? ", " + std::to_string(communicator.size()) + " ranks (" + communicator.backend() + "), global batch " +
+                 std::to_string(config.training.batch_size * communicator.size())
+           : std::string()));
   const auto card = model_card(*model, dataset, command, config_text, selection);
   const auto memory_limit = static_cast<std::size_t>(config.data.memory_limit_mb) << 20;
   const auto loader = config.data.loader;
   const auto train_source = training::make_loader(dataset, train_ids, device, loader, memory_limit);
-  const auto val_source = val_ids.empty() ? nullptr : training::make_loader(dataset, val_ids, device, loader, memory_limit);
+  const auto val_source =
+      val_ids.empty() ? nullptr : training::make_loader(dataset, val_ids, device, loader, memory_limit);
 
   auto run_stage = [&](training::TrainOptions stage_options) {
     stage_options.communicator = &communicator;
@@ -164,7 +175,8 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
     if (where.resume && fs::exists(trainer->last_checkpoint())) {
       trainer->resume(trainer->last_checkpoint());
       say("Resumed " + stage_options.stage_name + " from " + trainer->last_checkpoint().string() + " (epoch " +
-          std::to_string(trainer->epochs_done() + 1) + ", step " + std::to_string(trainer->steps_into_epoch() + 1) + ")");
+          std::to_string(trainer->epochs_done() + 1) + ", step " + std::to_string(trainer->steps_into_epoch() + 1) +
+          ")");
     }
     trainer->fit(*train_source, val_source.get());
     return trainer;
@@ -208,14 +220,13 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   if (fs::exists(final_checkpoint)) {
     fs::copy_file(final_checkpoint, where.output / "model.pt", fs::copy_options::overwrite_existing);
   }
-  json context = {{"command", command},
-                  {"dataset", fs::absolute(dataset.directory()).string()},
-                  {"selection", selection},
-                  {"model", model->model_name()},
-                  {"ranks", communicator.size()},
-                  {"checkpoint", (where.output / "model.pt").string()}};
+  json context = {{"command", command},           {"dataset", fs::absolute(dataset.directory()).string()},
+                  {"selection", selection},       {"model", model->model_name()},
+                  {"ranks", communicator.size()}, {"checkpoint", (where.output / "model.pt").string()}};
   const auto bootstrap_seed = config.output.bootstrap_seed;
-  if (val_source) evaluation::write_evaluation(where.output / "validation", validation, dataset.class_names(), context, bootstrap_seed);
+  if (val_source)
+    evaluation::write_evaluation(where.output / "validation", validation, dataset.class_names(), context,
+                                 bootstrap_seed);
   if (!test_ids.empty()) {
     context["selection"] = "split " + where.test_split + " (held out)";
     evaluation::write_evaluation(where.output / "test", test, dataset.class_names(), context, bootstrap_seed);

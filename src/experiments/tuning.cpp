@@ -55,10 +55,14 @@ json plan_record(const SearchConfig& search, const SearchPlan& plan, std::uint64
     for (const auto& [name, value] : t) parameters[name] = value;
     trials.push_back(parameters);
   }
-  return json{{"algorithm", name_of(search.algorithm)}, {"objective", name_of(search.objective)},
-              {"folds", plan.folds},                     {"rung_epochs", plan.budgets},
-              {"reduction_factor", search.reduction_factor}, {"seed", seed},
-              {"search", search.space},                  {"trials", trials}};
+  return json{{"algorithm", name_of(search.algorithm)},
+              {"objective", name_of(search.objective)},
+              {"folds", plan.folds},
+              {"rung_epochs", plan.budgets},
+              {"reduction_factor", search.reduction_factor},
+              {"seed", seed},
+              {"search", search.space},
+              {"trials", trials}};
 }
 
 }  // namespace
@@ -82,8 +86,9 @@ SearchPlan plan_search(const RunConfig& config, const SearchConfig& search, cons
     const auto* option = find_option(run_options(), name);
     if (option == nullptr) throw ConfigError("search", "'" + text + "': '" + name + "' is not a training option");
     if (!option->searchable || option->arity == OptionArity::List || name == "epochs") {
-      throw ConfigError("search", "'" + text + "': '" + name + "' cannot be searched" +
-                                      (name == "epochs" ? " (asha trains in rungs of growing epochs: see min-epochs)" : ""));
+      throw ConfigError("search",
+                        "'" + text + "': '" + name + "' cannot be searched" +
+                            (name == "epochs" ? " (asha trains in rungs of growing epochs: see min-epochs)" : ""));
     }
     if (!names.insert(name).second) throw ConfigError("search", "'" + name + "' is searched twice");
   }
@@ -108,8 +113,9 @@ SearchPlan plan_search(const RunConfig& config, const SearchConfig& search, cons
   }
   const bool staged = config.stages.stages.size() > 1;
   if (search.algorithm == SearchAlgorithm::Asha && (config.stages.finetune_epochs > 0 || staged)) {
-    throw ConfigError("algorithm", "asha budgets the epochs of a single stage; search the fine-tuning stage with grid or "
-                                   "random, or with asha on trainable-blocks and lr of one stage");
+    throw ConfigError("algorithm",
+                      "asha budgets the epochs of a single stage; search the fine-tuning stage with grid or "
+                      "random, or with asha on trainable-blocks and lr of one stage");
   }
   // Every trial's configuration is checked now, not after hours of other trials.
   for (std::size_t t = 0; t < plan.trials.size(); ++t) {
@@ -120,7 +126,8 @@ SearchPlan plan_search(const RunConfig& config, const SearchConfig& search, cons
       create_model(trial.model, dataset);  // architecture options in range
       plan.trial_configs.push_back(std::move(trial));
     } catch (const std::exception& e) {
-      throw ConfigError("search", "trial " + std::to_string(t) + " of the search is not a valid configuration: " + e.what());
+      throw ConfigError("search",
+                        "trial " + std::to_string(t) + " of the search is not a valid configuration: " + e.what());
     }
   }
   return plan;
@@ -131,7 +138,8 @@ std::string search_ini(const RunConfig& config, const SearchConfig& search) {
 }
 
 std::string trial_ini(const RunConfig& trial, bool portable) {
-  return to_ini(run_options(), trial, portable ? std::vector<std::string>{"output", "data"} : std::vector<std::string>{"output"});
+  return to_ini(run_options(), trial,
+                portable ? std::vector<std::string>{"output", "data"} : std::vector<std::string>{"output"});
 }
 
 SearchResult tune(const RunConfig& config, const SearchConfig& search, const distributed::MpiEnvironment& environment,
@@ -150,14 +158,16 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     if (fs::exists(plan_file)) {
       std::ifstream in(plan_file);
       if (json::parse(in, nullptr, false) != record) {
-        result.refusal = output.string() + " holds another search (its search_plan.json differs from this one); "
-                                           "give a new output directory, or rerun the original search to resume it";
+        result.refusal = output.string() +
+                         " holds another search (its search_plan.json differs from this one); "
+                         "give a new output directory, or rerun the original search to resume it";
       }
     } else {
       write_file_atomically(plan_file, record.dump(2) + "\n");
     }
     if (result.refusal.empty()) {
-      write_file_atomically(output / "config.ini", "# brainmri " + std::string(kVersion) + " tune\n" + search_ini(config, search));
+      write_file_atomically(output / "config.ini",
+                            "# brainmri " + std::string(kVersion) + " tune\n" + search_ini(config, search));
       journal = std::make_unique<Journal>(output / "journal.jsonl");
       halving = std::make_unique<SuccessiveHalving>(static_cast<int>(plan.trials.size()), plan.folds, rungs,
                                                     search.reduction_factor, plan.objective_key);
@@ -174,8 +184,8 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     for (const int b : plan.budgets) budgets += (budgets.empty() ? "" : ", ") + std::to_string(b);
     messages.result("Searching " + std::to_string(plan.trials.size()) + " trials (" + name_of(search.algorithm) +
                     ", rungs of " + budgets + " epochs) on " + std::to_string(plan.folds.size()) + " fold(s), " +
-                    std::to_string(scheduler.group_count()) + " group(s) of " + std::to_string(search.jobs.ranks_per_job) +
-                    " rank(s)");
+                    std::to_string(scheduler.group_count()) + " group(s) of " +
+                    std::to_string(search.jobs.ranks_per_job) + " rank(s)");
   }
 
   std::vector<std::string> job_texts;
@@ -229,10 +239,10 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
   for (int t = 0; t < static_cast<int>(plan.trials.size()); ++t) {
     const auto& trial = halving->trials()[static_cast<std::size_t>(t)];
     const int rung = trial.highest_rung;
-    const std::string state = trial.failed            ? "failed"
-                              : rung == rungs - 1     ? "completed"
-                              : rung >= 0             ? "stopped"
-                                                      : "incomplete";
+    const std::string state = trial.failed        ? "failed"
+                              : rung == rungs - 1 ? "completed"
+                              : rung >= 0         ? "stopped"
+                                                  : "incomplete";
     double seconds = 0;
     for (const auto& [r, folds] : trial.results) {
       for (const auto& [f, job_result] : folds) seconds += job_result.value("seconds", 0.0);
@@ -247,9 +257,16 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     }
     const int epochs = rung >= 0 ? plan.budgets[static_cast<std::size_t>(rung)] : 0;
     const json objective = rung >= 0 ? json(trial.score_by_rung.back()) : json();
-    rows.push_back({{"trial", t}, {"rank", rank_of[t]}, {"parameters", parameters}, {"state", state}, {"rung", rung},
-                    {"epochs", epochs}, {"objective", objective}, {"objective_by_rung", trial.score_by_rung},
-                    {"fold_scores", fold_scores}, {"seconds", seconds},
+    rows.push_back({{"trial", t},
+                    {"rank", rank_of[t]},
+                    {"parameters", parameters},
+                    {"state", state},
+                    {"rung", rung},
+                    {"epochs", epochs},
+                    {"objective", objective},
+                    {"objective_by_rung", trial.score_by_rung},
+                    {"fold_scores", fold_scores},
+                    {"seconds", seconds},
                     {"directory", (fs::path("trials") / trial_name(t)).string()}});
     std::vector<std::string> cells = {std::to_string(t), std::to_string(rank_of[t])};
     for (const auto& [name, value] : plan.trials[static_cast<std::size_t>(t)]) cells.push_back(value);
@@ -263,7 +280,8 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     csv.row(cells);
   }
   for (const auto& [job, status] : statuses) {
-    if (status.state == JobState::Failed) failures.push_back(job + ": " + status.error.substr(0, status.error.find('\n')));
+    if (status.state == JobState::Failed)
+      failures.push_back(job + ": " + status.error.substr(0, status.error.find('\n')));
   }
   const auto& trials = halving->trials();
   const int best = ranking.empty() || trials[static_cast<std::size_t>(ranking.front())].failed ||
@@ -292,7 +310,8 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
   for (int r = 0; r < rungs; ++r) {
     int reached = 0;
     for (const auto& t : trials) reached += t.highest_rung >= r ? 1 : 0;
-    md << " " << plan.budgets[static_cast<std::size_t>(r)] << " (" << reached << " trials)" << (r + 1 < rungs ? "," : ".");
+    md << " " << plan.budgets[static_cast<std::size_t>(r)] << " (" << reached << " trials)"
+       << (r + 1 < rungs ? "," : ".");
   }
   md << "\n\nSearch space:\n\n";
   for (const auto& text : search.space) md << "- `" << text << "`\n";
@@ -309,8 +328,8 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
        << (row["objective"].is_null() ? std::string("n/a") : fixed(row["objective"].get<double>())) << " |\n";
   }
   if (best >= 0) {
-    md << "\nBest: trial " << best << " (" << objective_name << " " << fixed(trials[static_cast<std::size_t>(best)].score_by_rung.back())
-       << "), written to `best_config.ini`.\n";
+    md << "\nBest: trial " << best << " (" << objective_name << " "
+       << fixed(trials[static_cast<std::size_t>(best)].score_by_rung.back()) << "), written to `best_config.ini`.\n";
   } else {
     md << "\nNo trial completed the last rung.\n";
   }
@@ -318,10 +337,12 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
   write_file_atomically(output / "tune_summary.md", md.str());
   if (best >= 0) {
     std::ostringstream comment;
-    comment << "# Best trial (" << best << ") of the search in " << output.filename().string() << ": mean " << objective_name
-            << " " << fixed(trials[static_cast<std::size_t>(best)].score_by_rung.back()) << " over fold(s)";
+    comment << "# Best trial (" << best << ") of the search in " << output.filename().string() << ": mean "
+            << objective_name << " " << fixed(trials[static_cast<std::size_t>(best)].score_by_rung.back())
+            << " over fold(s)";
     for (const int f : plan.folds) comment << " " << f;
-    comment << ".\n# brainmri " << kVersion << ". Run it with: brainmri cv --config best_config.ini --data DIR --output DIR\n";
+    comment << ".\n# brainmri " << kVersion
+            << ". Run it with: brainmri cv --config best_config.ini --data DIR --output DIR\n";
     write_file_atomically(output / "best_config.ini",
                           comment.str() + trial_ini(plan.trial_configs[static_cast<std::size_t>(best)], true));
   }

@@ -52,7 +52,8 @@ ClassActivationMaps class_activation_maps(models::Classifier& model, const torch
   }
   // Each image's score depends on its own activations only, so one backward gives every image's gradient.
   const auto score = out.logits.gather(1, result.classes.unsqueeze(1)).sum();
-  const auto gradients = torch::autograd::grad({score}, {activations}, {}, /*retain_graph=*/false)[0].to(torch::kFloat32);
+  const auto gradients =
+      torch::autograd::grad({score}, {activations}, {}, /*retain_graph=*/false)[0].to(torch::kFloat32);
   const auto a = activations.detach().to(torch::kFloat32);
   torch::Tensor weights;
   if (method == CamMethod::GradCam) {
@@ -67,11 +68,10 @@ ClassActivationMaps class_activation_maps(models::Classifier& model, const torch
     weights = (alpha * torch::relu(gradients)).sum({2, 3}, /*keepdim=*/true);
   }
   auto cam = torch::relu((weights * a).sum(1, /*keepdim=*/true));
-  cam = torch::nn::functional::interpolate(
-      cam, torch::nn::functional::InterpolateFuncOptions()
-               .size(std::vector<int64_t>{images.size(2), images.size(3)})
-               .mode(torch::kBilinear)
-               .align_corners(false));
+  cam = torch::nn::functional::interpolate(cam, torch::nn::functional::InterpolateFuncOptions()
+                                                    .size(std::vector<int64_t>{images.size(2), images.size(3)})
+                                                    .mode(torch::kBilinear)
+                                                    .align_corners(false));
   cam = cam.squeeze(1);
   const auto peak = cam.flatten(1).amax(1).view({-1, 1, 1});
   // A flat (all-zero) map has nothing to point at: it stays zero rather than dividing by zero.
@@ -102,7 +102,8 @@ torch::Tensor ranks(const torch::Tensor& values) {
 }  // namespace
 
 double spearman_correlation(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.numel() != b.numel() || a.numel() < 2) throw std::invalid_argument("Spearman correlation needs two maps of one size");
+  if (a.numel() != b.numel() || a.numel() < 2)
+    throw std::invalid_argument("Spearman correlation needs two maps of one size");
   const auto ra = ranks(a.cpu().contiguous()), rb = ranks(b.cpu().contiguous());
   const auto da = ra - ra.mean(), db = rb - rb.mean();
   const double denominator = std::sqrt((da * da).sum().item<double>() * (db * db).sum().item<double>());
@@ -110,7 +111,8 @@ double spearman_correlation(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 std::vector<double> randomization_correlations(models::Classifier& trained, models::Classifier& randomized,
-                                               const torch::Tensor& images, const torch::Tensor& classes, CamMethod method) {
+                                               const torch::Tensor& images, const torch::Tensor& classes,
+                                               CamMethod method) {
   const auto a = class_activation_maps(trained, images, classes, method).maps;
   const auto b = class_activation_maps(randomized, images, classes, method).maps;
   const auto side = std::min<std::int64_t>(32, images.size(2));

@@ -10,8 +10,8 @@ namespace {
 constexpr int kDiscClasses = 4;  // class 4: no disc
 
 struct SyntheticSet {
-  torch::Tensor images;                // [N, C, S, S]
-  torch::Tensor labels;                // int64 [N]
+  torch::Tensor images;                            // [N, C, S, S]
+  torch::Tensor labels;                            // int64 [N]
   std::vector<std::pair<double, double>> centres;  // (row, column) of each image's disc; (-1, -1): none
 };
 
@@ -81,9 +81,11 @@ LocalizationCheckResult localization_check(const std::string& model_name, models
     const auto order = torch::randperm(options.train_images);
     for (std::int64_t start = 0; start < options.train_images; start += options.batch_size) {
       const auto index =
-          order.narrow(0, start, std::min<std::int64_t>(options.batch_size, options.train_images - start)).to(options.device);
+          order.narrow(0, start, std::min<std::int64_t>(options.batch_size, options.train_images - start))
+              .to(options.device);
       adam.zero_grad();
-      torch::nn::functional::cross_entropy(model->forward(train.images.index({index})), train.labels.index({index})).backward();
+      torch::nn::functional::cross_entropy(model->forward(train.images.index({index})), train.labels.index({index}))
+          .backward();
       adam.step();
     }
   }
@@ -112,7 +114,8 @@ LocalizationCheckResult localization_check(const std::string& model_name, models
       ++correct_discs;
       const auto peak = cam.maps[i].argmax().item<std::int64_t>();
       const auto [row, column] = test.centres[static_cast<std::size_t>(i)];
-      const double distance = std::hypot(static_cast<double>(peak / size) - row, static_cast<double>(peak % size) - column);
+      const double distance =
+          std::hypot(static_cast<double>(peak / size) - row, static_cast<double>(peak % size) - column);
       inside += distance <= result.disc_radius + result.peak_tolerance;
     }
     result.correct_disc_predictions = correct_discs;
@@ -120,7 +123,8 @@ LocalizationCheckResult localization_check(const std::string& model_name, models
     check.localization = static_cast<double>(inside) / std::max(1, correct_discs);
     double sum = 0;
     int defined = 0;
-    for (const double c : randomization_correlations(*model, *randomized, test_images, cam.classes.to(options.device), method)) {
+    for (const double c :
+         randomization_correlations(*model, *randomized, test_images, cam.classes.to(options.device), method)) {
       if (std::isnan(c)) continue;
       sum += c;
       ++defined;

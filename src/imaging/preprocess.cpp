@@ -1,12 +1,13 @@
 #include "brainmri/imaging/preprocess.hpp"
 
+#include <turbojpeg.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <optional>
-#include <turbojpeg.h>
 #include <vector>
 
 namespace brainmri::imaging {
@@ -37,8 +38,8 @@ bool jpeg_has_exif(std::span<const std::uint8_t> data) {
     if (marker == 0xDA || marker == 0xD9) return false;  // start of scan / end of image
     const std::size_t length = (static_cast<std::size_t>(data[at + 2]) << 8) | data[at + 3];
     if (marker == 0xE1 && length >= 8 && at + 10 <= data.size() &&
-        std::equal(data.begin() + static_cast<std::ptrdiff_t>(at + 4), data.begin() + static_cast<std::ptrdiff_t>(at + 10),
-                   std::begin({'E', 'x', 'i', 'f', '\0', '\0'}))) {
+        std::equal(data.begin() + static_cast<std::ptrdiff_t>(at + 4),
+                   data.begin() + static_cast<std::ptrdiff_t>(at + 10), std::begin({'E', 'x', 'i', 'f', '\0', '\0'}))) {
       return true;
     }
     at += 2 + length;
@@ -65,7 +66,8 @@ class TurboJpegDecoder {
     int width = 0, height = 0, subsampling = 0, colour_space = 0;
     auto* bytes = const_cast<unsigned char*>(data.data());
     const auto size = static_cast<unsigned long>(data.size());
-    if (tjDecompressHeader3(handle_, bytes, size, &width, &height, &subsampling, &colour_space) != 0) return std::nullopt;
+    if (tjDecompressHeader3(handle_, bytes, size, &width, &height, &subsampling, &colour_space) != 0)
+      return std::nullopt;
     int pixel_format = 0;
     cv::Mat pixels;
     if (colour_space == TJCS_GRAY) {
@@ -139,7 +141,9 @@ Size jpeg_size(std::span<const std::uint8_t> d) {
 
 Size tiff_size(std::span<const std::uint8_t> d) {
   const bool little = d[0] == 'I';
-  auto read = [&](std::size_t at, int bytes) { return little ? little_endian(d, at, bytes) : big_endian(d, at, bytes); };
+  auto read = [&](std::size_t at, int bytes) {
+    return little ? little_endian(d, at, bytes) : big_endian(d, at, bytes);
+  };
   const std::size_t ifd = read(4, 4);
   if (ifd + 2 > d.size()) return std::nullopt;
   const std::size_t entries = read(ifd, 2);
@@ -182,11 +186,13 @@ DecodedImage decode_image(std::span<const std::uint8_t> encoded, const DecodeLim
     if (!size) throw ImageRejected("not a JPEG, PNG, BMP or TIFF image (or its header is damaged)");
     const auto [width, height] = *size;
     if (width <= 0 || height <= 0) {
-      throw ImageRejected("the header declares an empty image (" + std::to_string(width) + " x " + std::to_string(height) + ")");
+      throw ImageRejected("the header declares an empty image (" + std::to_string(width) + " x " +
+                          std::to_string(height) + ")");
     }
     if (width * height > limits.max_pixels) {
       throw ImageTooLarge("the image declares " + std::to_string(width) + " x " + std::to_string(height) +
-                          " pixels, more than the limit of " + std::to_string(limits.max_pixels / 1000000) + " megapixels");
+                          " pixels, more than the limit of " + std::to_string(limits.max_pixels / 1000000) +
+                          " megapixels");
     }
   }
   const bool is_jpeg = starts_with(encoded, {0xFF, 0xD8, 0xFF});

@@ -1,16 +1,16 @@
 #include "brainmri/inference/inference_model.hpp"
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 #include <torch/script.h>
 
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
-#include "brainmri/data/manifest.hpp"
 #include "brainmri/common/ini.hpp"
 #include "brainmri/common/sha256.hpp"
+#include "brainmri/data/manifest.hpp"
 #include "brainmri/models/checkpoint.hpp"
 #include "brainmri/version.hpp"
 
@@ -83,14 +83,16 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
     preprocessing.size = options.export_image_size;
     preprocessing.channels = options.export_channels;
     torch::NoGradGuard no_grad;
-    const auto probe = torch::zeros({1, preprocessing.channels, preprocessing.size, preprocessing.size}, options.device);
+    const auto probe =
+        torch::zeros({1, preprocessing.channels, preprocessing.size, preprocessing.size}, options.device);
     class_count = static_cast<int>(model->exported_->forward({probe}).toTensor().size(1));
   }
 
   // Where it came from: the run's configuration, its dataset's manifest and its evaluation.
   const auto [config_file, config] = run_configuration(file);
   std::optional<data::Manifest> manifest;
-  if (const auto data = config.find("data"); data != config.end() && fs::exists(fs::path(data->second) / "manifest.json")) {
+  if (const auto data = config.find("data");
+      data != config.end() && fs::exists(fs::path(data->second) / "manifest.json")) {
     try {
       manifest = data::read_manifest(data->second);
     } catch (const std::exception&) {
@@ -130,29 +132,31 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
   }
   model->sha256_ = sha256_file(file);
 
-  json source = {{"file", fs::absolute(file).string()},
-                 {"sha256", model->sha256_},
-                 {"kind", model->classifier_ ? "brainmri checkpoint" : "TorchScript export"},
-                 {"run_directory", config_file.empty() ? json(nullptr) : json(fs::absolute(config_file.parent_path()).string())},
-                 {"dataset", config.count("data") ? json(config.at("data")) : json(nullptr)}};
+  json source = {
+      {"file", fs::absolute(file).string()},
+      {"sha256", model->sha256_},
+      {"kind", model->classifier_ ? "brainmri checkpoint" : "TorchScript export"},
+      {"run_directory", config_file.empty() ? json(nullptr) : json(fs::absolute(config_file.parent_path()).string())},
+      {"dataset", config.count("data") ? json(config.at("data")) : json(nullptr)}};
   if (card) {
     source["provenance"] = card->provenance;
     if (source["dataset"].is_null()) source["dataset"] = card->provenance.value("dataset", json(nullptr));
   }
   if (!config.empty()) {
     json selected = json::object();
-    for (const auto* key : {"model", "epochs", "batch-size", "lr", "optimizer", "seed", "val-fold", "width",
-                            "pretrained", "augment"}) {
+    for (const auto* key :
+         {"model", "epochs", "batch-size", "lr", "optimizer", "seed", "val-fold", "width", "pretrained", "augment"}) {
       if (const auto it = config.find(key); it != config.end() && !it->second.empty()) selected[key] = it->second;
     }
     source["config"] = selected;
   }
   if (evaluation.is_object()) {
-    source["evaluation"] = {{"on", evaluation_name},
-                            {"samples", evaluation.value("samples", 0)},
-                            {"accuracy", evaluation.value("accuracy", 0.0)},
-                            {"macro_f1", evaluation.contains("macro_avg") ? evaluation["macro_avg"].value("f1", 0.0) : 0.0},
-                            {"macro_auc", evaluation.value("macro_auc", json(nullptr))}};
+    source["evaluation"] = {
+        {"on", evaluation_name},
+        {"samples", evaluation.value("samples", 0)},
+        {"accuracy", evaluation.value("accuracy", 0.0)},
+        {"macro_f1", evaluation.contains("macro_avg") ? evaluation["macro_avg"].value("f1", 0.0) : 0.0},
+        {"macro_auc", evaluation.value("macro_auc", json(nullptr))}};
   }
   const auto channels = preprocessing.channels == 1 ? "grayscale" : "RGB";
   model->description_ = {
@@ -178,7 +182,8 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
 
 std::string InferenceModel::explained_layer() const { return classifier_ ? classifier_->explained_layer() : ""; }
 
-PreparedImage InferenceModel::prepare(std::span<const std::uint8_t> encoded, const imaging::DecodeLimits& limits) const {
+PreparedImage InferenceModel::prepare(std::span<const std::uint8_t> encoded,
+                                      const imaging::DecodeLimits& limits) const {
   return prepare_decoded(imaging::decode_image(encoded, limits));
 }
 
@@ -225,7 +230,8 @@ cv::Mat slice_for_display(const cv::Mat& preprocessed_pixels) {
 }
 
 cv::Mat heatmap_for_display(const torch::Tensor& map) {
-  const auto m = (map.cpu().to(torch::kFloat32).contiguous() * 255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  const auto m =
+      (map.cpu().to(torch::kFloat32).contiguous() * 255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
   const cv::Mat heat(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_8UC1, m.data_ptr<std::uint8_t>());
   cv::Mat coloured;
   cv::applyColorMap(heat, coloured, cv::COLORMAP_INFERNO);  // a copy: m goes away

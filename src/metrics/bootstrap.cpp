@@ -83,7 +83,8 @@ BootstrapIntervals bootstrap_intervals(std::span<const int> truth, std::span<con
   result.accuracy = interval(full.accuracy, accuracy, options.level);
   result.macro_f1 = interval(full.macro_f1, macro_f1, options.level);
   result.macro_auc = interval(full.macro_auc, macro_auc, options.level);
-  for (std::size_t c = 0; c < k; ++c) result.auc_per_class.push_back(interval(full.auc_per_class[c], auc[c], options.level));
+  for (std::size_t c = 0; c < k; ++c)
+    result.auc_per_class.push_back(interval(full.auc_per_class[c], auc[c], options.level));
   return result;
 }
 

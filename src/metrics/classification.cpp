@@ -23,14 +23,16 @@ std::string fixed(double value, int digits) {
 }  // namespace
 
 ConfusionMatrix::ConfusionMatrix(std::span<const int> truth, std::span<const int> predicted, int class_count)
-    : class_count_(class_count), counts_(static_cast<std::size_t>(class_count) * static_cast<std::size_t>(class_count), 0) {
+    : class_count_(class_count),
+      counts_(static_cast<std::size_t>(class_count) * static_cast<std::size_t>(class_count), 0) {
   if (class_count < 1) throw std::invalid_argument("a confusion matrix needs at least one class");
   if (truth.size() != predicted.size()) throw std::invalid_argument("truth and predictions differ in length");
   for (std::size_t i = 0; i < truth.size(); ++i) {
     if (truth[i] < 0 || truth[i] >= class_count || predicted[i] < 0 || predicted[i] >= class_count) {
       throw std::out_of_range("label out of range at sample " + std::to_string(i));
     }
-    ++counts_[static_cast<std::size_t>(truth[i]) * static_cast<std::size_t>(class_count) + static_cast<std::size_t>(predicted[i])];
+    ++counts_[static_cast<std::size_t>(truth[i]) * static_cast<std::size_t>(class_count) +
+              static_cast<std::size_t>(predicted[i])];
   }
   total_ = static_cast<std::int64_t>(truth.size());
 }
@@ -103,7 +105,8 @@ std::string format_classification_report(const ClassificationReport& report, int
   for (std::size_t c = 0; c < report.per_class.size(); ++c) text += row(report.class_names[c], report.per_class[c]);
   text += "\n";
   text += right("accuracy", width) + " " + " " + right("", 9) + " " + right("", 9) + " " +
-          right(fixed(report.accuracy, digits), 9) + " " + right(std::to_string(report.macro_average.support), 9) + "\n";
+          right(fixed(report.accuracy, digits), 9) + " " + right(std::to_string(report.macro_average.support), 9) +
+          "\n";
   text += row("macro avg", report.macro_average);
   text += row(last_heading, report.weighted_average);
   return text;
@@ -116,7 +119,8 @@ std::vector<int> argmax_rows(std::span<const double> probabilities, int class_co
   const std::size_t n = probabilities.size() / static_cast<std::size_t>(class_count);
   std::vector<int> labels(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const auto row = probabilities.subspan(i * static_cast<std::size_t>(class_count), static_cast<std::size_t>(class_count));
+    const auto row =
+        probabilities.subspan(i * static_cast<std::size_t>(class_count), static_cast<std::size_t>(class_count));
     labels[i] = static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
   }
   return labels;

@@ -9,17 +9,20 @@ BaselineCnn::BaselineCnn(const ModelOptions& options) : Classifier(options) {
   int channels = options.input_channels;
   int side = options.image_size;
   for (std::size_t i = 0; i < options.filters.size(); ++i) {
-    auto conv = register_module("conv" + std::to_string(i + 1),
-                                torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, options.filters[i], 3).padding(1)));
+    auto conv =
+        register_module("conv" + std::to_string(i + 1),
+                        torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, options.filters[i], 3).padding(1)));
     convolutions_.push_back(conv);
     add_group("block_" + std::to_string(i + 1), {conv});
     channels = options.filters[i];
     side /= 2;
   }
-  if (side < 1) throw std::invalid_argument("image size " + std::to_string(options.image_size) + " is too small for " +
-                                            std::to_string(options.filters.size()) + " pooling steps");
+  if (side < 1)
+    throw std::invalid_argument("image size " + std::to_string(options.image_size) + " is too small for " +
+                                std::to_string(options.filters.size()) + " pooling steps");
   dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
-  dense_ = register_module("dense", torch::nn::Linear(static_cast<std::int64_t>(channels) * side * side, options.dense_units));
+  dense_ = register_module("dense",
+                           torch::nn::Linear(static_cast<std::int64_t>(channels) * side * side, options.dense_units));
   logits_ = register_module("logits", torch::nn::Linear(options.dense_units, options.num_classes));
   add_group("head", {dense_.ptr(), logits_.ptr()}, true);
 }

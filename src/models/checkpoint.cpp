@@ -15,8 +15,12 @@ constexpr const char* kModelCardKey = "brainmri_model_card";
 json to_json(const ModelCard& card) {
   const auto& p = card.preprocessing;
   return {{"class_names", card.class_names},
-          {"preprocessing", {{"image_size", p.image_size}, {"channels", p.channels}, {"resize", p.resize},
-                             {"stored_dtype", p.stored_dtype}, {"normalization_scale", p.normalization_scale}}},
+          {"preprocessing",
+           {{"image_size", p.image_size},
+            {"channels", p.channels},
+            {"resize", p.resize},
+            {"stored_dtype", p.stored_dtype},
+            {"normalization_scale", p.normalization_scale}}},
           {"explained_layer", card.explained_layer},
           {"provenance", card.provenance}};
 }
@@ -44,9 +48,14 @@ std::optional<ModelCard> read_model_card(torch::serialize::InputArchive& archive
 
 json architecture_json(const Classifier& model) {
   const auto& o = model.options();
-  return {{"model", model.model_name()},     {"num_classes", o.num_classes}, {"input_channels", o.input_channels},
-          {"image_size", o.image_size},      {"dropout", o.dropout},         {"dense_units", o.dense_units},
-          {"filters", o.filters},            {"width_multiplier", o.width_multiplier}};
+  return {{"model", model.model_name()},
+          {"num_classes", o.num_classes},
+          {"input_channels", o.input_channels},
+          {"image_size", o.image_size},
+          {"dropout", o.dropout},
+          {"dense_units", o.dense_units},
+          {"filters", o.filters},
+          {"width_multiplier", o.width_multiplier}};
 }
 
 ClassifierPtr model_from_architecture(const json& architecture) {
@@ -79,7 +88,8 @@ LoadedCheckpoint load_checkpoint(const std::filesystem::path& checkpoint, torch:
     throw std::runtime_error("cannot read checkpoint " + checkpoint.string() + ": " + e.what_without_backtrace());
   }
   const auto architecture = read_architecture(archive);
-  if (!architecture) throw std::runtime_error(checkpoint.string() + " is not a brainmri checkpoint (no model configuration)");
+  if (!architecture)
+    throw std::runtime_error(checkpoint.string() + " is not a brainmri checkpoint (no model configuration)");
   LoadedCheckpoint loaded;
   try {
     loaded.model = model_from_architecture(*architecture);

@@ -112,7 +112,8 @@ void Classifier::set_explained_layer(const std::string& layer) {
   if (!layer.empty() && std::find(layers.begin(), layers.end(), layer) == layers.end()) {
     std::string valid;
     for (const auto& name : layers) valid += (valid.empty() ? "" : ", ") + name;
-    throw std::invalid_argument("no explainable layer named '" + layer + "' in " + model_name() + " (valid: " + valid + ")");
+    throw std::invalid_argument("no explainable layer named '" + layer + "' in " + model_name() + " (valid: " + valid +
+                                ")");
   }
   explained_layer_ = layer;
 }

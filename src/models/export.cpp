@@ -39,7 +39,8 @@ void write_safetensors(const fs::path& file, const std::vector<std::pair<std::st
     if (header.contains(name)) throw std::invalid_argument("safetensors: two tensors are named " + name);
     auto cpu = tensor.detach().to(torch::kCPU).contiguous();
     const auto size = static_cast<std::uint64_t>(cpu.numel()) * cpu.element_size();
-    header[name] = {{"dtype", safetensors_dtype(cpu.scalar_type())}, {"shape", cpu.sizes().vec()},
+    header[name] = {{"dtype", safetensors_dtype(cpu.scalar_type())},
+                    {"shape", cpu.sizes().vec()},
                     {"data_offsets", {offset, offset + size}}};
     offset += size;
     bytes.push_back(std::move(cpu));
@@ -53,7 +54,8 @@ void write_safetensors(const fs::path& file, const std::vector<std::pair<std::st
     const std::uint64_t length = text.size();
     out.write(reinterpret_cast<const char*>(&length), sizeof(length));
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& t : bytes) out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+    for (const auto& t : bytes)
+      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
     out.close();
     if (!out) throw std::runtime_error("cannot write " + file.string());
   });
@@ -74,7 +76,8 @@ json export_metadata(const Classifier& model, const ModelCard& card) {
   metadata["format"] = "brainmri-model-1";
   metadata["architecture"] = name;
   metadata["options"] = architecture;
-  metadata["input"] = "float32 images [N, channels, image_size, image_size], values in [0, 1] (stored value x normalization_scale)";
+  metadata["input"] =
+      "float32 images [N, channels, image_size, image_size], values in [0, 1] (stored value x normalization_scale)";
   metadata["output"] = "logits [N, classes]; softmax gives the class probabilities";
   return metadata;
 }
@@ -96,8 +99,10 @@ std::vector<fs::path> export_model(const fs::path& checkpoint, ExportFormat form
       // A checkpoint from before model cards: the input is known, the class names are not.
       card.preprocessing.image_size = loaded.model->options().image_size;
       card.preprocessing.channels = loaded.model->options().input_channels;
-      for (int k = 0; k < loaded.model->options().num_classes; ++k) card.class_names.push_back("class " + std::to_string(k));
-      card.provenance["note"] = "exported from a checkpoint without a model card: class names and resizing are defaults";
+      for (int k = 0; k < loaded.model->options().num_classes; ++k)
+        card.class_names.push_back("class " + std::to_string(k));
+      card.provenance["note"] =
+          "exported from a checkpoint without a model card: class names and resizing are defaults";
     }
     card.provenance["checkpoint"] = fs::absolute(checkpoint).string();
     written.push_back(directory / "model.safetensors");

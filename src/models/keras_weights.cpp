@@ -28,9 +28,9 @@ std::string variable_name(const std::string& weight_name) {
 torch::Tensor to_torch_layout(const hdf5::FloatArray& array, const std::string& variable, bool depthwise) {
   std::vector<std::int64_t> shape(array.shape.begin(), array.shape.end());
   auto tensor = torch::from_blob(const_cast<float*>(array.values.data()), shape, torch::kFloat32).clone();
-  if (variable == "kernel" && tensor.dim() == 4) return tensor.permute({3, 2, 0, 1}).contiguous();           // HWIO -> OIHW
-  if (variable == "depthwise_kernel" && depthwise) return tensor.permute({2, 3, 0, 1}).contiguous();     // HWC1 -> C1HW
-  if (variable == "kernel" && tensor.dim() == 2) return tensor.t().contiguous();                         // Dense: IO -> OI
+  if (variable == "kernel" && tensor.dim() == 4) return tensor.permute({3, 2, 0, 1}).contiguous();    // HWIO -> OIHW
+  if (variable == "depthwise_kernel" && depthwise) return tensor.permute({2, 3, 0, 1}).contiguous();  // HWC1 -> C1HW
+  if (variable == "kernel" && tensor.dim() == 2) return tensor.t().contiguous();                      // Dense: IO -> OI
   return tensor;
 }
 
@@ -39,9 +39,7 @@ const std::set<std::string> kKerasClassifierLayers = {"Logits", "predictions"};
 }  // namespace
 
 KerasLoadReport load_keras_weights(Classifier& model, const std::filesystem::path& file_path) {
-  auto fail = [&](const std::string& what) -> WeightsError {
-    return WeightsError(file_path.string() + ": " + what);
-  };
+  auto fail = [&](const std::string& what) -> WeightsError { return WeightsError(file_path.string() + ": " + what); };
   hdf5::Handle file;
   try {
     file = hdf5::open_file_readonly(file_path);
@@ -90,7 +88,9 @@ KerasLoadReport load_keras_weights(Classifier& model, const std::filesystem::pat
       const bool is_depthwise = is_conv && module.as<torch::nn::Conv2d>()->options.groups() > 1;
       std::map<std::string, torch::Tensor> targets;
       if (auto* bn = module.as<torch::nn::BatchNorm2d>()) {
-        targets = {{"gamma", bn->weight}, {"beta", bn->bias}, {"moving_mean", bn->running_mean},
+        targets = {{"gamma", bn->weight},
+                   {"beta", bn->bias},
+                   {"moving_mean", bn->running_mean},
                    {"moving_variance", bn->running_var}};
       } else if (auto* conv = module.as<torch::nn::Conv2d>()) {
         targets = {{is_depthwise ? "depthwise_kernel" : "kernel", conv->weight}};
@@ -101,8 +101,8 @@ KerasLoadReport load_keras_weights(Classifier& model, const std::filesystem::pat
         throw fail("layer '" + layer + "' maps to a module of a kind the Keras loader does not know");
       }
       if (weight_names.size() != targets.size()) {
-        throw fail("layer '" + layer + "' has " + std::to_string(weight_names.size()) + " weights in the file, the model expects " +
-                   std::to_string(targets.size()));
+        throw fail("layer '" + layer + "' has " + std::to_string(weight_names.size()) +
+                   " weights in the file, the model expects " + std::to_string(targets.size()));
       }
       for (const auto& weight_name : weight_names) {
         auto variable = variable_name(weight_name);

@@ -46,9 +46,8 @@ torch::Tensor keras_stride2_pad(const torch::Tensor& input) {
 
 const std::vector<InvertedResidualSpec>& mobilenet_v2_blocks() {
   static const std::vector<InvertedResidualSpec> blocks = {
-      {1, 16, 1},  {6, 24, 2},  {6, 24, 1},  {6, 32, 2},  {6, 32, 1},  {6, 32, 1},
-      {6, 64, 2},  {6, 64, 1},  {6, 64, 1},  {6, 64, 1},  {6, 96, 1},  {6, 96, 1},
-      {6, 96, 1},  {6, 160, 2}, {6, 160, 1}, {6, 160, 1}, {6, 320, 1},
+      {1, 16, 1}, {6, 24, 2}, {6, 24, 1}, {6, 32, 2}, {6, 32, 1},  {6, 32, 1},  {6, 64, 2},  {6, 64, 1},  {6, 64, 1},
+      {6, 64, 1}, {6, 96, 1}, {6, 96, 1}, {6, 96, 1}, {6, 160, 2}, {6, 160, 1}, {6, 160, 1}, {6, 320, 1},
   };
   return blocks;
 }
@@ -78,7 +77,8 @@ MobileNetV2::MobileNetV2(const ModelOptions& options) : Classifier(options) {
       block.expand_bn = register_module(block.prefix + "expand_BN", keras_batch_norm(expanded));
       modules.insert(modules.end(), {block.expand.ptr(), block.expand_bn.ptr()});
     }
-    block.depthwise = register_module(block.prefix + "depthwise", three_by_three(expanded, expanded, spec.stride, expanded));
+    block.depthwise =
+        register_module(block.prefix + "depthwise", three_by_three(expanded, expanded, spec.stride, expanded));
     block.depthwise_bn = register_module(block.prefix + "depthwise_BN", keras_batch_norm(expanded));
     block.project = register_module(block.prefix + "project", pointwise(expanded, output));
     block.project_bn = register_module(block.prefix + "project_BN", keras_batch_norm(output));

@@ -1,7 +1,5 @@
 #include "brainmri/models/torchscript_export.hpp"
 
-#include "brainmri/common/atomic_file.hpp"
-
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/csrc/jit/passes/fixup_trace_scope_blocks.h>
 #include <torch/csrc/jit/passes/normalize_ops.h>
@@ -10,6 +8,8 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+
+#include "brainmri/common/atomic_file.hpp"
 
 namespace brainmri::models {
 namespace fs = std::filesystem;
@@ -35,7 +35,8 @@ void export_torchscript(Classifier& model, const fs::path& file) {
   for (const auto& p : model.named_parameters()) exported.register_parameter(attribute_name(p.key()), p.value(), false);
   for (const auto& b : model.named_buffers()) exported.register_buffer(attribute_name(b.key()), b.value());
 
-  const auto example = torch::rand({2, options.input_channels, options.image_size, options.image_size}, torch::TensorOptions().device(device));
+  const auto example = torch::rand({2, options.input_channels, options.image_size, options.image_size},
+                                   torch::TensorOptions().device(device));
   try {
     auto traced = torch::jit::tracer::trace(
         {example},
@@ -56,10 +57,12 @@ void export_torchscript(Classifier& model, const fs::path& file) {
   // The module shares the model's tensors; it gets CPU copies of its own, so the model stays
   // where it is.
   for (const auto& p : model.named_parameters()) {
-    exported.setattr(attribute_name(p.key()), p.value().detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true));
+    exported.setattr(attribute_name(p.key()),
+                     p.value().detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true));
   }
   for (const auto& b : model.named_buffers()) {
-    exported.setattr(attribute_name(b.key()), b.value().detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true));
+    exported.setattr(attribute_name(b.key()),
+                     b.value().detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true));
   }
   exported.eval();
 

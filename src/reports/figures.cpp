@@ -109,7 +109,7 @@ void render(const fs::path& stem, bool vector, int width, int height, const std:
 struct LegendEntry {
   std::string text;
   int colour;
-  int style;     // PLplot line style (1 solid, 2 dashed, 3 dotted...)
+  int style;  // PLplot line style (1 solid, 2 dashed, 3 dotted...)
   double width;
 };
 
@@ -173,7 +173,9 @@ bool plotting_available(std::string* why) {
     bool found = false;
     for (int i = 0; i < count; ++i) found = found || std::string(names[i]) == device;
     if (!found) {
-      if (why) *why = std::string("PLplot has no '") + device + "' driver (Debian/Ubuntu: apt-get install plplot-driver-cairo)";
+      if (why)
+        *why =
+            std::string("PLplot has no '") + device + "' driver (Debian/Ubuntu: apt-get install plplot-driver-cairo)";
       return false;
     }
   }
@@ -200,8 +202,10 @@ void plot_confusion_matrix(const metrics::ConfusionMatrix& matrix, const std::ve
         for (int p = 0; p < k; ++p) {
           const double count = static_cast<double>(matrix.at(t, p));
           const double shade = count / row_total;
-          const PLFLT xs[4] = {static_cast<PLFLT>(p), static_cast<PLFLT>(p + 1), static_cast<PLFLT>(p + 1), static_cast<PLFLT>(p)};
-          const PLFLT ys[4] = {static_cast<PLFLT>(t), static_cast<PLFLT>(t), static_cast<PLFLT>(t + 1), static_cast<PLFLT>(t + 1)};
+          const PLFLT xs[4] = {static_cast<PLFLT>(p), static_cast<PLFLT>(p + 1), static_cast<PLFLT>(p + 1),
+                               static_cast<PLFLT>(p)};
+          const PLFLT ys[4] = {static_cast<PLFLT>(t), static_cast<PLFLT>(t), static_cast<PLFLT>(t + 1),
+                               static_cast<PLFLT>(t + 1)};
           pls.col1(shade);
           pls.fill(4, xs, ys);
           pls.col0(shade > 0.55 ? kBackground : kInk);
@@ -223,8 +227,8 @@ void plot_confusion_matrix(const metrics::ConfusionMatrix& matrix, const std::ve
       }
       pls.mtex("b", label_room, 0.5, 0.5, "Predicted class");
       pls.mtex("l", label_room, 0.5, 0.5, "True class");
-      const std::string panel_title =
-          normalized ? "Row-normalized: recall on the diagonal" : title + " (" + std::to_string(matrix.total()) + " images)";
+      const std::string panel_title = normalized ? "Row-normalized: recall on the diagonal"
+                                                 : title + " (" + std::to_string(matrix.total()) + " images)";
       pls.mtex("t", 1.5, 0.5, 0.5, panel_title.c_str());
     }
   });
@@ -237,7 +241,8 @@ void plot_roc_curves(const std::vector<int>& labels, const std::vector<double>& 
   const auto roc = metrics::one_vs_rest_roc(labels, probabilities, k);
   // Macro-average curve: every class's rate interpolated on the union of their false-positive rates.
   std::vector<double> grid;
-  for (const auto& curve : roc.per_class) grid.insert(grid.end(), curve.false_positive_rate.begin(), curve.false_positive_rate.end());
+  for (const auto& curve : roc.per_class)
+    grid.insert(grid.end(), curve.false_positive_rate.begin(), curve.false_positive_rate.end());
   grid.erase(std::remove_if(grid.begin(), grid.end(), [](double x) { return std::isnan(x); }), grid.end());
   std::sort(grid.begin(), grid.end());
   grid.erase(std::unique(grid.begin(), grid.end()), grid.end());
@@ -264,7 +269,8 @@ void plot_roc_curves(const std::vector<int>& labels, const std::vector<double>& 
       pls.width(2.0);
       pls.line(static_cast<PLINT>(curve.false_positive_rate.size()), curve.false_positive_rate.data(),
                curve.true_positive_rate.data());
-      legend.push_back({class_names[static_cast<std::size_t>(c)] + format(" (AUC %.3f)", auc), class_colour(c), 1, 2.0});
+      legend.push_back(
+          {class_names[static_cast<std::size_t>(c)] + format(" (AUC %.3f)", auc), class_colour(c), 1, 2.0});
     }
     pls.width(2.0);
     pls.col0(kInk);
@@ -331,8 +337,8 @@ void plot_cross_validated_roc(const std::vector<FoldPredictions>& folds, const s
       pls.line(static_cast<PLINT>(grid.size()), grid.data(), mean.data());
       const auto auc = metrics::spread(aucs);
       char text[160];
-      std::snprintf(text, sizeof(text), "%s (AUC %.3f ± %.3f)", class_names[static_cast<std::size_t>(c)].c_str(), auc.mean,
-                    aucs.size() > 1 ? auc.std_dev : 0.0);
+      std::snprintf(text, sizeof(text), "%s (AUC %.3f ± %.3f)", class_names[static_cast<std::size_t>(c)].c_str(),
+                    auc.mean, aucs.size() > 1 ? auc.std_dev : 0.0);
       legend.push_back({text, class_colour(c), 1, 2.5});
     }
     legend.push_back({"each fold (faint); mean ± 1 std (band)", kGrey, 1, 1.0});
@@ -340,7 +346,6 @@ void plot_cross_validated_roc(const std::vector<FoldPredictions>& folds, const s
     draw_legend(pls, legend, PL_POSITION_RIGHT | PL_POSITION_BOTTOM | PL_POSITION_INSIDE, 0.85);
   });
 }
-
 
 namespace {
 // Inferno (matplotlib's perceptual colour map), 9 control points; the overlay's opacity rises
@@ -364,7 +369,8 @@ void set_grey(plstream& pls) {
 
 // PLplot images are indexed [x][y] with y upwards; ours are row-major with row 0 at the top.
 void draw_image(plstream& pls, const std::vector<double>& values, int height, int width) {
-  std::vector<std::vector<PLFLT>> columns(static_cast<std::size_t>(width), std::vector<PLFLT>(static_cast<std::size_t>(height)));
+  std::vector<std::vector<PLFLT>> columns(static_cast<std::size_t>(width),
+                                          std::vector<PLFLT>(static_cast<std::size_t>(height)));
   std::vector<const PLFLT*> pointers;
   for (int x = 0; x < width; ++x) {
     for (int y = 0; y < height; ++y) {
@@ -378,8 +384,8 @@ void draw_image(plstream& pls, const std::vector<double>& values, int height, in
 }  // namespace
 
 void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& rows, int correct_columns,
-                       const std::vector<std::string>& class_names, const std::string& title, const std::string& map_name,
-                       const fs::path& stem, bool vector) {
+                       const std::vector<std::string>& class_names, const std::string& title,
+                       const std::string& map_name, const fs::path& stem, bool vector) {
   if (rows.empty() || rows.front().empty()) throw std::invalid_argument("no tiles for " + stem.string());
   const int columns = static_cast<int>(rows.front().size());
   const int tile = 220;
@@ -421,8 +427,8 @@ void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& r
         pls.col0(t->truth == t->predicted ? kInk : class_colour(3));
         char truth[96], prediction[96];
         std::snprintf(truth, sizeof(truth), "T %s", class_names[static_cast<std::size_t>(t->truth)].c_str());
-        std::snprintf(prediction, sizeof(prediction), "P %s %.2f", class_names[static_cast<std::size_t>(t->predicted)].c_str(),
-                      t->probability);
+        std::snprintf(prediction, sizeof(prediction), "P %s %.2f",
+                      class_names[static_cast<std::size_t>(t->predicted)].c_str(), t->probability);
         pls.schr(0, 0.54);  // two labels per tile must fit its width
         pls.mtex("t", 2.3, 0.5, 0.5, truth);
         pls.mtex("t", 0.8, 0.5, 0.5, prediction);
@@ -432,7 +438,8 @@ void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& r
     // The colour scale.
     pls.vpor(0.3, 0.7, 40.0 / height, 60.0 / height);
     std::vector<double> ramp(2 * 256);  // two identical rows (PLplot draws images of 2 rows and more)
-    for (int i = 0; i < 256; ++i) ramp[static_cast<std::size_t>(i)] = ramp[static_cast<std::size_t>(256 + i)] = i / 255.0;
+    for (int i = 0; i < 256; ++i)
+      ramp[static_cast<std::size_t>(i)] = ramp[static_cast<std::size_t>(256 + i)] = i / 255.0;
     pls.wind(0, 256, 0, 2);
     set_inferno(pls, false);
     draw_image(pls, ramp, 2, 256);
@@ -440,12 +447,13 @@ void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& r
     pls.box("bc", 0, 0, "bc", 0, 0);
     pls.mtex("lv", 0.6, 0.5, 1.0, "0");
     pls.mtex("rv", 0.6, 0.5, 0.0, "1");
-    pls.mtex("b", 1.4, 0.5, 0.5, (map_name + " (1 = the map's maximum); T true, P predicted class with its probability").c_str());
+    pls.mtex("b", 1.4, 0.5, 0.5,
+             (map_name + " (1 = the map's maximum); T true, P predicted class with its probability").c_str());
   });
 }
 
-void plot_training_curves(const std::vector<evaluation::EpochRecord>& epochs, const std::string& title, const fs::path& stem,
-                          bool vector) {
+void plot_training_curves(const std::vector<evaluation::EpochRecord>& epochs, const std::string& title,
+                          const fs::path& stem, bool vector) {
   if (epochs.empty()) throw std::invalid_argument("no epochs to plot in " + stem.string());
   std::vector<double> x(epochs.size());
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(i + 1);
@@ -472,7 +480,8 @@ void plot_training_curves(const std::vector<evaluation::EpochRecord>& epochs, co
     // Loss.
     pls.adv(0);
     pls.vpor(0.12, 0.95, 0.14, 0.88);
-    const auto train_loss = column(&evaluation::EpochRecord::train_loss), val_loss = column(&evaluation::EpochRecord::val_loss);
+    const auto train_loss = column(&evaluation::EpochRecord::train_loss),
+               val_loss = column(&evaluation::EpochRecord::val_loss);
     double top = 0;
     for (std::size_t i = 0; i < x.size(); ++i) top = std::max({top, train_loss[i], val_loss[i]});
     axes(pls, 0.5, right, 0, top * 1.08 + 1e-9, "Epoch", "Cross-entropy", title + ": loss");
@@ -487,7 +496,8 @@ void plot_training_curves(const std::vector<evaluation::EpochRecord>& epochs, co
     // Accuracy and macro-F1.
     pls.adv(0);
     pls.vpor(0.12, 0.95, 0.14, 0.88);
-    const auto train_accuracy = column(&evaluation::EpochRecord::train_accuracy), val_accuracy = column(&evaluation::EpochRecord::val_accuracy),
+    const auto train_accuracy = column(&evaluation::EpochRecord::train_accuracy),
+               val_accuracy = column(&evaluation::EpochRecord::val_accuracy),
                val_f1 = column(&evaluation::EpochRecord::val_macro_f1);
     axes(pls, 0.5, right, 0, 1.02, "Epoch", "Accuracy / macro-F1", title + ": accuracy");
     stage_marks(0, 1.02);
@@ -511,7 +521,10 @@ void plot_training_curves(const std::vector<evaluation::EpochRecord>& epochs, co
 #else  // built without PLplot: the report has tables and text, no figures
 
 bool plotting_available(std::string* why) {
-  if (why) *why = "this brainmri was built without PLplot (Debian/Ubuntu: apt-get install libplplot-dev plplot-driver-cairo, then rebuild)";
+  if (why)
+    *why =
+        "this brainmri was built without PLplot (Debian/Ubuntu: apt-get install libplplot-dev plplot-driver-cairo, "
+        "then rebuild)";
   return false;
 }
 namespace {
@@ -521,12 +534,25 @@ namespace {
   throw std::runtime_error("cannot draw " + stem.string() + ": " + why);
 }
 }  // namespace
-void plot_confusion_matrix(const metrics::ConfusionMatrix&, const std::vector<std::string>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
-void plot_roc_curves(const std::vector<int>&, const std::vector<double>&, const std::vector<std::string>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
-void plot_cross_validated_roc(const std::vector<FoldPredictions>&, const std::vector<std::string>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
-void plot_training_curves(const std::vector<evaluation::EpochRecord>&, const std::string&, const fs::path& stem, bool) { no_plots(stem); }
+void plot_confusion_matrix(const metrics::ConfusionMatrix&, const std::vector<std::string>&, const std::string&,
+                           const fs::path& stem, bool) {
+  no_plots(stem);
+}
+void plot_roc_curves(const std::vector<int>&, const std::vector<double>&, const std::vector<std::string>&,
+                     const std::string&, const fs::path& stem, bool) {
+  no_plots(stem);
+}
+void plot_cross_validated_roc(const std::vector<FoldPredictions>&, const std::vector<std::string>&, const std::string&,
+                              const fs::path& stem, bool) {
+  no_plots(stem);
+}
+void plot_training_curves(const std::vector<evaluation::EpochRecord>&, const std::string&, const fs::path& stem, bool) {
+  no_plots(stem);
+}
 void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>&, int, const std::vector<std::string>&,
-                       const std::string&, const fs::path& stem, bool) { no_plots(stem); }
+                       const std::string&, const fs::path& stem, bool) {
+  no_plots(stem);
+}
 
 #endif
 

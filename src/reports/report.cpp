@@ -12,13 +12,13 @@
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/csv.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
+#include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/explain/gradcam.hpp"
 #include "brainmri/explain/localization_check.hpp"
 #include "brainmri/metrics/classification.hpp"
-#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/summary.hpp"
-#include "brainmri/evaluation/evaluation_files.hpp"
+#include "brainmri/models/checkpoint.hpp"
 
 namespace brainmri::reports {
 namespace fs = std::filesystem;
@@ -89,7 +89,8 @@ Scores score(const Evaluation& e, const std::vector<std::string>& class_names) {
   const int k = static_cast<int>(class_names.size());
   metrics::ConfusionMatrix matrix(e.predictions.labels, metrics::argmax_rows(e.predictions.probabilities, k), k);
   auto report = metrics::classification_report(matrix, class_names);
-  return {std::move(matrix), std::move(report), metrics::one_vs_rest_roc(e.predictions.labels, e.predictions.probabilities, k)};
+  return {std::move(matrix), std::move(report),
+          metrics::one_vs_rest_roc(e.predictions.labels, e.predictions.probabilities, k)};
 }
 
 json scores_json(const Scores& s) {
@@ -97,13 +98,18 @@ json scores_json(const Scores& s) {
   for (std::size_t c = 0; c < s.report.class_names.size(); ++c) {
     const auto& p = s.report.per_class[c];
     const double auc = s.roc.auc_per_class[c];
-    per_class[s.report.class_names[c]] = {{"precision", p.precision}, {"recall", p.recall}, {"f1", p.f1},
-                                          {"support", p.support}, {"auc", std::isnan(auc) ? json() : json(auc)}};
+    per_class[s.report.class_names[c]] = {{"precision", p.precision},
+                                          {"recall", p.recall},
+                                          {"f1", p.f1},
+                                          {"support", p.support},
+                                          {"auc", std::isnan(auc) ? json() : json(auc)}};
   }
   auto average = [](const metrics::ClassScores& a) {
     return json{{"precision", a.precision}, {"recall", a.recall}, {"f1", a.f1}, {"support", a.support}};
   };
-  return {{"per_class", per_class}, {"accuracy", s.report.accuracy}, {"macro_avg", average(s.report.macro_average)},
+  return {{"per_class", per_class},
+          {"accuracy", s.report.accuracy},
+          {"macro_avg", average(s.report.macro_average)},
           {"weighted_avg", average(s.report.weighted_average)},
           {"macro_auc", std::isnan(s.roc.macro_auc) ? json() : json(s.roc.macro_auc)},
           {"micro_auc", std::isnan(s.roc.micro_auc) ? json() : json(s.roc.micro_auc)}};
@@ -114,7 +120,8 @@ std::string spread_text(const json& s, const char* pm = "±") {
   if (s.is_null()) return "n/a";
   std::string text = fixed(s["mean"].get<double>());
   if (!s["std"].is_null()) text += std::string(" ") + pm + " " + fixed(s["std"].get<double>());
-  if (!s["ci95_low"].is_null()) text += " [" + fixed(s["ci95_low"].get<double>()) + ", " + fixed(s["ci95_high"].get<double>()) + "]";
+  if (!s["ci95_low"].is_null())
+    text += " [" + fixed(s["ci95_low"].get<double>()) + ", " + fixed(s["ci95_high"].get<double>()) + "]";
   return text;
 }
 double number_or_nan(const json& value) { return value.is_number() ? value.get<double>() : NAN; }
@@ -123,7 +130,8 @@ json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : j
 std::string value_text(double value, const metrics::Interval& interval) {
   if (std::isnan(value)) return "n/a";
   std::string text = fixed(value);
-  if (!std::isnan(interval.low) && !std::isnan(interval.high)) text += " [" + fixed(interval.low) + ", " + fixed(interval.high) + "]";
+  if (!std::isnan(interval.low) && !std::isnan(interval.high))
+    text += " [" + fixed(interval.low) + ", " + fixed(interval.high) + "]";
   return text;
 }
 
@@ -140,11 +148,13 @@ std::vector<TableRow> paper_rows(const RunContents& run, const json& report_json
     const auto& across = report_json["across_folds"];
     for (const auto& name : run.class_names) {
       const auto& c = across["per_class"][name];
-      rows.push_back({name, {spread_text(c["precision"]), spread_text(c["recall"]), spread_text(c["f1"]), spread_text(c["auc"])}});
+      rows.push_back(
+          {name, {spread_text(c["precision"]), spread_text(c["recall"]), spread_text(c["f1"]), spread_text(c["auc"])}});
     }
     rows.push_back({"accuracy", {"", "", spread_text(across["accuracy"]), ""}});
-    rows.push_back({"macro average", {spread_text(across["macro_precision"]), spread_text(across["macro_recall"]),
-                                      spread_text(across["macro_f1"]), spread_text(across["macro_auc"])}});
+    rows.push_back({"macro average",
+                    {spread_text(across["macro_precision"]), spread_text(across["macro_recall"]),
+                     spread_text(across["macro_f1"]), spread_text(across["macro_auc"])}});
     return rows;
   }
   const auto& m = run.main->metrics;
@@ -155,13 +165,15 @@ std::vector<TableRow> paper_rows(const RunContents& run, const json& report_json
     for (const auto& recorded : m.per_class) {
       if (recorded.name == name) interval = recorded.auc_interval;
     }
-    rows.push_back({name, {fixed(c["precision"].get<double>()), fixed(c["recall"].get<double>()), fixed(c["f1"].get<double>()),
-                           value_text(number_or_nan(c["auc"]), interval)}});
+    rows.push_back({name,
+                    {fixed(c["precision"].get<double>()), fixed(c["recall"].get<double>()),
+                     fixed(c["f1"].get<double>()), value_text(number_or_nan(c["auc"]), interval)}});
   }
   rows.push_back({"accuracy", {"", "", value_text(number_or_nan(e["accuracy"]), m.accuracy_interval), ""}});
-  rows.push_back({"macro average", {fixed(e["macro_avg"]["precision"].get<double>()), fixed(e["macro_avg"]["recall"].get<double>()),
-                                    value_text(number_or_nan(e["macro_avg"]["f1"]), m.macro_f1_interval),
-                                    value_text(number_or_nan(e["macro_auc"]), m.macro_auc_interval)}});
+  rows.push_back({"macro average",
+                  {fixed(e["macro_avg"]["precision"].get<double>()), fixed(e["macro_avg"]["recall"].get<double>()),
+                   value_text(number_or_nan(e["macro_avg"]["f1"]), m.macro_f1_interval),
+                   value_text(number_or_nan(e["macro_auc"]), m.macro_auc_interval)}});
   return rows;
 }
 
@@ -206,8 +218,10 @@ void append_csv(CsvTable& csv, const std::string& evaluation, const Scores& s) {
   auto scores_row = [&](const std::string& name, const metrics::ClassScores& p) {
     csv.row({evaluation, name, number(p.precision), number(p.recall), number(p.f1), std::to_string(p.support)});
   };
-  for (std::size_t c = 0; c < s.report.class_names.size(); ++c) scores_row(s.report.class_names[c], s.report.per_class[c]);
-  csv.row({evaluation, "accuracy", "", "", number(s.report.accuracy), std::to_string(s.report.weighted_average.support)});
+  for (std::size_t c = 0; c < s.report.class_names.size(); ++c)
+    scores_row(s.report.class_names[c], s.report.per_class[c]);
+  csv.row(
+      {evaluation, "accuracy", "", "", number(s.report.accuracy), std::to_string(s.report.weighted_average.support)});
   scores_row("macro avg", s.report.macro_average);
   scores_row("weighted avg", s.report.weighted_average);
 }
@@ -225,29 +239,37 @@ RunContents read_run(const fs::path& directory) {
     run.model = summary.value("model", "");
     for (const auto& f : summary.at("folds")) {
       const std::string fold = f.at("fold").get<std::string>();
-      if (auto e = read_evaluation(directory / fold / "validation", fold, fold + " (validation)")) run.folds.push_back(*e);
-      if (auto t = read_evaluation(directory / fold / "test", fold + "_test", "held-out test: " + fold + " model")) run.tests.push_back(*t);
+      if (auto e = read_evaluation(directory / fold / "validation", fold, fold + " (validation)"))
+        run.folds.push_back(*e);
+      if (auto t = read_evaluation(directory / fold / "test", fold + "_test", "held-out test: " + fold + " model"))
+        run.tests.push_back(*t);
     }
-    if (run.folds.empty()) throw std::runtime_error(directory.string() + ": cv_summary.json lists no fold with predictions");
+    if (run.folds.empty())
+      throw std::runtime_error(directory.string() + ": cv_summary.json lists no fold with predictions");
     run.main = read_evaluation(directory / "out_of_fold", "out_of_fold",
                                "pooled out-of-fold predictions of the " + std::to_string(run.folds.size()) + " folds");
-    if (auto e = read_evaluation(directory / "test_ensemble", "test_ensemble",
-                                 "held-out test: ensemble of the " + std::to_string(run.tests.size()) + " fold models")) {
+    if (auto e =
+            read_evaluation(directory / "test_ensemble", "test_ensemble",
+                            "held-out test: ensemble of the " + std::to_string(run.tests.size()) + " fold models")) {
       run.tests.push_back(*e);
     }
-    if (auto e = read_evaluation(directory / "final" / "test", "final_test", "held-out test: final model (all folds)")) {
+    if (auto e =
+            read_evaluation(directory / "final" / "test", "final_test", "held-out test: final model (all folds)")) {
       run.tests.push_back(*e);
     }
   } else if (fs::exists(directory / "validation" / "predictions.h5")) {
     run.kind = "train";
     run.main = read_evaluation(directory / "validation", "validation", "validation");
     if (auto t = read_evaluation(directory / "test", "test", "held-out test")) run.tests.push_back(*t);
-    if (fs::exists(directory / "train_log.jsonl")) run.epochs = evaluation::read_training_log(directory / "train_log.jsonl");
+    if (fs::exists(directory / "train_log.jsonl"))
+      run.epochs = evaluation::read_training_log(directory / "train_log.jsonl");
   } else {
-    throw std::runtime_error(directory.string() + " is neither a run of brainmri train (validation/predictions.h5) nor of "
+    throw std::runtime_error(directory.string() +
+                             " is neither a run of brainmri train (validation/predictions.h5) nor of "
                              "brainmri cv (cv_summary.json)");
   }
-  if (!run.main) throw std::runtime_error(directory.string() + " has no pooled predictions (out_of_fold/ or validation/)");
+  if (!run.main)
+    throw std::runtime_error(directory.string() + " has no pooled predictions (out_of_fold/ or validation/)");
   run.class_names = run.main->metrics.class_names;
   if (run.model.empty()) run.model = run.main->metrics.context.value("model", "model");
   return run;
@@ -257,8 +279,8 @@ RunContents read_run(const fs::path& directory) {
 fs::path run_dataset(const RunContents& run) {
   const auto dataset_path = run.main->metrics.context.value("dataset", std::string());
   if (dataset_path.empty() || !fs::exists(fs::path(dataset_path) / "manifest.json")) {
-    throw std::runtime_error("the run's dataset (" + (dataset_path.empty() ? std::string("not recorded") : dataset_path) +
-                             ") is not here");
+    throw std::runtime_error("the run's dataset (" +
+                             (dataset_path.empty() ? std::string("not recorded") : dataset_path) + ") is not here");
   }
   return dataset_path;
 }
@@ -277,7 +299,8 @@ std::map<std::int64_t, fs::path> run_models(const RunContents& run) {
 }
 
 models::ClassifierPtr load_explained_model(const fs::path& checkpoint, const std::string& layer) {
-  if (!fs::exists(checkpoint)) throw std::runtime_error(checkpoint.string() + " is not here (checkpoints are not kept with results)");
+  if (!fs::exists(checkpoint))
+    throw std::runtime_error(checkpoint.string() + " is not here (checkpoints are not kept with results)");
   auto model = models::load_model_from_checkpoint(checkpoint, torch::kCPU);
   model->set_explained_layer(layer);
   return model;
@@ -297,11 +320,14 @@ json write_gradcam_grid(const RunContents& run, const fs::path& stem, const Repo
   for (std::size_t i = 0; i < p.labels.size(); ++i) {
     (predicted[i] == p.labels[i] ? correct : wrong)[static_cast<std::size_t>(p.labels[i])].push_back(i);
   }
-  auto confidence = [&](std::size_t i) { return p.probabilities[i * static_cast<std::size_t>(k) + static_cast<std::size_t>(predicted[i])]; };
+  auto confidence = [&](std::size_t i) {
+    return p.probabilities[i * static_cast<std::size_t>(k) + static_cast<std::size_t>(predicted[i])];
+  };
   std::vector<std::size_t> chosen;
   for (auto* lists : {&correct, &wrong}) {
     for (auto& list : *lists) {
-      std::stable_sort(list.begin(), list.end(), [&](std::size_t a, std::size_t b) { return confidence(a) > confidence(b); });
+      std::stable_sort(list.begin(), list.end(),
+                       [&](std::size_t a, std::size_t b) { return confidence(a) > confidence(b); });
       if (static_cast<int>(list.size()) > per_kind) list.resize(static_cast<std::size_t>(per_kind));
       chosen.insert(chosen.end(), list.begin(), list.end());
     }
@@ -324,7 +350,8 @@ json write_gradcam_grid(const RunContents& run, const fs::path& stem, const Repo
     torch::manual_seed(0);
     auto randomized = models::create_model(model->model_name(), model->options());
     randomized->set_explained_layer(options.cam_layer);
-    const auto r = explain::randomization_correlations(*model, *randomized, batch.images, cam.classes, options.cam_method);
+    const auto r =
+        explain::randomization_correlations(*model, *randomized, batch.images, cam.classes, options.cam_method);
     layer = model->explained_layer();
     correlations.insert(correlations.end(), r.begin(), r.end());
     for (std::size_t j = 0; j < indices.size(); ++j) {
@@ -346,12 +373,14 @@ json write_gradcam_grid(const RunContents& run, const fs::path& stem, const Repo
   for (int c = 0; c < k; ++c) {
     auto& row = rows[static_cast<std::size_t>(c)];
     row.resize(static_cast<std::size_t>(2 * per_kind));
-    for (std::size_t j = 0; j < correct[static_cast<std::size_t>(c)].size(); ++j) row[j] = tiles.at(correct[static_cast<std::size_t>(c)][j]);
+    for (std::size_t j = 0; j < correct[static_cast<std::size_t>(c)].size(); ++j)
+      row[j] = tiles.at(correct[static_cast<std::size_t>(c)][j]);
     for (std::size_t j = 0; j < wrong[static_cast<std::size_t>(c)].size(); ++j) {
       row[static_cast<std::size_t>(per_kind) + j] = tiles.at(wrong[static_cast<std::size_t>(c)][j]);
     }
   }
-  plot_gradcam_grid(rows, per_kind, run.class_names, explain::display_name(options.cam_method) + " (" + layer + "): " + run.main->title,
+  plot_gradcam_grid(rows, per_kind, run.class_names,
+                    explain::display_name(options.cam_method) + " (" + layer + "): " + run.main->title,
                     explain::display_name(options.cam_method), stem, options.vector_figures);
   std::vector<double> defined;
   for (const auto c : correlations) {
@@ -364,9 +393,10 @@ json write_gradcam_grid(const RunContents& run, const fs::path& stem, const Repo
           {"layer", layer},
           {"images", chosen.size()},
           {"randomization_check",
-           {{"what", "Spearman correlation between each image's map from the trained model and from the same "
-                     "architecture with random weights (maps pooled to at most 32x32); near 0: the maps depend on the "
-                     "learned weights"},
+           {{"what",
+             "Spearman correlation between each image's map from the trained model and from the same "
+             "architecture with random weights (maps pooled to at most 32x32); near 0: the maps depend on the "
+             "learned weights"},
             {"images_with_both_maps_non_flat", defined.size()},
             {"mean", defined.empty() ? json() : json(mean)},
             {"median", defined.empty() ? json() : json(defined[defined.size() / 2])}}}};
@@ -379,7 +409,9 @@ json run_explanation_check(const RunContents& run, const ReportOptions& options)
   const auto model = load_explained_model(run_models(run).begin()->second, options.cam_layer);
   const auto& ids = run.main->predictions.sample_ids;
   const auto backgrounds =
-      dataset.load(std::vector<std::int64_t>(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(ids.size(), 200))))
+      dataset
+          .load(std::vector<std::int64_t>(
+              ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(ids.size(), 200))))
           .images;
   explain::LocalizationCheckOptions check_options;
   check_options.methods = {options.cam_method};
@@ -387,23 +419,27 @@ json run_explanation_check(const RunContents& run, const ReportOptions& options)
   check_options.device = options.device;
   const auto result = explain::localization_check(model->model_name(), model->options(), backgrounds, check_options);
   const auto& method = result.methods.front();
-  return {{"what", "a fresh " + result.model_name + " of the run's architecture trained on the run's slices with a bright "
-                   "disc at one of four class-specific positions (a fifth class has none); localization: share of correct "
-                   "disc predictions whose map peaks inside the disc; randomization: mean Spearman correlation with the "
-                   "maps of random weights"},
-          {"method", explain::to_string(method.method)},
-          {"layer", result.layer},
-          {"image_size", result.image_size},
-          {"device", options.device.str()},
-          {"disc_radius_pixels", result.disc_radius},
-          {"peak_tolerance_pixels", result.peak_tolerance},
-          {"check_network_accuracy", result.accuracy},
-          {"correct_disc_predictions", result.correct_disc_predictions},
-          {"localization", method.localization},
-          {"randomization_spearman", std::isnan(method.randomization_spearman) ? json() : json(method.randomization_spearman)},
-          {"verdict", !result.learned() ? "inconclusive: the check network did not learn the discs (accuracy below 0.90)"
-                      : method.passed() ? "passed: localization >= 0.90 and randomization Spearman < 0.50"
-                                        : "failed: localization < 0.90 or randomization Spearman >= 0.50"}};
+  return {
+      {"what",
+       "a fresh " + result.model_name +
+           " of the run's architecture trained on the run's slices with a bright "
+           "disc at one of four class-specific positions (a fifth class has none); localization: share of correct "
+           "disc predictions whose map peaks inside the disc; randomization: mean Spearman correlation with the "
+           "maps of random weights"},
+      {"method", explain::to_string(method.method)},
+      {"layer", result.layer},
+      {"image_size", result.image_size},
+      {"device", options.device.str()},
+      {"disc_radius_pixels", result.disc_radius},
+      {"peak_tolerance_pixels", result.peak_tolerance},
+      {"check_network_accuracy", result.accuracy},
+      {"correct_disc_predictions", result.correct_disc_predictions},
+      {"localization", method.localization},
+      {"randomization_spearman",
+       std::isnan(method.randomization_spearman) ? json() : json(method.randomization_spearman)},
+      {"verdict", !result.learned() ? "inconclusive: the check network did not learn the discs (accuracy below 0.90)"
+                  : method.passed() ? "passed: localization >= 0.90 and randomization Spearman < 0.50"
+                                    : "failed: localization < 0.90 or randomization Spearman >= 0.50"}};
 }
 
 json write_report(const RunContents& run, const fs::path& output, const ReportOptions& options) {
@@ -416,14 +452,18 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
   all.push_back(&*run.main);
   for (const auto& t : run.tests) all.push_back(&t);
 
-  json report = {{"run", fs::absolute(run.directory).string()}, {"kind", run.kind}, {"model", run.model},
-                 {"class_names", classes}, {"evaluations", json::object()}};
+  json report = {{"run", fs::absolute(run.directory).string()},
+                 {"kind", run.kind},
+                 {"model", run.model},
+                 {"class_names", classes},
+                 {"evaluations", json::object()}};
   std::ostringstream text;
   CsvTable csv({"evaluation", "class", "precision", "recall", "f1", "support"});
   std::map<std::string, Scores> scores;
   for (const auto* e : all) {
     if (static_cast<int>(e->predictions.probabilities.size()) != k * static_cast<int>(e->predictions.labels.size())) {
-      throw std::runtime_error(e->key + " of " + run.directory.string() + " has predictions for another number of classes");
+      throw std::runtime_error(e->key + " of " + run.directory.string() +
+                               " has predictions for another number of classes");
     }
     scores.emplace(e->key, score(*e, classes));
     const auto& s = scores.at(e->key);
@@ -476,21 +516,24 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
                     spread_text(c["recall"]).c_str(), spread_text(c["f1"]).c_str());
       text << line;
     }
-    std::snprintf(line, sizeof(line), "\n%-16s %-36s\n%-16s %-36s %-36s %-36s\n", "accuracy", spread_text(across["accuracy"]).c_str(),
-                  "macro avg", spread_text(across["macro_precision"]).c_str(), spread_text(across["macro_recall"]).c_str(),
-                  spread_text(across["macro_f1"]).c_str());
+    std::snprintf(line, sizeof(line), "\n%-16s %-36s\n%-16s %-36s %-36s %-36s\n", "accuracy",
+                  spread_text(across["accuracy"]).c_str(), "macro avg", spread_text(across["macro_precision"]).c_str(),
+                  spread_text(across["macro_recall"]).c_str(), spread_text(across["macro_f1"]).c_str());
     text << line;
     for (const char* key : {"accuracy", "macro_precision", "macro_recall", "macro_f1"}) {
       const auto& s = across[key];
       const auto folds = std::to_string(run.folds.size());
       csv.row({"across_folds_mean", key, "", "", CsvTable::number(s["mean"].get<double>()), folds});
-      if (!s["std"].is_null()) csv.row({"across_folds_std", key, "", "", CsvTable::number(s["std"].get<double>()), folds});
+      if (!s["std"].is_null())
+        csv.row({"across_folds_std", key, "", "", CsvTable::number(s["std"].get<double>()), folds});
     }
   } else {
     const auto& m = run.main->metrics;
     const auto& e = report["evaluations"][run.main->key];
     auto with_interval = [](const json& value, const metrics::Interval& interval) {
-      return json{{"mean", value}, {"std", nullptr}, {"ci95_low", number_or_null(interval.low)},
+      return json{{"mean", value},
+                  {"std", nullptr},
+                  {"ci95_low", number_or_null(interval.low)},
                   {"ci95_high", number_or_null(interval.high)}};
     };
     headline = {{"accuracy", with_interval(e["accuracy"], m.accuracy_interval)},
@@ -507,7 +550,8 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
   md << "**" << table_caption(run) << "**\n\n" << markdown_table(rows);
   for (const auto& t : run.tests) {
     const auto& e = report["evaluations"][t.key];
-    md << "\n" << t.title << " (" << t.predictions.labels.size() << " images): accuracy " << fixed(e["accuracy"].get<double>())
+    md << "\n"
+       << t.title << " (" << t.predictions.labels.size() << " images): accuracy " << fixed(e["accuracy"].get<double>())
        << ", macro-F1 " << fixed(e["macro_avg"]["f1"].get<double>()) << ", macro AUC "
        << (e["macro_auc"].is_null() ? std::string("n/a") : fixed(e["macro_auc"].get<double>())) << "\n";
   }
@@ -523,10 +567,13 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
     if (run.kind == "cv") {
       std::vector<FoldPredictions> folds;
       for (const auto& f : run.folds) folds.push_back({f.predictions.labels, f.predictions.probabilities});
-      plot_cross_validated_roc(folds, classes, "ROC, " + std::to_string(run.folds.size()) + "-fold CV", output / "roc_curves", vector_figures);
-      figure_list.push_back({"roc_curves", "ROC curves, one-vs-rest: each fold's validation (faint) and the mean over the folds ± 1 std"});
-      plot_roc_curves(run.main->predictions.labels, run.main->predictions.probabilities, classes, "ROC, pooled out-of-fold",
-                      output / "roc_curves_out_of_fold", vector_figures);
+      plot_cross_validated_roc(folds, classes, "ROC, " + std::to_string(run.folds.size()) + "-fold CV",
+                               output / "roc_curves", vector_figures);
+      figure_list.push_back(
+          {"roc_curves",
+           "ROC curves, one-vs-rest: each fold's validation (faint) and the mean over the folds ± 1 std"});
+      plot_roc_curves(run.main->predictions.labels, run.main->predictions.probabilities, classes,
+                      "ROC, pooled out-of-fold", output / "roc_curves_out_of_fold", vector_figures);
       figure_list.push_back({"roc_curves_out_of_fold", "ROC curves: " + run.main->title});
     } else {
       plot_roc_curves(run.main->predictions.labels, run.main->predictions.probabilities, classes, "ROC, validation",
@@ -552,7 +599,10 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
   if (figures && options.gradcam_per_kind > 0) {
     try {
       report["gradcam"] = write_gradcam_grid(run, output / "gradcam_grid", options);
-      figure_list.push_back({"gradcam_grid", method_name + " of the predicted class, on the most confident correct predictions and errors of each class"});
+      figure_list.push_back(
+          {"gradcam_grid",
+           method_name +
+               " of the predicted class, on the most confident correct predictions and errors of each class"});
     } catch (const std::exception& e) {
       gradcam_note = "No " + method_name + " grid: " + e.what() + ".";
       std::fprintf(stderr, "brainmri report: %s\n", gradcam_note.c_str());
@@ -575,13 +625,19 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
   std::ostringstream html;
   const std::string command = run.kind == "cv" ? "brainmri cv" : "brainmri train";
   html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>brainmri report: "
-       << html_escape(run.directory.filename().string()) << "</title>\n<style>body{font-family:sans-serif;max-width:1100px;"
-       << "margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
-       << "padding:4px 8px;text-align:left}th{background:#eee}img{max-width:100%;border:1px solid #ddd}pre{background:#f6f6f6;"
-       << "padding:1em;overflow:auto;font-size:0.85em}figure{margin:2em 0}figcaption{font-style:italic}</style></head><body>\n"
-       << "<h1>" << html_escape(run.model) << " &mdash; " << html_escape(run.kind == "cv" ? "cross-validation" : "training run")
-       << "</h1>\n<p>Run directory: <code>" << html_escape(fs::absolute(run.directory).string()) << "</code></p>\n"
-       << "<h2>Results</h2>\n<p>" << html_escape(table_caption(run)) << "</p>\n<table><tr><th>class</th><th>precision</th>"
+       << html_escape(run.directory.filename().string())
+       << "</title>\n<style>body{font-family:sans-serif;max-width:1100px;"
+       << "margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid "
+          "#bbb;"
+       << "padding:4px 8px;text-align:left}th{background:#eee}img{max-width:100%;border:1px solid "
+          "#ddd}pre{background:#f6f6f6;"
+       << "padding:1em;overflow:auto;font-size:0.85em}figure{margin:2em "
+          "0}figcaption{font-style:italic}</style></head><body>\n"
+       << "<h1>" << html_escape(run.model) << " &mdash; "
+       << html_escape(run.kind == "cv" ? "cross-validation" : "training run") << "</h1>\n<p>Run directory: <code>"
+       << html_escape(fs::absolute(run.directory).string()) << "</code></p>\n"
+       << "<h2>Results</h2>\n<p>" << html_escape(table_caption(run))
+       << "</p>\n<table><tr><th>class</th><th>precision</th>"
        << "<th>recall</th><th>F1</th><th>AUC</th></tr>\n";
   for (const auto& r : rows) {
     html << "<tr><td>" << html_escape(r.name) << "</td>";
@@ -590,12 +646,15 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
   }
   html << "</table>\n";
   if (!run.tests.empty()) {
-    html << "<h3>Held-out test set</h3>\n<table><tr><th>model</th><th>images</th><th>accuracy</th><th>macro-F1</th><th>macro AUC</th></tr>\n";
+    html << "<h3>Held-out test "
+            "set</h3>\n<table><tr><th>model</th><th>images</th><th>accuracy</th><th>macro-F1</th><th>macro "
+            "AUC</th></tr>\n";
     for (const auto& t : run.tests) {
       const auto& e = report["evaluations"][t.key];
       html << "<tr><td>" << html_escape(t.title) << "</td><td>" << t.predictions.labels.size() << "</td><td>"
-           << fixed(e["accuracy"].get<double>()) << "</td><td>" << fixed(e["macro_avg"]["f1"].get<double>()) << "</td><td>"
-           << (e["macro_auc"].is_null() ? std::string("n/a") : fixed(e["macro_auc"].get<double>())) << "</td></tr>\n";
+           << fixed(e["accuracy"].get<double>()) << "</td><td>" << fixed(e["macro_avg"]["f1"].get<double>())
+           << "</td><td>" << (e["macro_auc"].is_null() ? std::string("n/a") : fixed(e["macro_auc"].get<double>()))
+           << "</td></tr>\n";
     }
     html << "</table>\n";
   }
@@ -603,28 +662,38 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
   if (report.contains("gradcam") && !report["gradcam"]["randomization_check"]["mean"].is_null()) {
     const auto& check = report["gradcam"]["randomization_check"];
     html << "<p>Model-randomization check of the " << method_name << " maps below (layer <code>"
-         << html_escape(report["gradcam"]["layer"].get<std::string>()) << "</code>): mean Spearman correlation between the trained "
-         << "model's map and a randomly initialized model's, over " << check["images_with_both_maps_non_flat"].get<std::size_t>()
-         << " images: " << fixed(check["mean"].get<double>(), 3) << " (median " << fixed(check["median"].get<double>(), 3)
+         << html_escape(report["gradcam"]["layer"].get<std::string>())
+         << "</code>): mean Spearman correlation between the trained "
+         << "model's map and a randomly initialized model's, over "
+         << check["images_with_both_maps_non_flat"].get<std::size_t>()
+         << " images: " << fixed(check["mean"].get<double>(), 3) << " (median "
+         << fixed(check["median"].get<double>(), 3)
          << "; near 0 means the maps depend on what the model learned).</p>\n";
   }
   if (!check_note.empty()) html << "<p>" << html_escape(check_note) << "</p>\n";
   if (report.contains("explanation_check")) {
     const auto& check = report["explanation_check"];
-    html << "<h3>Does the explanation point at the evidence?</h3>\n<p>Localization check of " << method_name << " on layer <code>"
-         << html_escape(check["layer"].get<std::string>()) << "</code>: " << html_escape(check["what"].get<std::string>())
-         << ". A peak counts as inside when it lies within the disc's radius (" << fixed(check["disc_radius_pixels"].get<double>(), 1)
-         << " px) plus half a cell of the explained map (" << fixed(check["peak_tolerance_pixels"].get<double>(), 1)
-         << " px).</p>\n<table><tr><th>check network accuracy</th><th>correct disc predictions</th><th>localization</th>"
-         << "<th>randomization Spearman</th><th>verdict</th></tr>\n<tr><td>" << fixed(check["check_network_accuracy"].get<double>(), 3)
-         << "</td><td>" << check["correct_disc_predictions"].get<int>() << "</td><td>" << fixed(check["localization"].get<double>(), 3)
-         << "</td><td>"
-         << (check["randomization_spearman"].is_null() ? std::string("n/a") : fixed(check["randomization_spearman"].get<double>(), 3))
-         << "</td><td>" << html_escape(check["verdict"].get<std::string>()) << "</td></tr>\n</table>\n";
+    html
+        << "<h3>Does the explanation point at the evidence?</h3>\n<p>Localization check of " << method_name
+        << " on layer <code>" << html_escape(check["layer"].get<std::string>())
+        << "</code>: " << html_escape(check["what"].get<std::string>())
+        << ". A peak counts as inside when it lies within the disc's radius ("
+        << fixed(check["disc_radius_pixels"].get<double>(), 1) << " px) plus half a cell of the explained map ("
+        << fixed(check["peak_tolerance_pixels"].get<double>(), 1)
+        << " px).</p>\n<table><tr><th>check network accuracy</th><th>correct disc predictions</th><th>localization</th>"
+        << "<th>randomization Spearman</th><th>verdict</th></tr>\n<tr><td>"
+        << fixed(check["check_network_accuracy"].get<double>(), 3) << "</td><td>"
+        << check["correct_disc_predictions"].get<int>() << "</td><td>" << fixed(check["localization"].get<double>(), 3)
+        << "</td><td>"
+        << (check["randomization_spearman"].is_null() ? std::string("n/a")
+                                                      : fixed(check["randomization_spearman"].get<double>(), 3))
+        << "</td><td>" << html_escape(check["verdict"].get<std::string>()) << "</td></tr>\n</table>\n";
   }
-  if (figure_list.empty()) html << "<p>No figures: this build of brainmri cannot draw them (PLplot with its Cairo drivers is missing).</p>\n";
+  if (figure_list.empty())
+    html << "<p>No figures: this build of brainmri cannot draw them (PLplot with its Cairo drivers is missing).</p>\n";
   for (const auto& [stem, caption] : figure_list) {
-    html << "<figure><img src=\"" << stem << ".png\" alt=\"" << html_escape(caption) << "\"><figcaption>" << html_escape(caption);
+    html << "<figure><img src=\"" << stem << ".png\" alt=\"" << html_escape(caption) << "\"><figcaption>"
+         << html_escape(caption);
     if (vector_figures) html << " (<a href=\"" << stem << ".svg\">SVG</a>, <a href=\"" << stem << ".pdf\">PDF</a>)";
     html << "</figcaption></figure>\n";
   }
@@ -632,7 +701,8 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
        << "<a href=\"classification_report.json\">JSON</a>; tables for a paper: <a href=\"tables.md\">Markdown</a>, "
        << "<a href=\"tables.tex\">LaTeX</a>.</p>\n<pre>" << html_escape(text.str()) << "</pre>\n"
        << "<h2>Configuration</h2>\n<p>Reproduce with <code>" << html_escape(command) << " --config "
-       << html_escape((fs::absolute(run.directory) / "config.ini").string()) << "</code> (add <code>--output DIR</code>).</p>\n<pre>"
+       << html_escape((fs::absolute(run.directory) / "config.ini").string())
+       << "</code> (add <code>--output DIR</code>).</p>\n<pre>"
        << html_escape(run.config_text.empty() ? "(no config.ini in the run directory)" : run.config_text) << "</pre>\n"
        << "</body></html>\n";
   write_file_atomically(output / "index.html", html.str());
@@ -644,12 +714,16 @@ void write_comparison(const std::vector<RunContents>& runs, const std::vector<js
   fs::create_directories(output);
   std::ostringstream md, tex, html;
   md << "| run | model | evaluation | accuracy | macro-F1 | macro AUC |\n|---|---|---|---|---|---|\n";
-  tex << "% needs \\usepackage{booktabs}\n\\begin{table}[t]\n\\centering\n\\caption{Comparison: mean $\\pm$ std over the "
+  tex << "% needs \\usepackage{booktabs}\n\\begin{table}[t]\n\\centering\n\\caption{Comparison: mean $\\pm$ std over "
+         "the "
          "folds [95\\% t-interval] for cross-validations, value [bootstrap 95\\% interval] for single runs}\n"
-         "\\begin{tabular}{llllll}\n\\toprule\nrun & model & evaluation & accuracy & macro-F1 & macro AUC \\\\\n\\midrule\n";
+         "\\begin{tabular}{llllll}\n\\toprule\nrun & model & evaluation & accuracy & macro-F1 & macro AUC "
+         "\\\\\n\\midrule\n";
   html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>brainmri comparison</title><style>"
-       << "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #bbb;"
-       << "padding:4px 8px}</style></head><body>\n<h1>Comparison of " << runs.size() << " runs</h1>\n<table><tr><th>run</th>"
+       << "body{font-family:sans-serif;max-width:1100px;margin:2em "
+          "auto}table{border-collapse:collapse}td,th{border:1px solid #bbb;"
+       << "padding:4px 8px}</style></head><body>\n<h1>Comparison of " << runs.size()
+       << " runs</h1>\n<table><tr><th>run</th>"
        << "<th>model</th><th>evaluation</th><th>accuracy</th><th>macro-F1</th><th>macro AUC</th></tr>\n";
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const auto& run = runs[i];
@@ -659,15 +733,16 @@ void write_comparison(const std::vector<RunContents>& runs, const std::vector<js
     const std::string a = spread_text(h["accuracy"]), f = spread_text(h["macro_f1"]), u = spread_text(h["macro_auc"]);
     md << "| " << name << " | " << run.model << " | " << evaluation << " | " << a << " | " << f << " | " << u << " |\n";
     auto tex_cell = [](std::string c) { return std::regex_replace(c, std::regex("±"), "$\\pm$"); };
-    tex << latex_escape(name) << " & " << latex_escape(run.model) << " & " << evaluation << " & " << tex_cell(a) << " & "
-        << tex_cell(f) << " & " << tex_cell(u) << " \\\\\n";
+    tex << latex_escape(name) << " & " << latex_escape(run.model) << " & " << evaluation << " & " << tex_cell(a)
+        << " & " << tex_cell(f) << " & " << tex_cell(u) << " \\\\\n";
     const auto link = fs::relative(report_directories[i] / "index.html", output).string();
-    html << "<tr><td><a href=\"" << html_escape(link) << "\">" << html_escape(name) << "</a></td><td>" << html_escape(run.model)
-         << "</td><td>" << evaluation << "</td><td>" << html_escape(a) << "</td><td>" << html_escape(f) << "</td><td>"
-         << html_escape(u) << "</td></tr>\n";
+    html << "<tr><td><a href=\"" << html_escape(link) << "\">" << html_escape(name) << "</a></td><td>"
+         << html_escape(run.model) << "</td><td>" << evaluation << "</td><td>" << html_escape(a) << "</td><td>"
+         << html_escape(f) << "</td><td>" << html_escape(u) << "</td></tr>\n";
   }
   tex << "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
-  html << "</table>\n<p>Cross-validations: mean ± std over the folds [95% t-interval]; single runs: value [bootstrap 95% "
+  html << "</table>\n<p>Cross-validations: mean ± std over the folds [95% t-interval]; single runs: value [bootstrap "
+          "95% "
           "interval].</p>\n</body></html>\n";
   write_file_atomically(output / "comparison.md", md.str());
   write_file_atomically(output / "comparison.tex", tex.str());

@@ -5,7 +5,9 @@
 
 namespace brainmri::serve {
 namespace {
-double milliseconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double milliseconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 }  // namespace
 
 InferenceQueue::InferenceQueue(BatchFunction run, QueueOptions options) : run_(std::move(run)), options_(options) {

@@ -6,9 +6,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <thread>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
+#include <thread>
 
 #include "brainmri/serve/inference_queue.hpp"
 #include "brainmri/serve/page.hpp"
@@ -28,8 +28,9 @@ double milliseconds_since(Clock::time_point start) {
 
 std::string base64(const std::string& bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                      reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  const int written =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
   out.resize(static_cast<std::size_t>(written));
   return out;
 }
@@ -111,9 +112,8 @@ void PredictionServer::Impl::add_routes() {
     description["notice"] = kNotice;
     reply(res, 200, description);
   });
-  http.Post("/api/predict", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
-    predict(req, res, read);
-  });
+  http.Post("/api/predict", [this](const httplib::Request& req, httplib::Response& res,
+                                   const httplib::ContentReader& read) { predict(req, res, read); });
   http.Get("/api/predict", [](const httplib::Request&, httplib::Response& res) {
     res.set_header("Allow", "POST");
     reply_error(res, 405, "POST an image to /api/predict (multipart/form-data, field 'image')");
@@ -123,7 +123,8 @@ void PredictionServer::Impl::add_routes() {
   http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 404) {
-      reply_error(res, 404, "nothing at " + req.path + ": the page is /, the API is /api/predict, /api/model and /api/health");
+      reply_error(res, 404,
+                  "nothing at " + req.path + ": the page is /, the API is /api/predict, /api/model and /api/health");
     } else if (res.status == 413) {
       reply_error(res, 413, "the upload is larger than this server's limit of " + megabytes(options.max_upload_bytes));
     } else {
@@ -199,8 +200,9 @@ void PredictionServer::Impl::predict(const httplib::Request& req, httplib::Respo
   }
   if (too_large || res.status == 413) {
     ++rejected_inputs;
-    reply_error(res, 413, "the image is larger than this server's limit of " + megabytes(limit) +
-                              " (brainmri serve --max-upload-mb)");
+    reply_error(
+        res, 413,
+        "the image is larger than this server's limit of " + megabytes(limit) + " (brainmri serve --max-upload-mb)");
     return;
   }
   if (!complete) {
@@ -210,8 +212,9 @@ void PredictionServer::Impl::predict(const httplib::Request& req, httplib::Respo
   }
   if (!found) {
     ++rejected_inputs;
-    reply_error(res, 400, "no field named 'image' in the form: send the file as multipart/form-data field 'image' "
-                          "(curl -F image=@slice.jpg URL/api/predict)");
+    reply_error(res, 400,
+                "no field named 'image' in the form: send the file as multipart/form-data field 'image' "
+                "(curl -F image=@slice.jpg URL/api/predict)");
     return;
   }
   if (image.empty()) {
@@ -231,8 +234,9 @@ void PredictionServer::Impl::predict(const httplib::Request& req, httplib::Respo
     return;
   } catch (const std::exception& e) {  // ImageRejected, or OpenCV on data it chokes on
     ++rejected_inputs;
-    reply_error(res, 400, "not an image this server can read" + (filename.empty() ? std::string() : " ('" + filename + "')") +
-                              ": " + e.what() + ". Upload a JPEG, PNG, BMP or TIFF slice.");
+    reply_error(res, 400,
+                "not an image this server can read" + (filename.empty() ? std::string() : " ('" + filename + "')") +
+                    ": " + e.what() + ". Upload a JPEG, PNG, BMP or TIFF slice.");
     return;
   }
   const double prepared_ms = milliseconds_since(begin);
@@ -262,8 +266,9 @@ void PredictionServer::Impl::predict(const httplib::Request& req, httplib::Respo
   json explanation = nullptr;
   if (output.map.defined()) {
     const auto heat = inference::heatmap_for_display(output.map);
-    const auto overlay = inference::blend(inference::enlarge_for_display(slice, options.display_size),
-                                          inference::enlarge_for_display(heat, options.display_size), options.overlay_opacity);
+    const auto overlay =
+        inference::blend(inference::enlarge_for_display(slice, options.display_size),
+                         inference::enlarge_for_display(heat, options.display_size), options.overlay_opacity);
     explanation = {{"method", explain::display_name(model.method())},
                    {"layer", model.explained_layer()},
                    {"explains", classes[static_cast<std::size_t>(predicted)]},
@@ -272,30 +277,29 @@ void PredictionServer::Impl::predict(const httplib::Request& req, httplib::Respo
                    {"heatmap_png", base64(inference::encode_png(heat))}};
   }
   const auto& source = prepared.preprocessed;
-  const json body = {
-      {"prediction", classes[static_cast<std::size_t>(predicted)]},
-      {"confidence", probabilities[predicted].item<double>()},
-      {"probabilities", by_class},
-      {"classes", classes},
-      {"model", {{"name", model.name()}, {"version", model.version()}}},
-      {"input_png", base64(inference::encode_png(slice))},
-      {"explanation", explanation},
-      {"image",
-       {{"filename", filename},
-        {"bytes", image.size()},
-        {"width", source.source_width},
-        {"height", source.source_height},
-        {"channels", source.source_channels},
-        {"bit_depth", source.source_bit_depth},
-        {"colour_discarded", source.colour_discarded}}},
-      {"batch_size", output.batch_size},
-      {"timing_ms",
-       {{"decode_and_preprocess", prepared_ms},
-        {"queue", output.waited_ms},
-        {"model", output.computed_ms},
-        {"encode", milliseconds_since(encode_start)},
-        {"total", milliseconds_since(begin)}}},
-      {"notice", kNotice}};
+  const json body = {{"prediction", classes[static_cast<std::size_t>(predicted)]},
+                     {"confidence", probabilities[predicted].item<double>()},
+                     {"probabilities", by_class},
+                     {"classes", classes},
+                     {"model", {{"name", model.name()}, {"version", model.version()}}},
+                     {"input_png", base64(inference::encode_png(slice))},
+                     {"explanation", explanation},
+                     {"image",
+                      {{"filename", filename},
+                       {"bytes", image.size()},
+                       {"width", source.source_width},
+                       {"height", source.source_height},
+                       {"channels", source.source_channels},
+                       {"bit_depth", source.source_bit_depth},
+                       {"colour_discarded", source.colour_discarded}}},
+                     {"batch_size", output.batch_size},
+                     {"timing_ms",
+                      {{"decode_and_preprocess", prepared_ms},
+                       {"queue", output.waited_ms},
+                       {"model", output.computed_ms},
+                       {"encode", milliseconds_since(encode_start)},
+                       {"total", milliseconds_since(begin)}}},
+                     {"notice", kNotice}};
   reply(res, 200, body);
 }
 

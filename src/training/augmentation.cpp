@@ -22,9 +22,7 @@ std::uint64_t augmentation_seed(std::uint64_t seed, int rank, int epoch, std::in
 AugmentationDraw BatchAugmenter::draw(std::int64_t count, std::uint64_t stream_seed) const {
   auto generator = at::make_generator<at::CPUGeneratorImpl>(stream_seed);
   const auto options = torch::TensorOptions().dtype(torch::kFloat32);
-  auto uniform = [&](double low, double high) {
-    return torch::empty({count}, options).uniform_(low, high, generator);
-  };
+  auto uniform = [&](double low, double high) { return torch::empty({count}, options).uniform_(low, high, generator); };
   AugmentationDraw d;
   // Always draw every parameter, so switching one augmentation off leaves the others' streams alone.
   const auto coin = uniform(0.0, 1.0);

@@ -12,7 +12,8 @@
 
 namespace brainmri::training {
 
-BatchSource::BatchSource(const data::ShardedDataset& dataset, std::vector<std::int64_t> sample_ids, torch::Device device)
+BatchSource::BatchSource(const data::ShardedDataset& dataset, std::vector<std::int64_t> sample_ids,
+                         torch::Device device)
     : sample_ids_(std::move(sample_ids)),
       device_(device),
       scale_(dataset.manifest().normalization_scale),
@@ -106,7 +107,8 @@ class StreamingLoader::Prefetcher {
  private:
   void run(int reader, int readers) {
     data::ShardImageReader images(owner_.dataset_);  // this thread's own HDF5 handles
-    for (std::size_t b = static_cast<std::size_t>(reader); b < plan_.batches.size(); b += static_cast<std::size_t>(readers)) {
+    for (std::size_t b = static_cast<std::size_t>(reader); b < plan_.batches.size();
+         b += static_cast<std::size_t>(readers)) {
       {
         std::unique_lock lock(mutex_);
         changed_.wait(lock, [&] { return stopping_ || b < next_ + depth_; });
@@ -114,7 +116,8 @@ class StreamingLoader::Prefetcher {
       }
       try {
         std::vector<std::int64_t> ids;
-        for (const auto position : plan_.batches[b]) ids.push_back(owner_.sample_ids_[static_cast<std::size_t>(position)]);
+        for (const auto position : plan_.batches[b])
+          ids.push_back(owner_.sample_ids_[static_cast<std::size_t>(position)]);
         auto pixels = images.read(ids);
         std::lock_guard lock(mutex_);
         ready_.emplace(b, std::move(pixels));

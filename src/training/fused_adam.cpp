@@ -43,7 +43,8 @@ void FusedAdam::adopt_host_state() {
   steps_.clear();
   for (const auto& p : parameters_) {
     const auto& s = static_cast<torch::optim::AdamParamState&>(*state_.at(p.unsafeGetTensorImpl()));
-    steps_.push_back(torch::full({}, static_cast<double>(s.step()), torch::TensorOptions().dtype(torch::kFloat32).device(p.device())));
+    steps_.push_back(torch::full({}, static_cast<double>(s.step()),
+                                 torch::TensorOptions().dtype(torch::kFloat32).device(p.device())));
   }
 }
 
@@ -73,11 +74,11 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
   const auto& options = static_cast<const torch::optim::AdamOptions&>(param_groups().front().options());
   const auto [beta1, beta2] = options.betas();
   if (decoupled_) {
-    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, learning_rate_, beta1, beta2, options.weight_decay(),
-                      options.eps(), false, false);
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, learning_rate_, beta1, beta2,
+                      options.weight_decay(), options.eps(), false, false);
   } else {
-    at::_fused_adam_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, learning_rate_, beta1, beta2, options.weight_decay(),
-                     options.eps(), false, false);
+    at::_fused_adam_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, learning_rate_, beta1, beta2,
+                     options.weight_decay(), options.eps(), false, false);
   }
   return loss;
 }

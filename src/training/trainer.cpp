@@ -13,11 +13,11 @@
 
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/preemption.hpp"
-#include "brainmri/models/checkpoint.hpp"
-#include "brainmri/training/fused_adam.hpp"
+#include "brainmri/distributed/sync_batch_norm.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
-#include "brainmri/distributed/sync_batch_norm.hpp"
+#include "brainmri/models/checkpoint.hpp"
+#include "brainmri/training/fused_adam.hpp"
 
 namespace brainmri::training {
 namespace fs = std::filesystem;
@@ -48,8 +48,6 @@ class AutocastScope {
   bool enabled_;
 };
 
-
-
 double metric_value(const evaluation::EpochRecord& r, MonitoredMetric metric) {
   switch (metric) {
     case MonitoredMetric::ValLoss: return r.val_loss;
@@ -67,8 +65,6 @@ void atomic_save(torch::serialize::OutputArchive& archive, const fs::path& path)
 }  // namespace
 
 bool lower_is_better(MonitoredMetric metric) { return metric == MonitoredMetric::ValLoss; }
-
-
 
 void validate_train_options(const TrainOptions& o) {
   if (o.epochs < 0 || o.batch_size < 1 || o.eval_batch_size < 1) {
@@ -100,9 +96,10 @@ Trainer::Trainer(models::ClassifierPtr model, TrainOptions options, torch::Devic
     // initial (or pretrained) weights and batch-norm statistics on every rank.
     distributed::verify_identical_replicas(*model_, *options_.communicator);
     distributed::broadcast_model_state(*model_, *options_.communicator);
-    reducer_ = std::make_unique<distributed::GradientReducer>(model_->parameters(), *options_.communicator,
-                                                              options_.reducer);
-    if (options_.sync_batch_norm) model_->set_batch_norm_function(distributed::make_sync_batch_norm(*options_.communicator));
+    reducer_ =
+        std::make_unique<distributed::GradientReducer>(model_->parameters(), *options_.communicator, options_.reducer);
+    if (options_.sync_batch_norm)
+      model_->set_batch_norm_function(distributed::make_sync_batch_norm(*options_.communicator));
   }
   state_.learning_rate = options_.optimizer.learning_rate;
   state_.best_metric = lower_is_better(options_.early_stopping.metric) ? INFINITY : -INFINITY;
@@ -133,14 +130,15 @@ void Trainer::build_optimizer() {
   if (fused) {
     // AdamOptions with AdamW's default-free weight decay: the kernel applies it coupled (adam) or
     // decoupled (adamw).
-    optimizer_ = std::make_unique<FusedAdam>(trainable, torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay),
-                                             o.kind == OptimizerKind::AdamW);
+    optimizer_ =
+        std::make_unique<FusedAdam>(trainable, torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay),
+                                    o.kind == OptimizerKind::AdamW);
   } else if (o.kind == OptimizerKind::Adam) {
-    optimizer_ = std::make_unique<torch::optim::Adam>(trainable,
-                                                      torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay));
+    optimizer_ = std::make_unique<torch::optim::Adam>(
+        trainable, torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay));
   } else if (o.kind == OptimizerKind::AdamW) {
-    optimizer_ = std::make_unique<torch::optim::AdamW>(trainable,
-                                                       torch::optim::AdamWOptions(o.learning_rate).weight_decay(o.weight_decay));
+    optimizer_ = std::make_unique<torch::optim::AdamW>(
+        trainable, torch::optim::AdamWOptions(o.learning_rate).weight_decay(o.weight_decay));
   } else {
     optimizer_ = std::make_unique<torch::optim::SGD>(
         trainable, torch::optim::SGDOptions(o.learning_rate).momentum(o.momentum).weight_decay(o.weight_decay));
@@ -152,12 +150,8 @@ double Trainer::scheduled_learning_rate(int epoch) const {
   const double base = options_.optimizer.learning_rate;
   double lr = base;
   switch (s.kind) {
-    case ScheduleKind::Constant:
-      lr = base;
-      break;
-    case ScheduleKind::Step:
-      lr = base * std::pow(s.step_gamma, (epoch - 1) / std::max(1, s.step_epochs));
-      break;
+    case ScheduleKind::Constant: lr = base; break;
+    case ScheduleKind::Step: lr = base * std::pow(s.step_gamma, (epoch - 1) / std::max(1, s.step_epochs)); break;
     case ScheduleKind::Cosine: {
       const int horizon = options_.schedule_epochs > 0 ? options_.schedule_epochs : options_.epochs;
       const int span = std::max(1, horizon - s.warmup_epochs);
@@ -202,7 +196,8 @@ torch::Tensor Trainer::loss_weights(const BatchSource& train) const {
   return torch::tensor(weights).to(device_);
 }
 
-std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, const BatchSource* validation, int max_epochs_now) {
+std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, const BatchSource* validation,
+                                                  int max_epochs_now) {
   const auto weights = loss_weights(train);
   const int k = model_->options().num_classes;
   std::vector<evaluation::EpochRecord> records;
@@ -213,10 +208,12 @@ std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, cons
   // Every rank must run the same number of steps: the incomplete last global batch is dropped
   // whenever there is a complete one.
   const bool drop_last = train.size() >= options_.batch_size * world_size_;
-  const int last_epoch = max_epochs_now > 0 ? std::min(options_.epochs, state_.epochs_done + max_epochs_now) : options_.epochs;
+  const int last_epoch =
+      max_epochs_now > 0 ? std::min(options_.epochs, state_.epochs_done + max_epochs_now) : options_.epochs;
   if (device_.is_cuda() && !graph_status_said_) {
-    note(graph_reason_.empty() ? "training step: captured in a CUDA graph after " + std::to_string(kGraphWarmupSteps) + " eager steps"
-                               : "training step: eager (" + graph_reason_ + ")");
+    note(graph_reason_.empty()
+             ? "training step: captured in a CUDA graph after " + std::to_string(kGraphWarmupSteps) + " eager steps"
+             : "training step: eager (" + graph_reason_ + ")");
     graph_status_said_ = true;
   }
   for (int epoch = state_.epochs_done + 1; epoch <= last_epoch && !state_.stopped_early; ++epoch) {
@@ -243,7 +240,8 @@ std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, cons
     auto correct_total = torch::full({}, correct, torch::TensorOptions().dtype(torch::kInt64).device(device_));
     bool graphable = graph_reason_.empty() && drop_last && !graph_failed_;
     const auto all_steps = plan.batches.size();
-    plan.batches.erase(plan.batches.begin(), plan.batches.begin() + static_cast<std::ptrdiff_t>(std::min(first_step, all_steps)));
+    plan.batches.erase(plan.batches.begin(),
+                       plan.batches.begin() + static_cast<std::ptrdiff_t>(std::min(first_step, all_steps)));
     train.begin(plan);
     for (std::size_t step = first_step; step < all_steps; ++step) {
       if (preemption_agreed(step, first_step)) {
@@ -252,7 +250,8 @@ std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, cons
         sums[3 * rank_] = loss_total.item<double>();
         sums[3 * rank_ + 1] = static_cast<double>(correct_total.item<std::int64_t>());
         sums[3 * rank_ + 2] = static_cast<double>(seen);
-        if (distributed()) options_.communicator->allreduce(sums, distributed::ReduceOp::Sum, "running sums at preemption");
+        if (distributed())
+          options_.communicator->allreduce(sums, distributed::ReduceOp::Sum, "running sums at preemption");
         state_.steps_into_epoch = static_cast<int>(step);
         state_.partial_sums.assign(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
         if (!options_.output_dir.empty() && rank_ == 0) save_checkpoint(last_checkpoint());
@@ -264,7 +263,8 @@ std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, cons
       torch::manual_seed(augmentation_seed(options_.seed, rank_, epoch, -2 - static_cast<std::int64_t>(step)));
       auto [images, labels] = train.gather(plan.batches[step - first_step]);
       if (options_.augment && options_.augmentation.enabled()) {
-        images = augmenter_.apply(images, augmentation_seed(options_.seed, rank_, epoch, static_cast<std::int64_t>(step)));
+        images =
+            augmenter_.apply(images, augmentation_seed(options_.seed, rank_, epoch, static_cast<std::int64_t>(step)));
       }
       if (options_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
       inject_fault_if_requested(steps_done_++);
@@ -306,7 +306,8 @@ std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, cons
     if (distributed()) {
       // Training loss and accuracy over the whole global batch stream, as one process would see it.
       auto totals = torch::tensor({loss_sum, static_cast<double>(correct), static_cast<double>(seen)}, torch::kFloat64);
-      options_.communicator->allreduce(totals, distributed::ReduceOp::Sum, "epoch " + std::to_string(epoch) + " totals");
+      options_.communicator->allreduce(totals, distributed::ReduceOp::Sum,
+                                       "epoch " + std::to_string(epoch) + " totals");
       // MPI does not promise bit-identical reduction results on every rank; decisions made from
       // these values (early stopping, learning-rate plateaus) must not differ between ranks.
       options_.communicator->broadcast(totals, 0, "epoch totals from rank 0");
@@ -375,7 +376,8 @@ std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, cons
 }
 
 std::pair<torch::Tensor, torch::Tensor> Trainer::train_step(const torch::Tensor& images, const torch::Tensor& labels,
-                                                            const torch::Tensor& weights, int epoch, bool in_place_zero) {
+                                                            const torch::Tensor& weights, int epoch,
+                                                            bool in_place_zero) {
   // A captured step must keep its gradient tensors: zeroed, not freed.
   optimizer_->zero_grad(/*set_to_none=*/!in_place_zero);
   torch::Tensor logits;
@@ -449,7 +451,8 @@ evaluation::Predictions Trainer::predict(const BatchSource& loader) {
     label_batches.push_back(labels.cpu());
     positions_seen.insert(positions_seen.end(), positions.begin(), positions.end());
   }
-  auto probabilities = probability_batches.empty() ? torch::zeros({0, k}, torch::kFloat64) : torch::cat(probability_batches);
+  auto probabilities =
+      probability_batches.empty() ? torch::zeros({0, k}, torch::kFloat64) : torch::cat(probability_batches);
   auto labels = label_batches.empty() ? torch::zeros({0}, torch::kInt64) : torch::cat(label_batches);
   auto positions = torch::tensor(positions_seen, torch::kInt64);
   if (distributed()) {
@@ -485,8 +488,7 @@ void Trainer::inject_fault_if_requested(std::int64_t global_step) const {
   switch (options_.fault->kind) {
     case FaultInjection::Kind::Throw:
       throw std::runtime_error("injected failure (at training step " + std::to_string(global_step) + ")");
-    case FaultInjection::Kind::Exit:
-      std::_Exit(17);
+    case FaultInjection::Kind::Exit: std::_Exit(17);
     case FaultInjection::Kind::Hang:
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
@@ -530,8 +532,8 @@ void Trainer::resume(const fs::path& checkpoint) {
   }
   const auto ours = models::architecture_json(*model_);
   if (*config != ours) {
-    throw std::runtime_error(checkpoint.string() + " holds a " + config->value("model", "?") + " model " + config->dump() +
-                             " but this run builds " + ours.dump());
+    throw std::runtime_error(checkpoint.string() + " holds a " + config->value("model", "?") + " model " +
+                             config->dump() + " but this run builds " + ours.dump());
   }
   const auto state = json::parse(state_value.toStringRef());
   if (state.at("stage").get<std::string>() != options_.stage_name) {
@@ -547,14 +549,16 @@ void Trainer::resume(const fs::path& checkpoint) {
   state_.best_metric = state.at("best_metric").is_null() ? state_.best_metric : state.at("best_metric").get<double>();
   state_.best_epoch = state.at("best_epoch");
   state_.epochs_without_improvement = state.at("epochs_without_improvement");
-  state_.plateau_best = state.at("plateau_best").is_null() ? state_.plateau_best : state.at("plateau_best").get<double>();
+  state_.plateau_best =
+      state.at("plateau_best").is_null() ? state_.plateau_best : state.at("plateau_best").get<double>();
   state_.plateau_bad_epochs = state.at("plateau_bad_epochs");
   state_.stopped_early = state.at("stopped_early");
   state_.steps_into_epoch = state.value("steps_into_epoch", 0);
   state_.partial_sums = state.value("partial_sums", std::vector<double>());
   if (state_.steps_into_epoch > 0 && state.value("ranks", 1) != world_size_) {
-    throw std::runtime_error(checkpoint.string() + " stopped in the middle of an epoch of " + std::to_string(state.value("ranks", 1)) +
-                             " ranks; continue it with that many ranks (this run has " + std::to_string(world_size_) + ")");
+    throw std::runtime_error(
+        checkpoint.string() + " stopped in the middle of an epoch of " + std::to_string(state.value("ranks", 1)) +
+        " ranks; continue it with that many ranks (this run has " + std::to_string(world_size_) + ")");
   }
 }
 

@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -38,7 +37,8 @@ namespace {
 std::unique_ptr<distributed::Communicator> make_world() {
   // A short timeout: a test that desynchronizes the ranks fails within seconds instead of
   // hanging until ctest's limit.
-  return distributed::make_communicator(*environment, distributed::Backend::Auto, torch::kCPU, {std::chrono::seconds(60)});
+  return distributed::make_communicator(*environment, distributed::Backend::Auto, torch::kCPU,
+                                        {std::chrono::seconds(60)});
 }
 
 #define REQUIRE_SEVERAL_RANKS(world) \
@@ -58,7 +58,7 @@ TEST(BucketPlan, WalksParametersInReverseAndClosesBucketsAtTheirCaps) {
   for (const auto n : {100, 200, 300, 50, 400}) slots.push_back({n, torch::kFloat32, "cpu"});
   const auto buckets = distributed::plan_buckets(slots, 1600, 2000);
   ASSERT_EQ(buckets.size(), 3u);
-  EXPECT_EQ(buckets[0].parameters, (std::vector<std::size_t>{4}));  // 1600 bytes fill the first cap
+  EXPECT_EQ(buckets[0].parameters, (std::vector<std::size_t>{4}));     // 1600 bytes fill the first cap
   EXPECT_EQ(buckets[1].parameters, (std::vector<std::size_t>{3, 2}));  // 200 + 1200 <= 2000, + 800 > 2000
   EXPECT_EQ(buckets[2].parameters, (std::vector<std::size_t>{1, 0}));
   EXPECT_EQ(buckets[1].offsets, (std::vector<std::int64_t>{0, 50}));
@@ -89,7 +89,8 @@ TEST(Collectives, AllreduceSumAndAverageGiveTheAnalyticValueForEveryDtype) {
   auto world = make_world();
   const int n = world->size();
   const double rank_sum = n * (n - 1) / 2.0;  // each rank contributes its rank
-  for (const auto dtype : {torch::kFloat32, torch::kFloat64, torch::kBFloat16, torch::kInt64, torch::kInt32, torch::kUInt8}) {
+  for (const auto dtype :
+       {torch::kFloat32, torch::kFloat64, torch::kBFloat16, torch::kInt64, torch::kInt32, torch::kUInt8}) {
     SCOPED_TRACE(c10::toString(dtype));
     auto t = torch::full({1000}, world->rank(), torch::TensorOptions().dtype(dtype));
     world->allreduce(t, ReduceOp::Sum, "sum test");
@@ -382,11 +383,19 @@ TEST(Replicas, AModelThatDiffersOnOneRankIsNamed) {
 
 // --- The NCCL backend: runs where CUDA devices are visible, skips elsewhere --------------------
 
-#define REQUIRE_NCCL()                                                                                      \
-  if (!distributed::nccl_available()) GTEST_SKIP() << "built without NCCL";                                 \
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";                                       \
-  if (!environment->uses_mpi()) GTEST_SKIP() << "needs MPI: mpirun, or BRAINMRI_FORCE_MPI=1 for one rank"; \
-  if (environment->local_size() > static_cast<int>(torch::cuda::device_count())) GTEST_SKIP() << "fewer GPUs than ranks"
+// Why the NCCL tests cannot run here ("" when they can).
+std::string nccl_skip_reason() {
+  if (!distributed::nccl_available()) return "built without NCCL";
+  if (!torch::cuda::is_available()) return "no CUDA device";
+  if (!environment->uses_mpi()) return "needs MPI: mpirun, or BRAINMRI_FORCE_MPI=1 for one rank";
+  if (environment->local_size() > static_cast<int>(torch::cuda::device_count())) return "fewer GPUs than ranks";
+  return "";
+}
+
+#define REQUIRE_NCCL()                                                          \
+  do {                                                                          \
+    if (const auto why = nccl_skip_reason(); !why.empty()) GTEST_SKIP() << why; \
+  } while (false)
 
 namespace {
 torch::Device my_gpu() { return {torch::kCUDA, static_cast<c10::DeviceIndex>(environment->local_rank())}; }
@@ -394,7 +403,8 @@ torch::Device my_gpu() { return {torch::kCUDA, static_cast<c10::DeviceIndex>(env
 
 TEST(NcclBackend, CollectivesOnTheDeviceGiveTheAnalyticValues) {
   REQUIRE_NCCL();
-  auto world = distributed::make_communicator(*environment, distributed::Backend::Nccl, my_gpu(), {std::chrono::seconds(60)});
+  auto world =
+      distributed::make_communicator(*environment, distributed::Backend::Nccl, my_gpu(), {std::chrono::seconds(60)});
   ASSERT_EQ(world->backend(), "nccl");
   const int n = world->size();
   const double rank_sum = n * (n - 1) / 2.0;
@@ -421,7 +431,8 @@ TEST(NcclBackend, CollectivesOnTheDeviceGiveTheAnalyticValues) {
   auto root = torch::full({3}, world->rank() + 5, torch::TensorOptions().dtype(torch::kInt64).device(my_gpu()));
   world->broadcast(root, 0, "nccl broadcast");
   EXPECT_TRUE(root.cpu().eq(5).all().item<bool>());
-  const auto rows = world->allgatherv(torch::full({world->rank() + 1, 2}, world->rank(), torch::TensorOptions().device(my_gpu())));
+  const auto rows =
+      world->allgatherv(torch::full({world->rank() + 1, 2}, world->rank(), torch::TensorOptions().device(my_gpu())));
   EXPECT_EQ(rows.size(0), n * (n + 1) / 2);
   EXPECT_TRUE(rows.device().is_cuda());
   world->barrier("nccl done");
@@ -429,11 +440,13 @@ TEST(NcclBackend, CollectivesOnTheDeviceGiveTheAnalyticValues) {
 
 TEST(NcclBackend, ReducerOnTheDeviceEqualsTheAverage) {
   REQUIRE_NCCL();
-  auto world = distributed::make_communicator(*environment, distributed::Backend::Nccl, my_gpu(), {std::chrono::seconds(60)});
+  auto world =
+      distributed::make_communicator(*environment, distributed::Backend::Nccl, my_gpu(), {std::chrono::seconds(60)});
   KnownGradients host(world->rank());
   std::vector<torch::Tensor> parameters, gradients;
   for (std::size_t i = 0; i < host.parameters.size(); ++i) {
-    parameters.push_back(torch::zeros(host.parameters[i].sizes(), torch::TensorOptions().device(my_gpu()).requires_grad(true)));
+    parameters.push_back(
+        torch::zeros(host.parameters[i].sizes(), torch::TensorOptions().device(my_gpu()).requires_grad(true)));
     gradients.push_back(host.gradients[i].to(my_gpu()));
   }
   auto reference = torch::cat(gradients).clone();
@@ -525,7 +538,8 @@ TEST(DistributedTrainer, FitKeepsReplicasIdenticalAndRanksAgreeOnEveryRecord) {
   training::Trainer trainer(small_model(), options, torch::kCPU);
   const auto records = trainer.fit(train, &validation);
   ASSERT_EQ(records.size(), 2u);
-  const auto checksums = world->allgatherv(torch::tensor({distributed::parameter_checksum(trainer.model())}, torch::kInt64));
+  const auto checksums =
+      world->allgatherv(torch::tensor({distributed::parameter_checksum(trainer.model())}, torch::kInt64));
   EXPECT_TRUE(checksums.eq(checksums[0]).all().item<bool>());
   auto metrics = torch::tensor({records[1].train_loss, records[1].val_accuracy, records[1].val_loss}, torch::kFloat64);
   const auto all = world->allgatherv(metrics.unsqueeze(0));
@@ -547,7 +561,8 @@ int main(int argc, char** argv) {
       void OnTestPartResult(const ::testing::TestPartResult& result) override {
         if (result.failed()) {
           std::cerr << prefix_ << (result.file_name() ? result.file_name() : "?") << ":" << result.line_number()
-                    << ": failure\n" << result.summary() << std::endl;
+                    << ": failure\n"
+                    << result.summary() << std::endl;
         }
       }
 

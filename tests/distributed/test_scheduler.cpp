@@ -99,7 +99,8 @@ TEST(Journal, ATornLastLineIsDroppedAndATornMiddleLineIsAnError) {
     EXPECT_EQ(journal.status("b").state, JobState::Interrupted);
   }
   // Damage in the middle is not a crash artefact: refuse, naming the line.
-  std::ofstream(dir / "bad.jsonl") << "{\"job\": \"a\", \"state\": \"running\"}\nnot json\n{\"job\": \"a\", \"state\": \"finished\"}\n";
+  std::ofstream(dir / "bad.jsonl")
+      << "{\"job\": \"a\", \"state\": \"running\"}\nnot json\n{\"job\": \"a\", \"state\": \"finished\"}\n";
   try {
     Journal bad(dir / "bad.jsonl");
     FAIL() << "expected an error";
@@ -136,7 +137,8 @@ TEST(Coordinator, RetriesAFailingJobThenGivesUpAndSkipsFinishedOnes) {
 namespace {
 
 std::unique_ptr<distributed::Communicator> world_communicator() {
-  return distributed::make_communicator(brainmri::testing::mpi_environment(), distributed::Backend::Auto, torch::kCPU, {std::chrono::seconds(60)});
+  return distributed::make_communicator(brainmri::testing::mpi_environment(), distributed::Backend::Auto, torch::kCPU,
+                                        {std::chrono::seconds(60)});
 }
 
 fs::path shared_journal(distributed::Communicator& world, const std::string& name) {

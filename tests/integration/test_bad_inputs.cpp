@@ -118,9 +118,9 @@ TEST(PrepUsage, UnknownOrInvalidOptionsExitWithTwo) {
 TEST(PrepUsage, HelpDocumentsEveryOptionWithItsDefault) {
   const auto help = prep("--help");
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* option : {"--out", "--force", "--splits", "--class-map", "--size", "--channels", "--resize", "--dtype",
-                             "--shards", "--shard-size-mb", "--threads", "--compression", "--near-dup-bits", "--folds",
-                             "--seed", "--holdout-split", "--strict"}) {
+  for (const char* option : {"--out", "--force", "--splits", "--class-map", "--size", "--channels", "--resize",
+                             "--dtype", "--shards", "--shard-size-mb", "--threads", "--compression", "--near-dup-bits",
+                             "--folds", "--seed", "--holdout-split", "--strict"}) {
     EXPECT_NE(help.output.find(option), std::string::npos) << option;
   }
   EXPECT_NE(help.output.find("(=128)"), std::string::npos);
@@ -175,5 +175,7 @@ TEST(PrepUsage, ConfigFileSetsOptionsAndTheCommandLineWins) {
   EXPECT_EQ(m.image_size, 48);
   EXPECT_EQ(m.folds.fold_count, 3);
   EXPECT_EQ(m.folds.seed, 6u);
-  EXPECT_EQ(prep("-q --config " + shell_quote(scratch / "missing.ini") + " --out x " + shell_quote(kSampleRoot)).exit_code, 2);
+  EXPECT_EQ(
+      prep("-q --config " + shell_quote(scratch / "missing.ini") + " --out x " + shell_quote(kSampleRoot)).exit_code,
+      2);
 }

@@ -4,9 +4,9 @@
 
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
-#include <nlohmann/json.hpp>
 
 #include "test_support.hpp"
 
@@ -20,7 +20,9 @@ const std::string kBrainmri = BRAINMRI_CLI_EXE;
 const std::string kPrep = BRAINMRI_PREP_EXE;
 const fs::path kSample = BRAINMRI_SAMPLE_DIR;
 
-CommandResult run_brainmri(const std::string& arguments) { return run_command(shell_quote(kBrainmri) + " " + arguments); }
+CommandResult run_brainmri(const std::string& arguments) {
+  return run_command(shell_quote(kBrainmri) + " " + arguments);
+}
 
 json read_json(const fs::path& path) {
   std::ifstream in(path);
@@ -29,7 +31,8 @@ json read_json(const fs::path& path) {
 
 // A small, fast network so each run takes a second or two on one core.
 // The explanation check has a test of its own (ReportOfATrainingRun...); the others skip its training.
-const std::string kSmallModel = " --filters 8,16 --dense-units 16 --threads 1 --batch-size 16 --explanation-check false ";
+const std::string kSmallModel =
+    " --filters 8,16 --dense-units 16 --threads 1 --batch-size 16 --explanation-check false ";
 
 class CliOnSample : public ::testing::Test {
  protected:
@@ -52,7 +55,7 @@ ScratchDir* CliOnSample::scratch_ = nullptr;
 TEST_F(CliOnSample, TrainWritesARunDirectoryAndEvaluateReproducesItsValidation) {
   ScratchDir run;
   const auto train = run_brainmri("train --data " + shell_quote(data()) + " --output " + shell_quote(run / "a") +
-                              " --epochs 2" + kSmallModel);
+                                  " --epochs 2" + kSmallModel);
   ASSERT_EQ(train.exit_code, 0) << train.output;
   EXPECT_NE(train.output.find("[train] epoch   2"), std::string::npos) << train.output;
   EXPECT_NE(train.output.find("weighted avg"), std::string::npos);
@@ -72,16 +75,17 @@ TEST_F(CliOnSample, TrainWritesARunDirectoryAndEvaluateReproducesItsValidation) 
   EXPECT_EQ(validation["samples"].get<int>(), 31);  // fold 0 of the 154-image sample
   EXPECT_TRUE(validation.contains("accuracy_95ci"));
 
-  const auto evaluate = run_brainmri("evaluate --checkpoint " + shell_quote(run / "a" / "model.pt") + " --data " +
-                                 shell_quote(data()) + " --fold 0 --threads 1 --output " + shell_quote(run / "eval"));
+  const auto evaluate =
+      run_brainmri("evaluate --checkpoint " + shell_quote(run / "a" / "model.pt") + " --data " + shell_quote(data()) +
+                   " --fold 0 --threads 1 --output " + shell_quote(run / "eval"));
   ASSERT_EQ(evaluate.exit_code, 0) << evaluate.output;
   const auto evaluated = read_json(run / "eval" / "metrics.json");
   EXPECT_DOUBLE_EQ(evaluated["accuracy"].get<double>(), validation["accuracy"].get<double>());
   EXPECT_NEAR(evaluated["loss"].get<double>(), validation["loss"].get<double>(), 1e-9);
 
   // The saved configuration reproduces the run exactly (CPU determinism).
-  const auto again = run_brainmri("train --config " + shell_quote(run / "a" / "config.ini") + " --output " +
-                              shell_quote(run / "b"));
+  const auto again =
+      run_brainmri("train --config " + shell_quote(run / "a" / "config.ini") + " --output " + shell_quote(run / "b"));
   ASSERT_EQ(again.exit_code, 0) << again.output;
   const auto repeated = read_json(run / "b" / "validation" / "metrics.json");
   EXPECT_EQ(repeated["accuracy"], validation["accuracy"]);
@@ -104,23 +108,24 @@ TEST_F(CliOnSample, ResumedTrainingEndsWhereAnUninterruptedOneDoes) {
 TEST_F(CliOnSample, ClearErrorsForIncompatibleInputs) {
   ScratchDir run;
   ASSERT_EQ(run_brainmri("train --epochs 1" + kSmallModel + " --data " + shell_quote(data()) + " --output " +
-                     shell_quote(run / "a"))
+                         shell_quote(run / "a"))
                 .exit_code,
             0);
   const auto mismatch = run_brainmri("evaluate --checkpoint " + shell_quote(run / "a" / "model.pt") + " --data " +
-                                 shell_quote(*scratch_ / "packed32"));
+                                     shell_quote(*scratch_ / "packed32"));
   EXPECT_EQ(mismatch.exit_code, 1);
   EXPECT_NE(mismatch.output.find("expects 64x64x1"), std::string::npos) << mismatch.output;
   EXPECT_NE(mismatch.output.find("has 32x32x1"), std::string::npos) << mismatch.output;
 
-  const auto wrong_width = run_brainmri("train --model mobilenet_v2 --width 1.0 --epochs 1 --data " + shell_quote(data()) +
-                                    " --output " + shell_quote(run / "b") + " --pretrained " +
-                                    shell_quote(std::string(BRAINMRI_KERAS_FIXTURES) + "/mobilenet_v2_0.35_random.h5"));
+  const auto wrong_width =
+      run_brainmri("train --model mobilenet_v2 --width 1.0 --epochs 1 --data " + shell_quote(data()) + " --output " +
+                   shell_quote(run / "b") + " --pretrained " +
+                   shell_quote(std::string(BRAINMRI_KERAS_FIXTURES) + "/mobilenet_v2_0.35_random.h5"));
   EXPECT_EQ(wrong_width.exit_code, 1);
   EXPECT_NE(wrong_width.output.find("'Conv1'"), std::string::npos) << wrong_width.output;
 
-  const auto not_a_checkpoint = run_brainmri("evaluate --checkpoint " + shell_quote(run / "a" / "config.ini") + " --data " +
-                                         shell_quote(data()));
+  const auto not_a_checkpoint =
+      run_brainmri("evaluate --checkpoint " + shell_quote(run / "a" / "config.ini") + " --data " + shell_quote(data()));
   EXPECT_EQ(not_a_checkpoint.exit_code, 1);
   EXPECT_NE(not_a_checkpoint.output.find("config.ini"), std::string::npos) << not_a_checkpoint.output;
 
@@ -146,10 +151,11 @@ TEST(CliUsage, HelpListsOptionsWithDefaultsAndBadOptionsExitTwo) {
 // trainable part and learning rate; the resolved config reproduces it; a bad stage is a usage error.
 TEST_F(CliOnSample, StagesRunInOrderWithTheirOwnTrainablePartAndLearningRate) {
   ScratchDir run;
-  const std::string stages = " --model mobilenet_v2 --width 0.35 --dense-units 16 --threads 1 --batch-size 16 --explanation-check false"
-                             " --stage 'head: trainable-blocks=0 lr=1e-3 epochs=1'"
-                             " --stage 'top: trainable-blocks=2 lr=1e-4 epochs=1'"
-                             " --stage 'all: trainable-blocks=-1 lr=1e-5 epochs=1 schedule=cosine'";
+  const std::string stages =
+      " --model mobilenet_v2 --width 0.35 --dense-units 16 --threads 1 --batch-size 16 --explanation-check false"
+      " --stage 'head: trainable-blocks=0 lr=1e-3 epochs=1'"
+      " --stage 'top: trainable-blocks=2 lr=1e-4 epochs=1'"
+      " --stage 'all: trainable-blocks=-1 lr=1e-5 epochs=1 schedule=cosine'";
   const auto train = run_brainmri("train --data " + shell_quote(*scratch_ / "packed32") + " --output " +
                                   shell_quote(run / "staged") + stages);
   ASSERT_EQ(train.exit_code, 0) << train.output;
@@ -192,8 +198,8 @@ std::pair<std::uint32_t, std::uint32_t> png_size(const fs::path& file) {
   in.read(reinterpret_cast<char*>(header), sizeof(header));
   if (!in || header[1] != 'P' || header[2] != 'N' || header[3] != 'G') return {0, 0};
   auto word = [&](int at) {
-    return (std::uint32_t{header[at]} << 24) | (std::uint32_t{header[at + 1]} << 16) | (std::uint32_t{header[at + 2]} << 8) |
-           std::uint32_t{header[at + 3]};
+    return (std::uint32_t{header[at]} << 24) | (std::uint32_t{header[at + 1]} << 16) |
+           (std::uint32_t{header[at + 2]} << 8) | std::uint32_t{header[at + 3]};
   };
   return {word(16), word(20)};
 }
@@ -273,7 +279,8 @@ TEST_F(CliOnSample, ReportOfATrainingRunHasEveryFileAndTheMetricsModulesValues) 
     EXPECT_NEAR(got[1], expected["recall"].get<double>(), 1e-12) << name;
     EXPECT_NEAR(got[2], expected["f1"].get<double>(), 1e-12) << name;
   }
-  EXPECT_NE(slurp(dir / "classification_report.txt").find(slurp(run / "a" / "validation" / "classification_report.txt").substr(0, 40)),
+  EXPECT_NE(slurp(dir / "classification_report.txt")
+                .find(slurp(run / "a" / "validation" / "classification_report.txt").substr(0, 40)),
             std::string::npos);
   EXPECT_NE(slurp(dir / "tables.tex").find("\\begin{tabular}"), std::string::npos);
 
@@ -289,23 +296,25 @@ TEST_F(CliOnSample, ReportOfATrainingRunHasEveryFileAndTheMetricsModulesValues) 
   EXPECT_FALSE(check["verdict"].get<std::string>().empty());
   EXPECT_NE(slurp(dir / "index.html").find("Does the explanation point at the evidence?"), std::string::npos);
   // Another method and layer on request; a layer the model lacks and an unknown method are usage errors.
-  const auto other = run_brainmri("report " + shell_quote(run / "a") + " --method gradcam++ --layer conv1 --vector false "
-                                  "--explanation-check false --output " + shell_quote(run / "other"));
+  const auto other = run_brainmri("report " + shell_quote(run / "a") +
+                                  " --method gradcam++ --layer conv1 --vector false "
+                                  "--explanation-check false --output " +
+                                  shell_quote(run / "other"));
   ASSERT_EQ(other.exit_code, 0) << other.output;
   const auto other_report = read_json(run / "other" / "classification_report.json");
   EXPECT_EQ(other_report["gradcam"]["method"], "gradcam++");
   EXPECT_EQ(other_report["gradcam"]["layer"], "conv1");
   EXPECT_FALSE(other_report.contains("explanation_check"));
-  const auto bad_layer = run_brainmri("report " + shell_quote(run / "a") + " --layer Conv_1 --explanation-check false --output " +
-                                      shell_quote(run / "bad"));
+  const auto bad_layer = run_brainmri("report " + shell_quote(run / "a") +
+                                      " --layer Conv_1 --explanation-check false --output " + shell_quote(run / "bad"));
   EXPECT_NE(bad_layer.output.find("no explainable layer named 'Conv_1'"), std::string::npos) << bad_layer.output;
   EXPECT_EQ(run_brainmri("report " + shell_quote(run / "a") + " --method saliency").exit_code, 2);
 }
 
 TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
   ScratchDir run;
-  const auto cv = run_brainmri("cv --data " + shell_quote(*scratch_ / "packed32") + " --output " + shell_quote(run / "cv") +
-                               " --folds 0,1,2 --epochs 1 --report false" + kSmallModel);
+  const auto cv = run_brainmri("cv --data " + shell_quote(*scratch_ / "packed32") + " --output " +
+                               shell_quote(run / "cv") + " --folds 0,1,2 --epochs 1 --report false" + kSmallModel);
   ASSERT_EQ(cv.exit_code, 0) << cv.output;
   const auto train = run_brainmri("train --data " + shell_quote(*scratch_ / "packed32") + " --output " +
                                   shell_quote(run / "single") + " --epochs 1 --report false" + kSmallModel);
@@ -314,7 +323,8 @@ TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
                                    " --vector false --output " + shell_quote(run / "comparison"));
   ASSERT_EQ(report.exit_code, 0) << report.output;
   const auto dir = run / "cv" / "report";
-  for (const char* figure : {"confusion_matrix.png", "roc_curves.png", "roc_curves_out_of_fold.png", "gradcam_grid.png"}) {
+  for (const char* figure :
+       {"confusion_matrix.png", "roc_curves.png", "roc_curves_out_of_fold.png", "gradcam_grid.png"}) {
     EXPECT_GT(png_size(dir / figure).first, 0u) << figure;
   }
   EXPECT_FALSE(fs::exists(dir / "roc_curves.svg"));  // --vector false
@@ -324,7 +334,8 @@ TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
   // Across folds: the mean of the folds' accuracies, as cv_summary.json has it.
   const auto summary = read_json(run / "cv" / "cv_summary.json");
   const auto json_report = read_json(dir / "classification_report.json");
-  EXPECT_NEAR(json_report["across_folds"]["accuracy"]["mean"].get<double>(), summary["accuracy"]["mean"].get<double>(), 1e-12);
+  EXPECT_NEAR(json_report["across_folds"]["accuracy"]["mean"].get<double>(), summary["accuracy"]["mean"].get<double>(),
+              1e-12);
   EXPECT_NEAR(json_report["evaluations"]["out_of_fold"]["accuracy"].get<double>(),
               summary["out_of_fold"]["accuracy"].get<double>(), 1e-12);
   for (int k = 0; k < 3; ++k) {
@@ -350,7 +361,8 @@ TEST_F(CliOnSample, ExportWritesEveryFormatAndAMovedRunStillReportsItsExplanatio
                                   " --epochs 1 --report false" + kSmallModel);
   ASSERT_EQ(train.exit_code, 0) << train.output;
 
-  const auto exported = run_brainmri("export " + shell_quote(run / "a" / "model.pt") + " --output " + shell_quote(run / "export"));
+  const auto exported =
+      run_brainmri("export " + shell_quote(run / "a" / "model.pt") + " --output " + shell_quote(run / "export"));
   ASSERT_EQ(exported.exit_code, 0) << exported.output;
   for (const char* file : {"model.torchscript.pt", "model.safetensors", "model.json"}) {
     EXPECT_GT(fs::file_size(run / "export" / file), 100u) << file;
@@ -365,11 +377,14 @@ TEST_F(CliOnSample, ExportWritesEveryFormatAndAMovedRunStillReportsItsExplanatio
   ASSERT_EQ(only.exit_code, 0) << only.output;
   EXPECT_FALSE(fs::exists(run / "only" / "model.torchscript.pt"));
   EXPECT_EQ(run_brainmri("export " + shell_quote(run / "a" / "model.pt") + " --format onnx --output x").exit_code, 2);
-  EXPECT_EQ(run_brainmri("export " + shell_quote(run / "a" / "config.ini") + " --output " + shell_quote(run / "bad")).exit_code, 1);
+  EXPECT_EQ(run_brainmri("export " + shell_quote(run / "a" / "config.ini") + " --output " + shell_quote(run / "bad"))
+                .exit_code,
+            1);
 
   // The run directory moved elsewhere: the report still finds its checkpoint and draws the grid.
   fs::rename(run / "a", run / "moved");
-  const auto report = run_brainmri("report " + shell_quote(run / "moved") + " --explanation-check false --vector false");
+  const auto report =
+      run_brainmri("report " + shell_quote(run / "moved") + " --explanation-check false --vector false");
   ASSERT_EQ(report.exit_code, 0) << report.output;
   EXPECT_GT(fs::file_size(run / "moved" / "report" / "gradcam_grid.png"), 1000u) << report.output;
 }

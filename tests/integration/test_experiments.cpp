@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "brainmri/data/sharded_dataset.hpp"
+#include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/experiments/cross_validation.hpp"
 #include "brainmri/experiments/tuning.hpp"
-#include "brainmri/evaluation/evaluation_files.hpp"
 #include "synthetic_dataset.hpp"
 #include "test_support.hpp"
 
@@ -88,7 +88,8 @@ TEST(RunConfiguration, ErrorsNameTheOption) {
   EXPECT_THROW(set_option(run_options(), config, "batch-size", "8.5"), ConfigError);
   EXPECT_THROW(set_option(run_options(), config, "no-such-option", "1"), ConfigError);
   // A search may patch training options, never where data and results live nor the seed.
-  EXPECT_EQ(patched(config, {{"lr", "0.01"}, {"schedule", "cosine"}}).training.schedule.kind, training::ScheduleKind::Cosine);
+  EXPECT_EQ(patched(config, {{"lr", "0.01"}, {"schedule", "cosine"}}).training.schedule.kind,
+            training::ScheduleKind::Cosine);
   for (const auto* fixed : {"data", "output", "seed", "device", "stage"}) {
     EXPECT_THROW(patched(config, {{fixed, "x"}}), ConfigError) << fixed;
   }
@@ -115,8 +116,8 @@ TEST(ExperimentsLibrary, CrossValidationAndSearchWithoutArgv) {
   char* arguments[] = {name, nullptr};
   char** argv = arguments;
   distributed::MpiEnvironment environment(&argc, &argv);
-  const auto world = distributed::make_communicator(environment, distributed::Backend::Auto, torch::kCPU,
-                                                    {std::chrono::seconds(60)});
+  const auto world =
+      distributed::make_communicator(environment, distributed::Backend::Auto, torch::kCPU, {std::chrono::seconds(60)});
 
   // A 2-fold cross-validation.
   const auto config = small_run(data, scratch / "cv");
@@ -126,9 +127,9 @@ TEST(ExperimentsLibrary, CrossValidationAndSearchWithoutArgv) {
   EXPECT_EQ(result.summary["folds"].size(), 2u);
   EXPECT_EQ(result.summary["out_of_fold"]["samples"], 48);
   EXPECT_EQ(json::parse(slurp(scratch / "cv" / "cv_summary.json")), result.summary);
-  for (const auto* file : {"cv_summary.md", "config.ini", "journal.jsonl", "out_of_fold/predictions.h5",
-                           "out_of_fold/metrics.json", "fold-0/model.pt", "fold-1/validation/metrics.json",
-                           "fold-1/train_log.jsonl", "fold-0/config.ini"}) {
+  for (const auto* file :
+       {"cv_summary.md", "config.ini", "journal.jsonl", "out_of_fold/predictions.h5", "out_of_fold/metrics.json",
+        "fold-0/model.pt", "fold-1/validation/metrics.json", "fold-1/train_log.jsonl", "fold-0/config.ini"}) {
     EXPECT_TRUE(fs::exists(scratch / "cv" / file)) << file;
   }
   EXPECT_EQ(evaluation::read_predictions(scratch / "cv" / "out_of_fold" / "predictions.h5").labels.size(), 48u);
@@ -168,7 +169,8 @@ TEST(ExperimentsLibrary, CrossValidationAndSearchWithoutArgv) {
             std::stod(best_row["parameters"]["lr"].get<std::string>()));
 
   // The same search again resumes (nothing to run); another search in its directory is refused.
-  EXPECT_EQ(tune(search_run, search, environment, *world, torch::kCPU, Messages::silent()).best_trial, found.best_trial);
+  EXPECT_EQ(tune(search_run, search, environment, *world, torch::kCPU, Messages::silent()).best_trial,
+            found.best_trial);
   search.trials = 5;
   EXPECT_TRUE(tune(search_run, search, environment, *world, torch::kCPU, Messages::silent()).refused);
 }

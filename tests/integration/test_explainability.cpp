@@ -26,7 +26,8 @@ TEST(SpearmanCorrelation, MatchesHandComputedValuesWithTies) {
   // Ranks (0.5, 0.5, 2) and (0, 1, 2): 1.5 / sqrt(1.5 * 2).
   EXPECT_NEAR(explain::spearman_correlation(torch::tensor({1.0, 1.0, 2.0}), torch::tensor({1.0, 2.0, 3.0})),
               1.5 / std::sqrt(3.0), 1e-12);
-  EXPECT_TRUE(std::isnan(explain::spearman_correlation(torch::ones({5}), a.narrow(0, 0, 4).repeat({2}).narrow(0, 0, 5))));
+  EXPECT_TRUE(
+      std::isnan(explain::spearman_correlation(torch::ones({5}), a.narrow(0, 0, 4).repeat({2}).narrow(0, 0, 5))));
 }
 
 // The localization check (explain/localization_check) with the paper's CNN, scaled down, on real
@@ -57,10 +58,11 @@ TEST(LocalizationCheck, HiResCamPeaksInsideTheDecisiveDiscAndChangesWhenWeightsA
   EXPECT_GE(result.correct_disc_predictions, 90);
   ASSERT_EQ(result.methods.size(), 3u);
   for (const auto& check : result.methods) {
-    std::cout << explain::to_string(check.method) << ": localization " << check.localization << ", randomization Spearman "
-              << check.randomization_spearman << "\n";
+    std::cout << explain::to_string(check.method) << ": localization " << check.localization
+              << ", randomization Spearman " << check.randomization_spearman << "\n";
     RecordProperty("localization_" + explain::to_string(check.method), std::to_string(check.localization));
-    RecordProperty("randomization_spearman_" + explain::to_string(check.method), std::to_string(check.randomization_spearman));
+    RecordProperty("randomization_spearman_" + explain::to_string(check.method),
+                   std::to_string(check.randomization_spearman));
   }
   const auto& high_resolution = result.methods[0];
   const auto& plain = result.methods[1];

@@ -61,7 +61,8 @@ TEST(KerasEquivalence, RandomWeightsCommittedFixture) {
 
 TEST(KerasEquivalence, RealImageNetWeights) {
   bool any = false;
-  for (const auto& [variant, alpha] : std::vector<std::pair<std::string, double>>{{"imagenet_0.35", 0.35}, {"imagenet_1.0", 1.0}}) {
+  for (const auto& [variant, alpha] :
+       std::vector<std::pair<std::string, double>>{{"imagenet_0.35", 0.35}, {"imagenet_1.0", 1.0}}) {
     const auto file = kPretrained / "keras" / ("mobilenet_v2_" + variant.substr(9) + "_no_top.h5");
     if (!fs::exists(file)) continue;
     any = true;

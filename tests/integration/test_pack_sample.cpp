@@ -27,7 +27,8 @@ class PackedSample : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     scratch_ = new ScratchDir();
-    const auto result = prep("-q --out " + shell_quote(*scratch_ / "sample") + " --folds 5 --seed 3 --shards 2 " + shell_quote(kSampleRoot));
+    const auto result = prep("-q --out " + shell_quote(*scratch_ / "sample") + " --folds 5 --seed 3 --shards 2 " +
+                             shell_quote(kSampleRoot));
     ASSERT_EQ(result.exit_code, 0) << result.output;
   }
   static void TearDownTestSuite() { delete scratch_; }
@@ -168,8 +169,9 @@ TEST_F(PackedSample, CorruptedShardByteFailsVerifyNamingTheShard) {
 
 TEST(PackOptions, FloatStorageAndThreeChannelsKeepValuesInUnitRange) {
   ScratchDir scratch;
-  const auto result = prep("-q --out " + shell_quote(scratch / "f") + " --dtype float32 --channels 3 --size 64 --resize pad " +
-                           shell_quote(kSampleRoot / "Training"));
+  const auto result =
+      prep("-q --out " + shell_quote(scratch / "f") + " --dtype float32 --channels 3 --size 64 --resize pad " +
+           shell_quote(kSampleRoot / "Training"));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const auto m = brainmri::data::read_manifest(scratch / "f");
   EXPECT_EQ(m.dtype, "float32");
@@ -206,20 +208,22 @@ TEST(PackOutput, ExistingOutputIsRefusedUnlessForced) {
 CommandResult interrupt_packing(const ScratchDir& scratch, const std::string& signal) {
   fs::create_directories(scratch / "big");
   for (int copy = 0; copy < 8; ++copy) {
-    fs::copy(kSampleRoot / "Training", scratch / "big" / ("Training" + std::to_string(copy)), fs::copy_options::recursive);
+    fs::copy(kSampleRoot / "Training", scratch / "big" / ("Training" + std::to_string(copy)),
+             fs::copy_options::recursive);
   }
-  const std::string script =
-      shell_quote(kPrep) + " -q --threads 1 --out " + shell_quote(scratch / "out") + " " + shell_quote(scratch / "big") +
-      " & pid=$!; for i in $(seq 1 2000); do ls " + shell_quote(scratch.path()) +
-      "/.out.partial-$pid/*.h5 >/dev/null 2>&1 && break; sleep 0.005; done; kill -" + signal +
-      " $pid; wait $pid; echo status=$?";
+  const std::string script = shell_quote(kPrep) + " -q --threads 1 --out " + shell_quote(scratch / "out") + " " +
+                             shell_quote(scratch / "big") + " & pid=$!; for i in $(seq 1 2000); do ls " +
+                             shell_quote(scratch.path()) +
+                             "/.out.partial-$pid/*.h5 >/dev/null 2>&1 && break; sleep 0.005; done; kill -" + signal +
+                             " $pid; wait $pid; echo status=$?";
   return run_command("bash -c " + shell_quote(script));
 }
 
 TEST(PackOutput, KilledRunLeavesNoValidLookingOutput) {
   ScratchDir scratch;
   const auto killed = interrupt_packing(scratch, "KILL");
-  ASSERT_NE(killed.output.find("status=137"), std::string::npos) << "the run finished before it was killed: " << killed.output;
+  ASSERT_NE(killed.output.find("status=137"), std::string::npos)
+      << "the run finished before it was killed: " << killed.output;
   EXPECT_FALSE(fs::exists(scratch / "out"));
   bool found_partial = false;
   for (const auto& entry : fs::directory_iterator(scratch.path())) {
@@ -261,8 +265,8 @@ TEST(PackLayouts, TwoSplitsWithAHeldOutTestSetAndItsLeaks) {
   const fs::path leaked = *fs::directory_iterator(root / "Training/glioma");
   fs::copy_file(leaked, root / "Testing/glioma/copy_of_training.jpg");
 
-  const auto result = prep("-q --out " + shell_quote(scratch / "out") + " --folds 3 --holdout-split Testing " +
-                           shell_quote(root));
+  const auto result =
+      prep("-q --out " + shell_quote(scratch / "out") + " --folds 3 --holdout-split Testing " + shell_quote(root));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const auto m = brainmri::data::read_manifest(scratch / "out");
   EXPECT_EQ(m.split_names, (std::vector<std::string>{"Testing", "Training"}));
@@ -300,7 +304,8 @@ TEST(PackLayouts, TwoSplitsWithAHeldOutTestSetAndItsLeaks) {
   EXPECT_NE(audit.output.find("Testing images with a duplicate in Training"), std::string::npos) << audit.output;
 
   // Only Training, then: the split filter.
-  const auto training_only = prep("-q --splits Training --out " + shell_quote(scratch / "train") + " " + shell_quote(root));
+  const auto training_only =
+      prep("-q --splits Training --out " + shell_quote(scratch / "train") + " " + shell_quote(root));
   ASSERT_EQ(training_only.exit_code, 0) << training_only.output;
   EXPECT_EQ(brainmri::data::read_manifest(scratch / "train").split_names, (std::vector<std::string>{"Training"}));
 }

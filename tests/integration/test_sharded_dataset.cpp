@@ -34,7 +34,8 @@ TEST(SyntheticDataset, PixelsLabelsAndIdsComeBackExactly) {
     EXPECT_FLOAT_EQ(b.images[row].mean().item<float>(), static_cast<float>(ids[i] % 251) / 250.0f);
     EXPECT_EQ(a.labels[row].item<std::int64_t>(), ids[i] % 3);
     EXPECT_EQ(a.sample_ids[row].item<std::int64_t>(), ids[i]);
-    EXPECT_EQ(bytes.source_path(ids[i]), "Training/class" + std::to_string(ids[i] % 3) + "/" + std::to_string(ids[i]) + ".png");
+    EXPECT_EQ(bytes.source_path(ids[i]),
+              "Training/class" + std::to_string(ids[i] % 3) + "/" + std::to_string(ids[i]) + ".png");
   }
   EXPECT_EQ(bytes.validation_samples_for_fold(1), (std::vector<std::int64_t>{1, 5, 9, 13, 17, 21}));
   EXPECT_THROW(floats.fold(0), std::invalid_argument);  // packed without folds
@@ -103,7 +104,8 @@ TEST_F(SampleDataset, LoadsNormalizedImagesLabelsAndIds) {
   EXPECT_TRUE(torch::equal(dataset.load(single).images[0], batch.images[2]));
   const auto stored = dataset.load_stored(single);
   EXPECT_EQ(stored.dtype(), torch::kUInt8);
-  EXPECT_TRUE(torch::allclose(stored.to(torch::kFloat32).div(255.0).permute({0, 3, 1, 2}), dataset.load(single).images));
+  EXPECT_TRUE(
+      torch::allclose(stored.to(torch::kFloat32).div(255.0).permute({0, 3, 1, 2}), dataset.load(single).images));
   EXPECT_THROW(dataset.load(std::vector<std::int64_t>{dataset.size()}), std::out_of_range);
 }
 

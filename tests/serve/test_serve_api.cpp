@@ -22,8 +22,8 @@
 #include <sstream>
 #include <thread>
 
-#include "brainmri/models/torchscript_export.hpp"
 #include "brainmri/models/checkpoint.hpp"
+#include "brainmri/models/torchscript_export.hpp"
 #include "test_support.hpp"
 
 using namespace brainmri::testing;
@@ -60,7 +60,9 @@ std::string base64_decode(const std::string& text) {
   const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                                 reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
   if (n < 0) return {};
-  out.resize(static_cast<std::size_t>(n) - (text.size() >= 2 && text[text.size() - 2] == '=' ? 2 : text.ends_with("=") ? 1 : 0));
+  out.resize(static_cast<std::size_t>(n) - (text.size() >= 2 && text[text.size() - 2] == '=' ? 2
+                                            : text.ends_with("=")                            ? 1
+                                                                                             : 0));
   return out;
 }
 
@@ -84,7 +86,8 @@ class ServerProcess {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     while (std::chrono::steady_clock::now() < deadline) {
       const auto out = read_file(out_file());
-      if (const auto at = out.find("listening on http://127.0.0.1:"); at != std::string::npos && out.find('\n', at) != std::string::npos) {
+      if (const auto at = out.find("listening on http://127.0.0.1:");
+          at != std::string::npos && out.find('\n', at) != std::string::npos) {
         port_ = std::stoi(out.substr(at + 30));
         return;
       }
@@ -243,7 +246,8 @@ TEST_F(ServeApi, AGoodImageGetsTheSameProbabilitiesAsBrainmriPredictAndItsExplan
       total += p.get<double>();
     }
     EXPECT_NEAR(total, 1.0, 1e-5);
-    EXPECT_DOUBLE_EQ(body["confidence"].get<double>(), body["probabilities"][body["prediction"].get<std::string>()].get<double>());
+    EXPECT_DOUBLE_EQ(body["confidence"].get<double>(),
+                     body["probabilities"][body["prediction"].get<std::string>()].get<double>());
     EXPECT_EQ(body["model"]["name"], "baseline_cnn");
     EXPECT_EQ(body["image"]["filename"], images[i].filename().string());
     EXPECT_EQ(body["image"]["bytes"], fs::file_size(images[i]));
@@ -274,7 +278,8 @@ TEST_F(ServeApi, CorruptEmptyAndNonImageUploadsGetA400ThatSaysWhy) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"truncated.jpg", jpeg.substr(0, jpeg.size() / 3)},
       {"notes.txt", "this is not an image\n"},
-      {"damaged.png", std::string("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x40\0\0\0\x40", 24) + std::string(300, '\x17')},
+      {"damaged.png",
+       std::string("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x40\0\0\0\x40", 24) + std::string(300, '\x17')},
       {"empty.jpg", ""}};
   for (const auto& [name, bytes] : bad) {
     SCOPED_TRACE(name);
@@ -414,11 +419,13 @@ TEST(ServeShutdown, SigtermFinishesTheRequestInProgressThenExitsZero) {
   ServerProcess server(kModel);
   const auto image = read_file(sample_images()[0]);
   const std::string boundary = "brainmri-test-boundary";
-  const std::string body = "--" + boundary + "\r\nContent-Disposition: form-data; name=\"image\"; filename=\"s.jpg\"\r\n" +
+  const std::string body = "--" + boundary +
+                           "\r\nContent-Disposition: form-data; name=\"image\"; filename=\"s.jpg\"\r\n" +
                            "Content-Type: image/jpeg\r\n\r\n" + image + "\r\n--" + boundary + "--\r\n";
-  const std::string head = "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                           "Content-Type: multipart/form-data; boundary=" + boundary +
-                           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  const std::string head =
+      "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+      "Content-Type: multipart/form-data; boundary=" +
+      boundary + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
@@ -487,8 +494,9 @@ TEST(ServeExport, ATorchScriptExportIsServedWithTheSameProbabilitiesAndNoExplana
 TEST(ServeUsage, BadOptionsExitTwoAndABusyPortOrABadModelExitOne) {
   const auto help = ServerProcess::run_to_end({kBrainmri, "serve", "--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* option : {"--model", "--host", "--port", "--threads", "--max-upload-mb", "--max-batch", "--max-waiting",
-                             "--method", "--layer", "--resize", "(=8080)", "(=127.0.0.1)", "/api/predict"}) {
+  for (const char* option :
+       {"--model", "--host", "--port", "--threads", "--max-upload-mb", "--max-batch", "--max-waiting", "--method",
+        "--layer", "--resize", "(=8080)", "(=127.0.0.1)", "/api/predict"}) {
     EXPECT_NE(help.output.find(option), std::string::npos) << option;
   }
   const auto listed = ServerProcess::run_to_end({kBrainmri, "--help"});
@@ -498,9 +506,11 @@ TEST(ServeUsage, BadOptionsExitTwoAndABusyPortOrABadModelExitOne) {
   EXPECT_NE(no_model.output.find("--model"), std::string::npos);
   const auto bad_port = ServerProcess::run_to_end({kBrainmri, "serve", "--model", kModel.string(), "--port", "70000"});
   EXPECT_EQ(bad_port.exit_code, 2) << bad_port.output;
-  const auto bad_method = ServerProcess::run_to_end({kBrainmri, "serve", "--model", kModel.string(), "--method", "magic"});
+  const auto bad_method =
+      ServerProcess::run_to_end({kBrainmri, "serve", "--model", kModel.string(), "--method", "magic"});
   EXPECT_EQ(bad_method.exit_code, 2) << bad_method.output;
-  const auto bad_layer = ServerProcess::run_to_end({kBrainmri, "serve", "--model", kModel.string(), "--layer", "conv9"});
+  const auto bad_layer =
+      ServerProcess::run_to_end({kBrainmri, "serve", "--model", kModel.string(), "--layer", "conv9"});
   EXPECT_EQ(bad_layer.exit_code, 2) << bad_layer.output;
   EXPECT_NE(bad_layer.output.find("conv3"), std::string::npos) << "the valid layers are listed: " << bad_layer.output;
 
@@ -526,8 +536,8 @@ TEST(ServeAlone, ACheckpointWithoutItsRunDirectoryServesTheSameAnswers) {
   ScratchDir alone;
   fs::copy_file(kModel, alone / "model.pt");
   const auto images = sample_images();
-  std::vector<std::string> arguments = {kBrainmri, "predict", "--json", "--model", kModel.string(), images[0].string(),
-                                        images[3].string()};
+  std::vector<std::string> arguments = {kBrainmri,       "predict",          "--json",          "--model",
+                                        kModel.string(), images[0].string(), images[3].string()};
   const auto expected = ServerProcess::run_to_end(arguments);
   ASSERT_EQ(expected.exit_code, 0) << expected.output;
   arguments[4] = (alone / "model.pt").string();

@@ -20,15 +20,15 @@ TEST(CsvTable, QuotesFieldsThatWouldBreakARowAsRfc4180Says) {
   CsvTable table({"class", "note", "value"});
   table.row({"meningioma, large", "said \"no\"", CsvTable::number(0.1)});
   table.row({"line\nbreak", "", CsvTable::number(std::nan(""))});
-  EXPECT_EQ(table.text(),
-            "class,note,value\n\"meningioma, large\",\"said \"\"no\"\"\",0.1\n\"line\nbreak\",,\n");
+  EXPECT_EQ(table.text(), "class,note,value\n\"meningioma, large\",\"said \"\"no\"\"\",0.1\n\"line\nbreak\",,\n");
   EXPECT_THROW(table.row({"too", "few"}), std::invalid_argument);
   // Full precision: the text reads back as the same double.
   EXPECT_EQ(std::stod(CsvTable::number(0.1 + 0.2)), 0.1 + 0.2);
 }
 
 TEST(IniReader, ReadsKeyValueLinesAndNamesTheBadLine) {
-  std::istringstream good("# comment\n; another\n\n  lr = 0.001 \nstage = head: lr=1e-3 epochs=2\nstage = top: epochs=1\nempty =\n");
+  std::istringstream good(
+      "# comment\n; another\n\n  lr = 0.001 \nstage = head: lr=1e-3 epochs=2\nstage = top: epochs=1\nempty =\n");
   const auto entries = brainmri::parse_ini(good, "good.ini");
   ASSERT_EQ(entries.size(), 4u);
   EXPECT_EQ(entries[0].key, "lr");

@@ -63,9 +63,13 @@ TEST(Discovery, SplitFilterAndClassMap) {
   EXPECT_EQ(found.split_names, (std::vector<std::string>{"Training"}));
   EXPECT_EQ(found.class_names, (std::vector<std::string>{"glioma", "healthy"}));
   EXPECT_EQ(found.candidates.size(), 2u);
-  EXPECT_NE(layout_error([&] { discover_dataset({{dir.path()}, {"Validation"}, {}}); }).find("Testing, Training"),
+  EXPECT_NE(layout_error([&] {
+              discover_dataset({{dir.path()}, {"Validation"}, {}});
+            }).find("Testing, Training"),
             std::string::npos);
-  EXPECT_NE(layout_error([&] { discover_dataset({{dir.path()}, {}, parse_class_map("meningioma=m")}); }).find("meningioma"),
+  EXPECT_NE(layout_error([&] {
+              discover_dataset({{dir.path()}, {}, parse_class_map("meningioma=m")});
+            }).find("meningioma"),
             std::string::npos);
   EXPECT_THROW(parse_class_map("notumor"), std::invalid_argument);
   EXPECT_THROW(parse_class_map("a=b,a=c"), std::invalid_argument);
@@ -73,8 +77,14 @@ TEST(Discovery, SplitFilterAndClassMap) {
 
 TEST(Discovery, ClearErrorsForBadLayouts) {
   brainmri::testing::ScratchDir dir;
-  EXPECT_NE(layout_error([&] { discover_dataset({{dir / "missing"}, {}, {}}); }).find("does not exist"), std::string::npos);
-  EXPECT_NE(layout_error([&] { discover_dataset({{dir.path()}, {}, {}}); }).find("no class folders"), std::string::npos);
+  EXPECT_NE(layout_error([&] {
+              discover_dataset({{dir / "missing"}, {}, {}});
+            }).find("does not exist"),
+            std::string::npos);
+  EXPECT_NE(layout_error([&] {
+              discover_dataset({{dir.path()}, {}, {}});
+            }).find("no class folders"),
+            std::string::npos);
 
   fs::create_directories(dir / "Training/glioma");
   touch(dir / "Training/notumor/a.jpg");

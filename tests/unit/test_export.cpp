@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <iostream>
 #include <fstream>
+#include <iostream>
 
 #include "brainmri/models/checkpoint.hpp"
 #include "brainmri/models/export.hpp"
@@ -25,7 +25,8 @@ bool python_has(const std::string& modules) {
 
 // A model with random weights and batch-norm statistics (so that eval mode is not the identity),
 // saved as a checkpoint with a card, exported, and its logits on random images written beside it.
-fs::path export_with_reference(const fs::path& dir, const std::string& architecture, const models::ModelOptions& options) {
+fs::path export_with_reference(const fs::path& dir, const std::string& architecture,
+                               const models::ModelOptions& options) {
   fs::create_directories(dir);
   torch::manual_seed(11);
   auto model = models::create_model(architecture, options);
@@ -99,14 +100,15 @@ TEST(Export, SafetensorsHoldEveryParameterAndBufferWithTheMetadata) {
 }
 
 TEST(Export, PythonTwinReproducesTheLogits) {
-  if (!python_has("torch, safetensors")) GTEST_SKIP() << "python3 lacks torch or safetensors (scripts/setup.sh installs them)";
+  if (!python_has("torch, safetensors"))
+    GTEST_SKIP() << "python3 lacks torch or safetensors (scripts/setup.sh installs them)";
   ScratchDir scratch;
   for (const auto& c : cases()) {
     const auto dir = export_with_reference(scratch / c.architecture, c.architecture, c.options);
-    const auto result = brainmri::testing::run_command(
-        "python3 " + brainmri::testing::shell_quote(kChecker) + " " + brainmri::testing::shell_quote(dir / "model.safetensors") +
-        " " + brainmri::testing::shell_quote(dir / "model.json") + " " +
-        brainmri::testing::shell_quote(dir / "reference.safetensors"));
+    const auto result = brainmri::testing::run_command("python3 " + brainmri::testing::shell_quote(kChecker) + " " +
+                                                       brainmri::testing::shell_quote(dir / "model.safetensors") + " " +
+                                                       brainmri::testing::shell_quote(dir / "model.json") + " " +
+                                                       brainmri::testing::shell_quote(dir / "reference.safetensors"));
     EXPECT_EQ(result.exit_code, 0) << c.architecture << ":\n" << result.output;
     std::cout << result.output;  // the largest difference, for the log
   }
@@ -117,10 +119,11 @@ TEST(Export, OnnxRuntimeReproducesTheLogits) {
   ScratchDir scratch;
   for (const auto& c : cases()) {
     const auto dir = export_with_reference(scratch / c.architecture, c.architecture, c.options);
-    const auto result = brainmri::testing::run_command(
-        "python3 " + brainmri::testing::shell_quote(kChecker) + " " + brainmri::testing::shell_quote(dir / "model.safetensors") +
-        " " + brainmri::testing::shell_quote(dir / "model.json") + " " +
-        brainmri::testing::shell_quote(dir / "reference.safetensors") + " --onnx");
+    const auto result =
+        brainmri::testing::run_command("python3 " + brainmri::testing::shell_quote(kChecker) + " " +
+                                       brainmri::testing::shell_quote(dir / "model.safetensors") + " " +
+                                       brainmri::testing::shell_quote(dir / "model.json") + " " +
+                                       brainmri::testing::shell_quote(dir / "reference.safetensors") + " --onnx");
     EXPECT_EQ(result.exit_code, 0) << c.architecture << ":\n" << result.output;
     std::cout << result.output;  // the largest difference, for the log
   }

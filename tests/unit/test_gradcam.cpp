@@ -55,8 +55,8 @@ TEST(GradCam, OnALinearProbeTheMapIsTheNormalizedEvidence) {
 TEST(GradCam, ACoarseMapIsUpsampledAndPeaksOnTheBrightBlob) {
   Probe probe(4);  // 32x32 input, 8x8 activations
   auto images = torch::full({2, 1, 32, 32}, 0.05);
-  images.index_put_({0, 0, torch::indexing::Slice(4, 12), torch::indexing::Slice(20, 28)}, 1.0);   // top right
-  images.index_put_({1, 0, torch::indexing::Slice(22, 30), torch::indexing::Slice(2, 10)}, 1.0);   // bottom left
+  images.index_put_({0, 0, torch::indexing::Slice(4, 12), torch::indexing::Slice(20, 28)}, 1.0);  // top right
+  images.index_put_({1, 0, torch::indexing::Slice(22, 30), torch::indexing::Slice(2, 10)}, 1.0);  // bottom left
   const auto cam = explain::class_activation_maps(probe, images, torch::zeros({2}, torch::kInt64));
   ASSERT_EQ(cam.maps.sizes(), (std::vector<std::int64_t>{2, 32, 32}));
   for (int i = 0; i < 2; ++i) {
@@ -130,8 +130,8 @@ TEST(GradCam, ExplainsAnyNamedLayerAndRejectsUnknownOnes) {
   mobilenet->eval();
   const auto logits = mobilenet->forward(images);
   // Spatial size and channels of the selected layer; the logits do not depend on the choice.
-  for (const auto& [layer, channels, side] :
-       std::vector<std::tuple<std::string, int, int>>{{"Conv1", 16, 32}, {"block_5", 16, 8}, {"block_12", 32, 4}, {"Conv_1", 1280, 2}}) {
+  for (const auto& [layer, channels, side] : std::vector<std::tuple<std::string, int, int>>{
+           {"Conv1", 16, 32}, {"block_5", 16, 8}, {"block_12", 32, 4}, {"Conv_1", 1280, 2}}) {
     mobilenet->set_explained_layer(layer);
     const auto out = mobilenet->forward_with_features(images);
     EXPECT_EQ(out.features.sizes(), (std::vector<std::int64_t>{2, channels, side, side})) << layer;

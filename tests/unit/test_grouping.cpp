@@ -32,8 +32,8 @@ std::vector<int> brute_force_groups(const std::vector<std::string>& content, con
     changed = false;
     for (std::size_t i = 0; i < n; ++i) {
       for (std::size_t j = i + 1; j < n; ++j) {
-        const bool same = content[i] == content[j] ||
-                          (near_bits >= 0 && hamming_distance(phash[i], phash[j]) <= near_bits);
+        const bool same =
+            content[i] == content[j] || (near_bits >= 0 && hamming_distance(phash[i], phash[j]) <= near_bits);
         if (same && group[i] != group[j]) {
           const int low = std::min(group[i], group[j]);
           const int high = std::max(group[i], group[j]);
@@ -152,7 +152,8 @@ TEST(GroupKFold, NoGroupIsSplitAndClassesBalanceWithinOne) {
     }
     std::vector<int> compact(n);  // group ids must be 0..G-1
     std::map<int, int> renumber;
-    for (std::size_t i = 0; i < n; ++i) compact[i] = renumber.emplace(group[i], static_cast<int>(renumber.size())).first->second;
+    for (std::size_t i = 0; i < n; ++i)
+      compact[i] = renumber.emplace(group[i], static_cast<int>(renumber.size())).first->second;
     const std::vector<int> splits(n, 0);
     const auto folds = assign_group_folds(labels, splits, compact, classes, {k, static_cast<std::uint64_t>(trial), {}});
 

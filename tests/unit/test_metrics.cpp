@@ -80,7 +80,8 @@ TEST(Bootstrap, SeededIntervalsAreReproducibleAndContainTheEstimate) {
   EXPECT_EQ(a.accuracy.resamples_used, 300);
   const auto c = bootstrap_intervals(truth, probabilities, 3, {300, 0.95, 18});
   EXPECT_NE(a.accuracy.low + a.accuracy.high, c.accuracy.low + c.accuracy.high + 1.0);  // runs with another seed
-  EXPECT_TRUE(a.accuracy.low != c.accuracy.low || a.accuracy.high != c.accuracy.high || a.macro_f1.low != c.macro_f1.low);
+  EXPECT_TRUE(a.accuracy.low != c.accuracy.low || a.accuracy.high != c.accuracy.high ||
+              a.macro_f1.low != c.macro_f1.low);
 }
 
 TEST(Bootstrap, PercentileMatchesNumpyLinearInterpolation) {

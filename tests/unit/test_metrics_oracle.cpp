@@ -53,8 +53,7 @@ std::string integer_supports(const std::string& text) {
     const auto space = line.find_last_of(' ');
     if (space != std::string::npos && line.size() > 2 && line.ends_with(".0")) {
       const std::string number = line.substr(space + 1, line.size() - space - 3);
-      line = line.substr(0, space + 1 - (9 - (line.size() - space - 1))) +
-             std::string(9 - number.size(), ' ') + number;
+      line = line.substr(0, space + 1 - (9 - (line.size() - space - 1))) + std::string(9 - number.size(), ' ') + number;
     }
     out += line;
     if (end < text.size()) out += '\n';
@@ -67,9 +66,9 @@ std::string integer_supports(const std::string& text) {
 
 TEST(MetricsOracle, EqualsScikitLearnOnRandomCases) {
   ScratchDir scratch;
-  const auto result = brainmri::testing::run_command("python3 " + brainmri::testing::shell_quote(std::string(BRAINMRI_ORACLE_SCRIPT)) +
-                                                     " " + brainmri::testing::shell_quote(scratch / "cases.json") +
-                                                     " --cases 200 --seed 1");
+  const auto result = brainmri::testing::run_command(
+      "python3 " + brainmri::testing::shell_quote(std::string(BRAINMRI_ORACLE_SCRIPT)) + " " +
+      brainmri::testing::shell_quote(scratch / "cases.json") + " --cases 200 --seed 1");
   if (result.exit_code == 77 || result.exit_code == 127) GTEST_SKIP() << "python3 with scikit-learn is not installed";
   ASSERT_EQ(result.exit_code, 0) << result.output;
   std::ifstream in(scratch / "cases.json");

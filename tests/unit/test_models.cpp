@@ -45,7 +45,8 @@ ModelOptions mobilenet_options(double alpha, int size = 128) {
 
 // Writes one Keras-layout layer: group <layer> with attribute weight_names (fixed-length
 // strings, as Keras 2 writes them) and datasets <layer>/<layer>/<name>:0.
-void write_keras_layer(hid_t file, const std::string& layer, const std::vector<std::pair<std::string, torch::Tensor>>& weights) {
+void write_keras_layer(hid_t file, const std::string& layer,
+                       const std::vector<std::pair<std::string, torch::Tensor>>& weights) {
   hdf5::Handle group(H5Gcreate2(file, layer.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   std::vector<std::string> names;
   for (const auto& [name, tensor] : weights) {
@@ -53,8 +54,9 @@ void write_keras_layer(hid_t file, const std::string& layer, const std::vector<s
     names.push_back(full);
     const auto contiguous = tensor.contiguous();
     std::vector<hsize_t> shape(contiguous.sizes().begin(), contiguous.sizes().end());
-    hdf5::write_float_array(group, full, shape,
-                            std::vector<float>(contiguous.data_ptr<float>(), contiguous.data_ptr<float>() + contiguous.numel()));
+    hdf5::write_float_array(
+        group, full, shape,
+        std::vector<float>(contiguous.data_ptr<float>(), contiguous.data_ptr<float>() + contiguous.numel()));
   }
   std::size_t width = 1;
   for (const auto& n : names) width = std::max(width, n.size());
@@ -64,7 +66,8 @@ void write_keras_layer(hid_t file, const std::string& layer, const std::vector<s
   hdf5::Handle space(count ? H5Screate_simple(1, &count, nullptr) : H5Screate(H5S_NULL), H5Sclose);
   hdf5::Handle attribute(H5Acreate2(group, "weight_names", type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   std::vector<char> packed(names.size() * width, '\0');
-  for (std::size_t i = 0; i < names.size(); ++i) std::copy(names[i].begin(), names[i].end(), packed.begin() + static_cast<std::ptrdiff_t>(i * width));
+  for (std::size_t i = 0; i < names.size(); ++i)
+    std::copy(names[i].begin(), names[i].end(), packed.begin() + static_cast<std::ptrdiff_t>(i * width));
   if (count) H5Awrite(attribute, type, packed.data());
 }
 
@@ -77,7 +80,8 @@ void write_layer_names(hid_t file, const std::vector<std::string>& layers) {
   hdf5::Handle space(H5Screate_simple(1, &count, nullptr), H5Sclose);
   hdf5::Handle attribute(H5Acreate2(file, "layer_names", type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   std::vector<char> packed(layers.size() * width, '\0');
-  for (std::size_t i = 0; i < layers.size(); ++i) std::copy(layers[i].begin(), layers[i].end(), packed.begin() + static_cast<std::ptrdiff_t>(i * width));
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    std::copy(layers[i].begin(), layers[i].end(), packed.begin() + static_cast<std::ptrdiff_t>(i * width));
   H5Awrite(attribute, type, packed.data());
 }
 
@@ -91,11 +95,15 @@ void export_as_keras(MobileNetV2& model, const std::filesystem::path& path, cons
     if (name.empty() || name == drop_layer || name == "dense" || name == "logits" || name == "dropout") continue;
     if (auto* conv = item.value()->as<torch::nn::Conv2d>()) {
       const bool depthwise = conv->options.groups() > 1;
-      write_keras_layer(file, name, {{depthwise ? "depthwise_kernel" : "kernel",
-                                      depthwise ? conv->weight.permute({2, 3, 0, 1}) : conv->weight.permute({2, 3, 1, 0})}});
+      write_keras_layer(file, name,
+                        {{depthwise ? "depthwise_kernel" : "kernel",
+                          depthwise ? conv->weight.permute({2, 3, 0, 1}) : conv->weight.permute({2, 3, 1, 0})}});
     } else if (auto* bn = item.value()->as<torch::nn::BatchNorm2d>()) {
-      write_keras_layer(file, name, {{"gamma", bn->weight.detach()}, {"beta", bn->bias.detach()},
-                                     {"moving_mean", bn->running_mean}, {"moving_variance", bn->running_var}});
+      write_keras_layer(file, name,
+                        {{"gamma", bn->weight.detach()},
+                         {"beta", bn->bias.detach()},
+                         {"moving_mean", bn->running_mean},
+                         {"moving_variance", bn->running_var}});
     } else {
       continue;
     }
@@ -151,8 +159,8 @@ TEST(BaselineCnn, ShapesAndParameterCountOfThePaperNetwork) {
 
 TEST(MobileNetV2, ParameterCountsMatchKerasForEveryWidth) {
   // keras.applications.MobileNetV2(alpha=a, include_top=False).count_params(), Keras 3.15.
-  const std::vector<std::pair<double, std::int64_t>> expected = {
-      {0.35, 410208}, {0.5, 706224}, {0.75, 1382064}, {1.0, 2257984}, {1.3, 3766048}, {1.4, 4363712}};
+  const std::vector<std::pair<double, std::int64_t>> expected = {{0.35, 410208}, {0.5, 706224},  {0.75, 1382064},
+                                                                 {1.0, 2257984}, {1.3, 3766048}, {1.4, 4363712}};
   for (const auto& [alpha, count] : expected) {
     MobileNetV2 model(mobilenet_options(alpha));
     EXPECT_EQ(backbone_parameter_count(model), count) << "alpha " << alpha;
@@ -256,7 +264,8 @@ TEST(KerasWeights, MissingLayersAndOtherWidthsAreErrorsNamingTheLayer) {
     load_keras_weights(target, scratch / "missing.h5");
     FAIL();
   } catch (const WeightsError& e) {
-    EXPECT_NE(std::string(e.what()).find("'block_5_project_BN' has no weights in the file"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'block_5_project_BN' has no weights in the file"), std::string::npos)
+        << e.what();
   }
 
   export_as_keras(source, scratch / "narrow.h5");
@@ -329,7 +338,8 @@ TEST(TorchScriptExport, TheLoadedModuleGivesTheModelsLogits) {
     torch::optim::SGD sgd(model->parameters(), 0.01);
     for (int i = 0; i < 2; ++i) {
       sgd.zero_grad();
-      torch::nn::functional::cross_entropy(model->forward(torch::rand({4, 1, 64, 64})), torch::tensor({0, 1, 2, 3})).backward();
+      torch::nn::functional::cross_entropy(model->forward(torch::rand({4, 1, 64, 64})), torch::tensor({0, 1, 2, 3}))
+          .backward();
       sgd.step();
     }
     const auto file = std::filesystem::temp_directory_path() / ("brainmri-export-" + name + ".pt");

@@ -85,9 +85,9 @@ TEST(Preprocess, PadKeepsAspectWithBlackBorders) {
   cv::Mat wide(50, 100, CV_8UC1, cv::Scalar(200));
   const auto padded = preprocess({wide}, {64, 1, ResizeMode::kPad, PixelType::kUint8});
   EXPECT_EQ(padded.pixels.size(), cv::Size(64, 64));
-  EXPECT_EQ(padded.pixels.at<std::uint8_t>(0, 32), 0);    // border above
+  EXPECT_EQ(padded.pixels.at<std::uint8_t>(0, 32), 0);     // border above
   EXPECT_EQ(padded.pixels.at<std::uint8_t>(32, 32), 200);  // content in the middle
-  EXPECT_EQ(padded.pixels.at<std::uint8_t>(63, 32), 0);   // border below
+  EXPECT_EQ(padded.pixels.at<std::uint8_t>(63, 32), 0);    // border below
   const auto stretched = preprocess({wide}, {64, 1, ResizeMode::kStretch, PixelType::kUint8});
   EXPECT_EQ(stretched.pixels.at<std::uint8_t>(0, 32), 200);
 }
@@ -108,9 +108,9 @@ TEST(Decode, ExifOrientationIsHonouredThroughOpenCv) {
   image(cv::Rect(0, 0, 24, 32)).setTo(cv::Scalar(230, 230, 230));  // bright left half
   const auto plain = encode(image, ".jpg");
   // An Exif APP1 segment holding one IFD entry: Orientation (0x0112) = 3, rotate 180 degrees.
-  const std::vector<std::uint8_t> exif = {0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 0x2A, 0x00,
-                                          0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 0x12, 0x01, 0x03, 0x00, 0x01, 0x00,
-                                          0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+  const std::vector<std::uint8_t> exif = {0xFF, 0xE1, 0x00, 0x22, 'E',  'x',  'i',  'f',  0,    0,    'I',  'I',
+                                          0x2A, 0x00, 0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 0x12, 0x01, 0x03, 0x00,
+                                          0x01, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
   std::vector<std::uint8_t> rotated = plain;
   rotated.insert(rotated.begin() + 2, exif.begin(), exif.end());  // right after SOI
 

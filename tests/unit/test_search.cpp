@@ -29,10 +29,9 @@ TEST(ParameterSpace, ParsesEveryKindAndRejectsBadSpecs) {
 }
 
 TEST(RandomTrials, StayInRangeAreReproducibleAndSpreadLogarithmically) {
-  const std::vector<ParameterSpace> space = {ParameterSpace::parse("lr: loguniform 1e-5 1e-1"),
-                                             ParameterSpace::parse("dropout: uniform 0.1 0.6"),
-                                             ParameterSpace::parse("units: int 2 4"),
-                                             ParameterSpace::parse("schedule: choice constant cosine")};
+  const std::vector<ParameterSpace> space = {
+      ParameterSpace::parse("lr: loguniform 1e-5 1e-1"), ParameterSpace::parse("dropout: uniform 0.1 0.6"),
+      ParameterSpace::parse("units: int 2 4"), ParameterSpace::parse("schedule: choice constant cosine")};
   const auto trials = random_trials(space, 2000, 42);
   ASSERT_EQ(trials.size(), 2000u);
   int below_geometric_mean = 0;
@@ -166,7 +165,8 @@ TEST(SuccessiveHalving, FailedTrialsAreNeverPromotedAndRankLast) {
   std::vector<int> by_score = {0, 1, 2, 3, 4, 5};
   std::sort(by_score.begin(), by_score.end(), [](int a, int b) { return fake_score(a, 0) > fake_score(b, 0); });
   const std::set<int> failing = {by_score[0], by_score[1]};
-  drive(plan, [](std::size_t) { return 0; }, failing);
+  drive(
+      plan, [](std::size_t) { return 0; }, failing);
   for (const int f : failing) {
     EXPECT_TRUE(plan.trials()[f].failed);
     EXPECT_EQ(plan.trials()[f].highest_rung, -1);

@@ -10,11 +10,11 @@
 #include "brainmri/data/dataset_format.hpp"
 #include "brainmri/data/hdf5.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
+#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/training/data_loader.hpp"
 #include "brainmri/training/fused_adam.hpp"
-#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/training/trainer.hpp"
 #include "synthetic_dataset.hpp"
 #include "test_support.hpp"
@@ -109,8 +109,8 @@ TEST(Augmentation, RotationTurnsAnImageAboutItsCentre) {
   d.zooms = torch::ones({1});
   const auto out = rotate.apply(image, d);
   const auto peak = out.view(-1).argmax().item<std::int64_t>();
-  EXPECT_EQ(peak % 33, 16);                         // same column as the centre
-  EXPECT_EQ(std::abs(peak / 33 - 16), 12);          // 12 pixels away vertically
+  EXPECT_EQ(peak % 33, 16);                 // same column as the centre
+  EXPECT_EQ(std::abs(peak / 33 - 16), 12);  // 12 pixels away vertically
 }
 
 TEST(Trainer, OverfitsSixteenImagesToFullTrainingAccuracy) {
@@ -167,7 +167,7 @@ TEST(Trainer, SameSeedSameMetricsAndResumeIsBitIdentical) {
       EXPECT_EQ(straight_records[i].train_loss, again_records[i].train_loss);
     }
 
-    run("c", 4, 2);  // interrupted after two of four epochs...
+    run("c", 4, 2);          // interrupted after two of four epochs...
     torch::manual_seed(99);  // ...and resumed by a process whose global RNG differs
     Trainer resumed(small_cnn(4, 24, 0.3), options("c", 4), torch::kCPU);
     resumed.resume(dir / ("c" + fused) / "train_last.pt");
@@ -257,7 +257,8 @@ TEST(Loader, StreamingGivesTheSameBatchesAndTheSameTrainingAsInMemory) {
   };
   EXPECT_EQ(train_with(memory), train_with(stream));
   EXPECT_EQ(make_loader(dataset, {0, 1}, torch::kCPU, LoaderKind::Auto, 1 << 20)->size(), 2);
-  EXPECT_NE(dynamic_cast<StreamingLoader*>(make_loader(dataset, {0, 1}, torch::kCPU, LoaderKind::Auto, 10).get()), nullptr);
+  EXPECT_NE(dynamic_cast<StreamingLoader*>(make_loader(dataset, {0, 1}, torch::kCPU, LoaderKind::Auto, 10).get()),
+            nullptr);
   EXPECT_THROW(parse_enum<LoaderKind>("disk"), std::invalid_argument);
 }
 
@@ -298,7 +299,8 @@ TEST(FusedAdam, FollowsLibTorchsAdamAndAdamWAndSharesTheirCheckpoints) {
       fused.step();
     }
     for (std::size_t i = 0; i < reference_net->parameters().size(); ++i) {
-      EXPECT_TRUE(torch::allclose(fused_net->parameters()[i], reference_net->parameters()[i], 1e-5, 1e-6)) << "parameter " << i;
+      EXPECT_TRUE(torch::allclose(fused_net->parameters()[i], reference_net->parameters()[i], 1e-5, 1e-6))
+          << "parameter " << i;
     }
     // A fused checkpoint loads into LibTorch's optimizer (step counts up to date) and back.
     std::stringstream stream;
@@ -313,8 +315,8 @@ TEST(FusedAdam, FollowsLibTorchsAdamAndAdamWAndSharesTheirCheckpoints) {
       archive.load_from(stream);
       plain.load(archive);
     }
-    const auto& state = static_cast<torch::optim::AdamParamState&>(
-        *plain.state().at(fused_net->parameters()[0].unsafeGetTensorImpl()));
+    const auto& state =
+        static_cast<torch::optim::AdamParamState&>(*plain.state().at(fused_net->parameters()[0].unsafeGetTensorImpl()));
     EXPECT_EQ(state.step(), 40);
     stream.seekg(0);
     training::FusedAdam reloaded(fused_net->parameters(), options, decoupled);

@@ -34,7 +34,7 @@ struct Option {
   std::string help;
   OptionArity arity = OptionArity::Value;
   bool searchable = true;  // a search may vary it (not where data and results live, nor the seed)
-  std::function<void(Config&, const std::string&)> set;         // throws ConfigError
+  std::function<void(Config&, const std::string&)> set;        // throws ConfigError
   std::function<std::vector<std::string>(const Config&)> get;  // one text per value
 };
 
@@ -50,10 +50,7 @@ inline std::string format(bool value) { return value ? "true" : "false"; }
 inline std::string format(const std::string& value) { return value; }
 inline std::string format(const std::filesystem::path& value) { return value.string(); }
 template <typename Integer>
-  requires std::is_integral_v<Integer>
-std::string format(Integer value) {
-  return std::to_string(value);
-}
+requires std::is_integral_v<Integer> std::string format(Integer value) { return std::to_string(value); }
 template <NamedEnum Enum>
 std::string format(Enum value) {
   return name_of(value);
@@ -94,7 +91,9 @@ T parse(const std::string& text) {
     const auto [end, error] = std::from_chars(first, last, value);
     if (error != std::errc() || end != last || first == last) {
       throw std::invalid_argument("'" + text + "' is not " +
-                                  (std::is_floating_point_v<T> ? "a number" : std::is_signed_v<T> ? "an integer" : "a non-negative integer"));
+                                  (std::is_floating_point_v<T> ? "a number"
+                                   : std::is_signed_v<T>       ? "an integer"
+                                                               : "a non-negative integer"));
     }
     return value;
   }
@@ -131,7 +130,8 @@ Option<Config> as_flag(Option<Config> option) {
 
 // A repeated option bound to a list of texts.
 template <typename Config, typename Field>
-Option<Config> bind_list_option(std::string name, std::string group, std::string help, Field field, bool searchable = false) {
+Option<Config> bind_list_option(std::string name, std::string group, std::string help, Field field,
+                                bool searchable = false) {
   Option<Config> option;
   option.arity = OptionArity::List;
   option.searchable = searchable;
@@ -153,7 +153,8 @@ const Option<Config>* find_option(const std::vector<Option<Config>>& table, cons
 
 // Sets one option by name; throws ConfigError for an unknown name or a bad value.
 template <typename Config>
-void set_option(const std::vector<Option<Config>>& table, Config& config, const std::string& name, const std::string& text) {
+void set_option(const std::vector<Option<Config>>& table, Config& config, const std::string& name,
+                const std::string& text) {
   const auto* option = find_option(table, name);
   if (option == nullptr) throw ConfigError(name, "no such option");
   option->set(config, text);
@@ -161,7 +162,8 @@ void set_option(const std::vector<Option<Config>>& table, Config& config, const 
 
 // "key = value" lines, one per value, in the table's order, leaving out the `skipped` options.
 template <typename Config>
-std::string to_ini(const std::vector<Option<Config>>& table, const Config& config, const std::vector<std::string>& skipped = {}) {
+std::string to_ini(const std::vector<Option<Config>>& table, const Config& config,
+                   const std::vector<std::string>& skipped = {}) {
   std::string text;
   for (const auto& option : table) {
     if (std::find(skipped.begin(), skipped.end(), option.name) != skipped.end()) continue;

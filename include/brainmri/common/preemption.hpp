@@ -20,7 +20,8 @@ inline constexpr int kExitPreempted = 75;
 
 class PreemptionRequested : public std::runtime_error {
  public:
-  PreemptionRequested() : std::runtime_error("stopped for preemption; the checkpoint is written, rerun the same command to continue") {}
+  PreemptionRequested()
+      : std::runtime_error("stopped for preemption; the checkpoint is written, rerun the same command to continue") {}
 };
 
 // Installs the handler for `signal_name` ("USR1", "USR2", "TERM", "INT", with or without "SIG";

@@ -88,7 +88,8 @@ void write_double_array(hid_t location, const std::string& path, const std::vect
                         const std::vector<double>& values);
 
 // Fixed-length ASCII strings, all of `width` characters (for hex digests).
-void write_fixed_strings(hid_t file, const std::string& name, const std::vector<std::string>& values, std::size_t width);
+void write_fixed_strings(hid_t file, const std::string& name, const std::vector<std::string>& values,
+                         std::size_t width);
 std::vector<std::string> read_fixed_strings(hid_t file, const std::string& name);
 
 }  // namespace brainmri::hdf5

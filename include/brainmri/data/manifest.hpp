@@ -41,7 +41,7 @@ struct DuplicateGroup {
 struct FoldAssignment {
   int fold_count = 0;  // 0: no folds were requested
   std::uint64_t seed = 0;
-  std::string held_out_split;    // empty: none
+  std::string held_out_split;       // empty: none
   std::vector<int> fold_of_sample;  // by sample id: 0..k-1, kFoldHeldOut or kFoldExcludedLeak
 };
 

@@ -54,7 +54,9 @@ class ShardedDataset {
 
   int label(std::int64_t sample_id) const { return labels_.at(static_cast<std::size_t>(sample_id)); }
   const std::string& split(std::int64_t sample_id) const { return splits_.at(static_cast<std::size_t>(sample_id)); }
-  const std::string& source_path(std::int64_t sample_id) const { return paths_.at(static_cast<std::size_t>(sample_id)); }
+  const std::string& source_path(std::int64_t sample_id) const {
+    return paths_.at(static_cast<std::size_t>(sample_id));
+  }
   // The sample's fold, format::kFoldHeldOut or format::kFoldExcludedLeak; throws without folds.
   int fold(std::int64_t sample_id) const;
 

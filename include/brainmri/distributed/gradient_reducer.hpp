@@ -48,7 +48,7 @@ enum class GradientCompression { None, Bf16 };
 struct ReducerOptions {
   std::size_t first_bucket_bytes = std::size_t{1} << 20;
   std::size_t bucket_bytes = std::size_t{25} << 20;
-  bool overlap = true;               // false: every all-reduce starts after backward (for comparison)
+  bool overlap = true;  // false: every all-reduce starts after backward (for comparison)
   GradientCompression compression = GradientCompression::None;
 };
 
@@ -78,14 +78,14 @@ class GradientReducer {
   Communicator& communicator_;
   ReducerOptions options_;
   std::vector<Bucket> buckets_;
-  std::vector<torch::Tensor> buffers_;     // flat, one per bucket
-  std::vector<torch::Tensor> wire_;        // bf16 copies under compression
-  std::vector<std::size_t> bucket_of_;     // parameter -> bucket
-  std::vector<std::int64_t> offset_of_;    // parameter -> offset in its bucket
+  std::vector<torch::Tensor> buffers_;   // flat, one per bucket
+  std::vector<torch::Tensor> wire_;      // bf16 copies under compression
+  std::vector<std::size_t> bucket_of_;   // parameter -> bucket
+  std::vector<std::int64_t> offset_of_;  // parameter -> offset in its bucket
   std::vector<unsigned> hook_handles_;
   std::mutex mutex_;
-  std::vector<bool> arrived_;               // per parameter, this step
-  std::vector<std::size_t> missing_;        // per bucket: gradients still to come
+  std::vector<bool> arrived_;                // per parameter, this step
+  std::vector<std::size_t> missing_;         // per bucket: gradients still to come
   std::vector<std::shared_ptr<Work>> work_;  // per bucket, this step
   std::size_t next_launch_ = 0;
   std::string label_;

@@ -16,7 +16,8 @@ namespace brainmri::distributed {
 // y = batch_norm(x) over N, H, W of all ranks' inputs; `layer` supplies weight, bias, eps,
 // momentum and the running statistics it updates. Collective: every rank calls it in the same
 // order (every layer of every forward).
-torch::Tensor sync_batch_norm(torch::nn::BatchNorm2dImpl& layer, const torch::Tensor& input, Communicator& communicator);
+torch::Tensor sync_batch_norm(torch::nn::BatchNorm2dImpl& layer, const torch::Tensor& input,
+                              Communicator& communicator);
 
 // For Classifier::set_batch_norm_function.
 models::Classifier::BatchNormFunction make_sync_batch_norm(Communicator& communicator);

@@ -49,7 +49,7 @@ struct EvaluationMetrics {
 };
 
 nlohmann::json to_json(const EvaluationMetrics& metrics);
-EvaluationMetrics metrics_from_json(const nlohmann::json& json);  // throws nlohmann::json::exception
+EvaluationMetrics metrics_from_json(const nlohmann::json& json);    // throws nlohmann::json::exception
 EvaluationMetrics read_metrics(const std::filesystem::path& file);  // throws std::runtime_error naming the file
 
 // Every metric of a prediction set: accuracy, per-class and averaged precision/recall/F1,

@@ -16,23 +16,23 @@ namespace brainmri::experiments {
 struct CheckpointEvaluation {
   std::filesystem::path checkpoint;
   std::filesystem::path dataset;
-  std::string split;                 // non-empty: this split
-  int fold = -1;                     // or, >= 0: this fold's validation samples; neither: every sample
-  std::filesystem::path output;      // empty: next to the checkpoint, eval-<selection>
+  std::string split;             // non-empty: this split
+  int fold = -1;                 // or, >= 0: this fold's validation samples; neither: every sample
+  std::filesystem::path output;  // empty: next to the checkpoint, eval-<selection>
   std::int64_t batch_size = 256;
   std::uint64_t bootstrap_seed = 7;
 };
 
 struct CheckpointEvaluationResult {
-  std::filesystem::path output;     // where the files went
-  std::string report;               // the classification report (scikit-learn's layout)
+  std::filesystem::path output;  // where the files went
+  std::string report;            // the classification report (scikit-learn's layout)
   evaluation::EvaluationMetrics metrics;
 };
 
 // Throws ConfigError for a selection that is empty or a split and a fold at once, and
 // std::runtime_error naming both when the checkpoint does not fit the dataset (image size,
 // channels, classes). The result is complete on rank 0 of `communicator`.
-CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& request, distributed::Communicator& communicator,
-                                               const torch::Device& device);
+CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& request,
+                                               distributed::Communicator& communicator, const torch::Device& device);
 
 }  // namespace brainmri::experiments

@@ -32,8 +32,8 @@ CrossValidationPlan plan_cross_validation(const RunConfig& config, const CrossVa
 std::string cross_validation_ini(const RunConfig& config, const CrossValidationConfig& cv);
 
 struct CrossValidationResult {
-  nlohmann::json summary;            // cv_summary.json (world rank 0; empty elsewhere)
-  std::vector<std::string> failed;   // jobs that failed for good, with the reason
+  nlohmann::json summary;           // cv_summary.json (world rank 0; empty elsewhere)
+  std::vector<std::string> failed;  // jobs that failed for good, with the reason
   bool succeeded() const { return failed.empty(); }
 };
 

@@ -18,10 +18,10 @@ JobState job_state_from_string(const std::string& text);  // throws std::invalid
 
 struct JobStatus {
   JobState state = JobState::Pending;
-  int attempts = 0;        // times the job was started
-  int failures = 0;        // attempts that failed (interrupted ones are not failures)
-  nlohmann::json result;   // of the finished attempt
-  std::string error;       // of the last failed attempt
+  int attempts = 0;       // times the job was started
+  int failures = 0;       // attempts that failed (interrupted ones are not failures)
+  nlohmann::json result;  // of the finished attempt
+  std::string error;      // of the last failed attempt
 };
 
 class Journal {

@@ -32,7 +32,7 @@ struct DataSelection {
   int val_fold = 0;               // validation fold of the dataset's group k-fold; the others train
   std::string val_split;          // non-empty: validate on this split (e.g. Testing) instead of a fold
   training::LoaderKind loader = training::LoaderKind::Auto;
-  int memory_limit_mb = 4096;     // auto loader: stream when the selected pixels exceed this
+  int memory_limit_mb = 4096;  // auto loader: stream when the selected pixels exceed this
 };
 
 // The network: architecture by registered name (models::create_model) and its options.
@@ -60,8 +60,8 @@ struct StagePlan {
 // training options, which the trainer takes).
 struct DistributionConfig {
   distributed::Backend backend = distributed::Backend::Auto;
-  int threads = 0;            // older name of threads_per_rank
-  int threads_per_rank = 0;   // 0: the node's cores / ranks on the node (one process: LibTorch's default)
+  int threads = 0;           // older name of threads_per_rank
+  int threads_per_rank = 0;  // 0: the node's cores / ranks on the node (one process: LibTorch's default)
   double comm_timeout_seconds = 300;
   bool log_all_ranks = false;
   int cpu_threads() const { return threads_per_rank > 0 ? threads_per_rank : threads; }

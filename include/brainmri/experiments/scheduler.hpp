@@ -19,8 +19,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "brainmri/distributed/communicator.hpp"
@@ -112,7 +112,8 @@ struct SchedulerOptions {
 class JobScheduler {
  public:
   // Collective over `world`; its size must be a multiple of ranks_per_job.
-  JobScheduler(const distributed::MpiEnvironment& environment, distributed::Communicator& world, SchedulerOptions options);
+  JobScheduler(const distributed::MpiEnvironment& environment, distributed::Communicator& world,
+               SchedulerOptions options);
   ~JobScheduler();
 
   // Runs every job that the journal does not show finished (or failed for good) and returns the

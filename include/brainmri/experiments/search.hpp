@@ -62,7 +62,7 @@ struct TrialJob {
   int trial = 0;
   int rung = 0;
   int fold = 0;
-  std::string name() const;                                      // trial-0007/rung-1/fold-2
+  std::string name() const;                                       // trial-0007/rung-1/fold-2
   static std::optional<TrialJob> parse(const std::string& name);  // nullopt if not such a name
 };
 
@@ -78,9 +78,9 @@ class SuccessiveHalving : public JobPlan {
   std::vector<std::string> on_failed(const std::string& job) override;
 
   struct Trial {
-    int highest_rung = -1;                       // highest rung with a complete score; -1: none yet
-    bool failed = false;                         // a job failed for good, or gave no score
-    std::vector<double> score_by_rung;           // one per rung reached
+    int highest_rung = -1;                                 // highest rung with a complete score; -1: none yet
+    bool failed = false;                                   // a job failed for good, or gave no score
+    std::vector<double> score_by_rung;                     // one per rung reached
     std::map<int, std::map<int, nlohmann::json>> results;  // rung -> fold -> job result
   };
   const std::vector<Trial>& trials() const { return trials_; }

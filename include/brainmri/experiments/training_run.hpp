@@ -31,7 +31,7 @@ using Say = std::function<void(const std::string&)>;
 struct RunPlacement {
   std::filesystem::path output;
   int val_fold = 0;
-  std::string val_split;      // non-empty: validate on this split instead of a fold
+  std::string val_split;  // non-empty: validate on this split instead of a fold
   bool resume = false;
   std::string test_split;     // non-empty: also evaluate the final model on this held-out split
   bool all_folds = false;     // train on every fold without validation (a final model)
@@ -61,7 +61,8 @@ struct RunOutcome {
 // leakage-free default), or a whole split such as Testing. Throws ConfigError (val-fold,
 // val-split) when the dataset cannot give them.
 std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>> select_samples(const data::ShardedDataset& dataset,
-                                                                              int val_fold, const std::string& val_split);
+                                                                               int val_fold,
+                                                                               const std::string& val_split);
 
 // The model the configuration describes, for the images and classes of `dataset` (untrained,
 // unfrozen, no pretrained weights yet).
@@ -70,8 +71,8 @@ models::ClassifierPtr create_model(const ModelConfig& config, const data::Sharde
 // The card every checkpoint of a run carries: the dataset's classes and preprocessing, the model's
 // default explained layer, and where it came from (version, commit, command, the SHA-256 of the
 // run's config text and of the dataset's manifest).
-models::ModelCard model_card(const models::Classifier& model, const data::ShardedDataset& dataset, const std::string& command,
-                             const std::string& config_text, const std::string& selection);
+models::ModelCard model_card(const models::Classifier& model, const data::ShardedDataset& dataset,
+                             const std::string& command, const std::string& config_text, const std::string& selection);
 
 // Trains `config` placed as `where` on the ranks of `communicator`. Every rank returns the
 // outcome; rank 0 of the communicator writes the files: config.ini (`config_text`, headed by
@@ -85,8 +86,9 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
 // false; the explanation check (unless output.explanation_check or `check_explanations` is false)
 // trains on `device`. A failure is reported through `say_error`, not thrown: the run itself
 // succeeded.
-void write_run_report(const std::filesystem::path& run_directory, const OutputConfig& output, const torch::Device& device,
-                      const Say& say, const Say& say_error, bool check_explanations = true);
+void write_run_report(const std::filesystem::path& run_directory, const OutputConfig& output,
+                      const torch::Device& device, const Say& say, const Say& say_error,
+                      bool check_explanations = true);
 
 // "[train] epoch   3  lr 1.00e-03  loss ..." — the console line of an epoch.
 std::string format_epoch(const evaluation::EpochRecord& record);

@@ -26,7 +26,7 @@ struct SearchPlan {
   std::vector<RunConfig> trial_configs;  // the base with the trial's values, epochs of the last rung
   std::vector<int> budgets;              // epochs per rung
   std::vector<int> folds;
-  std::string objective_key;             // key of a job result: accuracy, macro_f1 or macro_auc
+  std::string objective_key;  // key of a job result: accuracy, macro_f1 or macro_auc
 };
 // Throws ConfigError naming the option (or the trial) that is wrong.
 SearchPlan plan_search(const RunConfig& config, const SearchConfig& search, const data::ShardedDataset& dataset,
@@ -41,7 +41,7 @@ std::string search_ini(const RunConfig& config, const SearchConfig& search);
 std::string trial_ini(const RunConfig& trial, bool portable);
 
 struct SearchResult {
-  int best_trial = -1;  // -1: no trial completed the last rung (or not world rank 0)
+  int best_trial = -1;    // -1: no trial completed the last rung (or not world rank 0)
   nlohmann::json trials;  // trials.json (world rank 0; empty elsewhere)
   bool refused = false;   // the output directory holds another search (nothing ran)
   std::string refusal;
@@ -50,6 +50,7 @@ struct SearchResult {
 // Runs the search into config.output.directory. Collective over `world`; rank 0 writes the files
 // and the best trial's reports.
 SearchResult tune(const RunConfig& config, const SearchConfig& search, const distributed::MpiEnvironment& environment,
-                  distributed::Communicator& world, const torch::Device& device, const Messages& messages = Messages::standard());
+                  distributed::Communicator& world, const torch::Device& device,
+                  const Messages& messages = Messages::standard());
 
 }  // namespace brainmri::experiments

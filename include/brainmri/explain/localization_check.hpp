@@ -36,8 +36,8 @@ struct LocalizationCheckOptions {
 
 struct MethodCheck {
   CamMethod method;
-  double localization = 0;             // share of correct disc predictions peaking inside the disc
-  double randomization_spearman = 0;   // mean over the test images (NaN maps left out)
+  double localization = 0;            // share of correct disc predictions peaking inside the disc
+  double randomization_spearman = 0;  // mean over the test images (NaN maps left out)
   bool passed() const { return localization >= 0.9 && randomization_spearman < 0.5; }
 };
 
@@ -45,9 +45,9 @@ struct LocalizationCheckResult {
   std::string model_name;
   std::string layer;
   int image_size = 0;
-  double disc_radius = 0;        // pixels
-  double peak_tolerance = 0;     // pixels beyond the radius still counted inside: half a cell of the explained map
-  double accuracy = 0;           // of the check network on the synthetic test images (5 classes)
+  double disc_radius = 0;     // pixels
+  double peak_tolerance = 0;  // pixels beyond the radius still counted inside: half a cell of the explained map
+  double accuracy = 0;        // of the check network on the synthetic test images (5 classes)
   int correct_disc_predictions = 0;
   bool learned() const { return accuracy >= 0.9; }  // below: the check says nothing about the method
   std::vector<MethodCheck> methods;
@@ -57,6 +57,7 @@ struct LocalizationCheckResult {
 // `backgrounds`: real slices [N, C, H, W] in [0, 1] (resized to the architecture's input size).
 // Deterministic for a seed on CPU.
 LocalizationCheckResult localization_check(const std::string& model_name, models::ModelOptions architecture,
-                                           const torch::Tensor& backgrounds, const LocalizationCheckOptions& options = {});
+                                           const torch::Tensor& backgrounds,
+                                           const LocalizationCheckOptions& options = {});
 
 }  // namespace brainmri::explain

@@ -2,10 +2,9 @@
 // Decoding and preprocessing of one image file: the single code path shared by brainmri-prep
 // and by everything that classifies a new image, so training and inference see the same pixels.
 
-#include <opencv2/core.hpp>
-
 #include <cstdint>
 #include <filesystem>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -32,8 +31,8 @@ enum class ResizeMode { kStretch, kPad };
 enum class PixelType { kUint8, kFloat32 };
 
 struct PreprocessOptions {
-  int size = 128;      // output is size x size
-  int channels = 1;    // 1 (grayscale) or 3 (RGB order)
+  int size = 128;    // output is size x size
+  int channels = 1;  // 1 (grayscale) or 3 (RGB order)
   ResizeMode resize = ResizeMode::kStretch;
   PixelType output = PixelType::kUint8;
 };

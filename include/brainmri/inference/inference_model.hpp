@@ -5,13 +5,13 @@
 // `brainmri predict` and `brainmri serve`; preprocessing is imaging/preprocess, the code
 // brainmri-prep packs the training data with.
 
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <span>
 #include <string>

@@ -8,9 +8,9 @@
 namespace brainmri::metrics {
 
 struct Interval {
-  double estimate = 0;  // on the full evaluation set
-  double low = 0;       // percentile (1 - level) / 2 of the resampled values
-  double high = 0;      // percentile (1 + level) / 2
+  double estimate = 0;     // on the full evaluation set
+  double low = 0;          // percentile (1 - level) / 2 of the resampled values
+  double high = 0;         // percentile (1 + level) / 2
   int resamples_used = 0;  // resamples in which the metric was defined
 };
 

@@ -15,10 +15,11 @@ class ConfusionMatrix {
   ConfusionMatrix(std::span<const int> truth, std::span<const int> predicted, int class_count);
   int class_count() const { return class_count_; }
   std::int64_t at(int truth, int predicted) const {
-    return counts_[static_cast<std::size_t>(truth) * static_cast<std::size_t>(class_count_) + static_cast<std::size_t>(predicted)];
+    return counts_[static_cast<std::size_t>(truth) * static_cast<std::size_t>(class_count_) +
+                   static_cast<std::size_t>(predicted)];
   }
   std::int64_t total() const { return total_; }
-  std::int64_t support(int truth) const;         // row sum
+  std::int64_t support(int truth) const;              // row sum
   std::int64_t predicted_count(int predicted) const;  // column sum
 
  private:

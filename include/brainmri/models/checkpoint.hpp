@@ -30,8 +30,8 @@ std::optional<nlohmann::json> read_architecture(torch::serialize::InputArchive& 
 struct Preprocessing {
   int image_size = 0;
   int channels = 0;
-  std::string resize = "stretch";     // stretch | pad (imaging::ResizeMode)
-  std::string stored_dtype = "uint8";  // as packed; the network sees float values in [0, 1]
+  std::string resize = "stretch";            // stretch | pad (imaging::ResizeMode)
+  std::string stored_dtype = "uint8";        // as packed; the network sees float values in [0, 1]
   double normalization_scale = 1.0 / 255.0;  // stored value x scale = network input
 };
 

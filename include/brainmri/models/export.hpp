@@ -23,7 +23,8 @@ enum class ExportFormat { TorchScript, Safetensors, All };
 // A safetensors file (https://huggingface.co/docs/safetensors): little-endian 64-bit header
 // length, the JSON header (dtype, shape and byte range of each tensor), then the tensors'
 // bytes. Tensors are written contiguous, on the CPU, in the order given.
-void write_safetensors(const std::filesystem::path& file, const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
+void write_safetensors(const std::filesystem::path& file,
+                       const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
 
 // Every parameter and buffer of the model by its module path ("conv1.weight",
 // "bn_Conv1.running_mean"), in registration order.

@@ -53,8 +53,8 @@ struct CamTile {
   double probability = 0;  // of the predicted class
 };
 void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& rows, int correct_columns,
-                       const std::vector<std::string>& class_names, const std::string& title, const std::string& map_name,
-                       const std::filesystem::path& stem, bool vector = true);
+                       const std::vector<std::string>& class_names, const std::string& title,
+                       const std::string& map_name, const std::filesystem::path& stem, bool vector = true);
 
 // The mean true-positive rate of several curves on `grid` (as numpy.interp, starting at 0).
 std::vector<double> interpolate_tpr(const std::vector<double>& fpr, const std::vector<double>& tpr,

@@ -48,7 +48,8 @@ struct QueueStatistics {
 class InferenceQueue {
  public:
   // images [N, C, H, W], explain -> probabilities [N, K] and maps [N, H, W] (or undefined).
-  using BatchFunction = std::function<std::pair<torch::Tensor, torch::Tensor>(const torch::Tensor& images, bool explain)>;
+  using BatchFunction =
+      std::function<std::pair<torch::Tensor, torch::Tensor>(const torch::Tensor& images, bool explain)>;
 
   InferenceQueue(BatchFunction run, QueueOptions options);
   ~InferenceQueue();  // shutdown()

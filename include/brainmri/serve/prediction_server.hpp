@@ -15,14 +15,14 @@ namespace brainmri::serve {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;                               // 0: any free port (bind() says which)
-  int threads = 8;                               // HTTP worker threads
-  std::size_t max_upload_bytes = 10'000'000;     // larger uploads get 413 (10 MB, as --max-upload-mb says)
-  std::int64_t max_pixels = 50'000'000;          // so do images that would decode to more pixels
-  int max_batch = 16;                            // images per model call
-  std::size_t max_pending = 256;                 // more waiting requests get 503
-  double overlay_opacity = 0.45;                 // of the heat map in the API's overlay PNG
-  int display_size = 384;                        // pixels of the overlay PNG the API returns (at least)
+  int port = 8080;                            // 0: any free port (bind() says which)
+  int threads = 8;                            // HTTP worker threads
+  std::size_t max_upload_bytes = 10'000'000;  // larger uploads get 413 (10 MB, as --max-upload-mb says)
+  std::int64_t max_pixels = 50'000'000;       // so do images that would decode to more pixels
+  int max_batch = 16;                         // images per model call
+  std::size_t max_pending = 256;              // more waiting requests get 503
+  double overlay_opacity = 0.45;              // of the heat map in the API's overlay PNG
+  int display_size = 384;                     // pixels of the overlay PNG the API returns (at least)
 };
 
 class PredictionServer {

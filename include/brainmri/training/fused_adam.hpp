@@ -20,7 +20,8 @@ class FusedAdam : public torch::optim::Adam {
  public:
   // `decoupled_weight_decay`: AdamW (weight decay applied to the weights) instead of Adam (added to
   // the gradient, as L2).
-  FusedAdam(const std::vector<torch::Tensor>& parameters, torch::optim::AdamOptions options, bool decoupled_weight_decay);
+  FusedAdam(const std::vector<torch::Tensor>& parameters, torch::optim::AdamOptions options,
+            bool decoupled_weight_decay);
 
   torch::Tensor step(LossClosure closure = nullptr) override;
   // Copies param_groups()[0]'s learning rate into the tensor the kernel reads. Not inside a capture.
@@ -38,7 +39,7 @@ class FusedAdam : public torch::optim::Adam {
   bool decoupled_;
   std::vector<torch::Tensor> parameters_;
   std::vector<torch::Tensor> steps_;  // float32 scalars on each parameter's device
-  torch::Tensor learning_rate_;        // float64 scalar on the parameters' device
+  torch::Tensor learning_rate_;       // float64 scalar on the parameters' device
   double synced_learning_rate_ = -1;
 };
 

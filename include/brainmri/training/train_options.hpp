@@ -20,10 +20,10 @@ namespace brainmri::training {
 
 enum class OptimizerKind { Adam, AdamW, Sgd };
 enum class ScheduleKind { Constant, Step, Cosine, Plateau };
-enum class Precision { Auto, Fp32, Bf16 };          // auto: bf16 autocast on CUDA, fp32 on CPU
-enum class FusedOptimizer { Auto, On, Off };        // auto: on CUDA
+enum class Precision { Auto, Fp32, Bf16 };    // auto: bf16 autocast on CUDA, fp32 on CPU
+enum class FusedOptimizer { Auto, On, Off };  // auto: on CUDA
 enum class CudaGraphMode { Auto, Off };
-enum class ClassWeighting { None, Balanced };       // balanced: n / (k * count), as scikit-learn
+enum class ClassWeighting { None, Balanced };  // balanced: n / (k * count), as scikit-learn
 enum class MonitoredMetric { ValLoss, ValAccuracy, ValMacroF1, ValMacroAuc };
 
 bool lower_is_better(MonitoredMetric metric);
@@ -37,8 +37,8 @@ struct OptimizerOptions {
 
 struct ScheduleOptions {
   ScheduleKind kind = ScheduleKind::Constant;
-  int warmup_epochs = 0;          // linear warm-up from lr / (warmup + 1), for every schedule
-  int step_epochs = 10;           // step: multiply by step_gamma every step_epochs
+  int warmup_epochs = 0;  // linear warm-up from lr / (warmup + 1), for every schedule
+  int step_epochs = 10;   // step: multiply by step_gamma every step_epochs
   double step_gamma = 0.1;
   double min_learning_rate = 0.0;  // cosine floor
   int plateau_patience = 3;        // plateau: epochs without improvement of the monitored metric
@@ -151,9 +151,10 @@ struct EnumNames<training::ClassWeighting> {
 template <>
 struct EnumNames<training::MonitoredMetric> {
   static constexpr std::string_view what = "early-stopping metric";
-  static constexpr std::array names = {std::pair{training::MonitoredMetric::ValLoss, std::string_view("val_loss")},
-                                       std::pair{training::MonitoredMetric::ValAccuracy, std::string_view("val_accuracy")},
-                                       std::pair{training::MonitoredMetric::ValMacroF1, std::string_view("val_macro_f1")},
-                                       std::pair{training::MonitoredMetric::ValMacroAuc, std::string_view("val_macro_auc")}};
+  static constexpr std::array names = {
+      std::pair{training::MonitoredMetric::ValLoss, std::string_view("val_loss")},
+      std::pair{training::MonitoredMetric::ValAccuracy, std::string_view("val_accuracy")},
+      std::pair{training::MonitoredMetric::ValMacroF1, std::string_view("val_macro_f1")},
+      std::pair{training::MonitoredMetric::ValMacroAuc, std::string_view("val_macro_auc")}};
 };
 }  // namespace brainmri

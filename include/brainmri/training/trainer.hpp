@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "brainmri/distributed/communicator.hpp"
+#include "brainmri/distributed/gradient_reducer.hpp"
 #include "brainmri/evaluation/epoch_record.hpp"
 #include "brainmri/evaluation/predictions.hpp"
-#include "brainmri/distributed/gradient_reducer.hpp"
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/training/data_loader.hpp"
@@ -39,7 +39,8 @@ class Trainer {
   // this call; `max_epochs_now` > 0 returns after that many epochs, as an interrupted run would,
   // leaving the rest to resume(). `validation` may be null (no early stopping, no best-model
   // selection).
-  std::vector<evaluation::EpochRecord> fit(const BatchSource& train, const BatchSource* validation, int max_epochs_now = 0);
+  std::vector<evaluation::EpochRecord> fit(const BatchSource& train, const BatchSource* validation,
+                                           int max_epochs_now = 0);
   evaluation::Predictions predict(const BatchSource& loader);
 
   // Continues from a checkpoint written by fit(): weights, optimizer, schedule and early-stopping
@@ -61,7 +62,7 @@ class Trainer {
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
   std::function<void(const evaluation::EpochRecord&)> on_epoch;  // console output; called on rank 0 only
-  std::function<void(const std::string&)> on_note;   // other messages (rank 0); default: stderr
+  std::function<void(const std::string&)> on_note;               // other messages (rank 0); default: stderr
   // Why the training step is not captured in a CUDA graph ("" when it is).
   const std::string& graph_status() const { return graph_reason_; }
 
@@ -112,11 +113,11 @@ class Trainer {
   std::string graph_reason_;  // why the step is not graphed; "" when it is
   bool graph_failed_ = false;
   std::unique_ptr<StepGraph> step_graph_;
-  torch::Tensor graph_images_, graph_labels_, graph_loss_, graph_correct_, graph_weights_;  // the graph's static tensors
+  torch::Tensor graph_images_, graph_labels_, graph_loss_, graph_correct_,
+      graph_weights_;  // the graph's static tensors
   bool graph_status_said_ = false;
   std::int64_t steps_done_ = 0;  // this process's steps, for fault injection
   State state_;
 };
-
 
 }  // namespace brainmri::training
