@@ -12,12 +12,14 @@
 #include <string>
 
 #include "brainmri/models/classifier.hpp"
+#include "brainmri/training/augmentation.hpp"
 
 int main(int argc, char* argv[]) {
   std::string model_name = "mobilenet_v2";
   std::int64_t batch = 32;
   int steps = 20, warmup = 3, threads = 0;
   bool channels_last = false;
+  bool augment = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
     if (key == "--model")
@@ -30,6 +32,8 @@ int main(int argc, char* argv[]) {
       warmup = std::stoi(value);
     else if (key == "--threads")
       threads = std::stoi(value);
+    else if (key == "--augment")
+      augment = std::stoi(value) != 0;
     else if (key == "--channels-last")
       channels_last = value == "1";
     else {
@@ -48,11 +52,18 @@ int main(int argc, char* argv[]) {
   if (channels_last) brainmri::models::use_channels_last(*model);
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(1e-3));
   auto images = torch::rand({batch, 1, 128, 128});
-  if (channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
+  if (channels_last) images = brainmri::models::as_channels_last(images);
   const auto labels = torch::randint(0, 4, {batch}, torch::kInt64);
+  const brainmri::training::BatchAugmenter augmenter(brainmri::training::AugmentationOptions{});
+  std::uint64_t augmentation_stream = 0;
   auto step = [&] {
+    auto batch_images = images;
+    if (augment) {  // as the trainer does: augment the stored batch, then channels-last
+      batch_images = augmenter.apply(images.contiguous(), ++augmentation_stream);
+      if (channels_last) batch_images = brainmri::models::as_channels_last(batch_images);
+    }
     optimizer.zero_grad();
-    const auto loss = torch::nn::functional::cross_entropy(model->forward(images), labels);
+    const auto loss = torch::nn::functional::cross_entropy(model->forward(batch_images), labels);
     loss.backward();
     optimizer.step();
   };
@@ -60,7 +71,7 @@ int main(int argc, char* argv[]) {
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) step();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << nlohmann::json{{"implementation", "brainmri C++"},
+  std::cout << nlohmann::json{{"implementation", augment ? "brainmri C++, augmented" : "brainmri C++"},
                               {"model", model_name},
                               {"batch", batch},
                               {"steps", steps},

@@ -59,6 +59,14 @@ std::vector<std::string> registered_models() {
   return names;
 }
 
+torch::Tensor as_channels_last(const torch::Tensor& images) {
+  if (images.dim() != 4) return images;
+  const auto sizes = images.sizes();
+  const std::vector<std::int64_t> nhwc_strides = {sizes[1] * sizes[2] * sizes[3], 1, sizes[3] * sizes[1], sizes[1]};
+  if (images.strides() == c10::IntArrayRef(nhwc_strides)) return images;
+  return torch::empty(sizes, images.options().memory_format(torch::MemoryFormat::ChannelsLast)).copy_(images);
+}
+
 void use_channels_last(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
   for (auto& parameter : module.parameters()) {

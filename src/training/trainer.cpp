@@ -266,7 +266,7 @@ std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, cons
         images =
             augmenter_.apply(images, augmentation_seed(options_.seed, rank_, epoch, static_cast<std::int64_t>(step)));
       }
-      if (options_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
+      if (options_.channels_last) images = models::as_channels_last(images);
       inject_fault_if_requested(steps_done_++);
       const auto batch = labels.size(0);
       torch::Tensor step_loss, step_correct;
@@ -437,7 +437,7 @@ evaluation::Predictions Trainer::predict(const BatchSource& loader) {
   std::vector<torch::Tensor> probability_batches, label_batches;
   for (const auto& positions : plan.batches) {
     auto [images, labels] = loader.gather(positions);
-    if (options_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (options_.channels_last) images = models::as_channels_last(images);
     torch::Tensor logits;
     {
       AutocastScope autocast(use_bf16());

@@ -100,6 +100,11 @@ ClassifierPtr create_model(const std::string& name, const ModelOptions& options)
 // Stores every 4-D parameter and buffer in channels-last (NHWC) layout, which oneDNN's CPU and
 // cuDNN's tensor-core convolutions run faster; inputs should be converted the same way.
 void use_channels_last(torch::nn::Module& module);
+// A batch [N, C, H, W] in memory in NHWC order, with channels-last strides even where C = 1:
+// Tensor::contiguous(ChannelsLast) leaves a one-channel NCHW batch as it is (it counts as both),
+// and the convolutions then do not take oneDNN's channels-last path (the paper's CNN trains 30%
+// slower on CPU: docs/benchmarks.md).
+torch::Tensor as_channels_last(const torch::Tensor& images);
 std::vector<std::string> registered_models();
 
 }  // namespace brainmri::models
