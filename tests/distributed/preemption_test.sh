@@ -86,7 +86,9 @@ PY
 
 # 1. One process.
 reference train_ref "$brainmri" train "${small[@]}" --epochs 8 --output "$work/train_ref"
-preempt train 3 "$brainmri" train "${small[@]}" --epochs 8 --output "$work/train" --resume
+# Five signals: each lands at a random moment, and at least one must stop the run mid-epoch
+# (with fast steps, a signal during start-up or an epoch's first step stops at its start).
+preempt train 5 "$brainmri" train "${small[@]}" --epochs 8 --output "$work/train" --resume
 grep -q "stopped for preemption" "$work/train.out" || fail "train: no preemption message"
 grep -q "Resumed train from" "$work/train.out" || fail "train: never resumed"
 grep -q "Resumed train from .*, step [2-9]" "$work/train.out" || grep -q "Resumed train from .*, step [1-9][0-9]" "$work/train.out" ||
