@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""The original Keras pipeline of the paper's baseline CNN, for bench/train_step/epoch.sh: the
-augmentation layers inside the model (flip, rotation 0.08, zoom 0.08, contrast 0.1), 3 x [Conv3x3
-+ ReLU + MaxPool], Flatten, Dropout 0.5, Dense 128, Dense 4, Adam 1e-3, trained with model.fit on
-the training images of one fold of a dataset packed by brainmri-prep (read with h5py: the same
-pixels brainmri trains on). Prints one JSON line: the images/s of the timed epochs.
+"""The original Keras pipelines of the paper's two models, for bench/train_step/epoch.sh: the
+augmentation layers inside the model (flip, rotation 0.08, zoom 0.08, contrast 0.1), then either
+the baseline CNN (3 x [Conv3x3 + ReLU + MaxPool], Flatten, Dropout 0.5, Dense 128, Dense 4) or the
+frozen MobileNetV2 (keras.applications, grayscale replicated to RGB and scaled to [-1, 1],
+GlobalAveragePooling, Dropout 0.5, Dense 128, Dense 4); Adam 1e-3, trained with model.fit on the
+training images of one fold of a dataset packed by brainmri-prep (read with h5py: the same pixels
+brainmri trains on). Prints one JSON line: the images/s of the timed epochs.
 
-    reference_keras_epoch.py DATASET --fold 0 --batch 32 --threads 2 --epochs 2 [--warmup-epochs 1]
+    reference_keras_epoch.py DATASET --model baseline_cnn|mobilenet_v2_frozen --fold 0 --batch 32
+                             --threads 2 --epochs 1 [--warmup-epochs 1] [--weights NO_TOP.h5]
 """
 import argparse
 import json
@@ -34,6 +37,8 @@ def training_images(dataset, fold):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("dataset", type=pathlib.Path)
+    parser.add_argument("--model", choices=["baseline_cnn", "mobilenet_v2_frozen"], default="baseline_cnn")
+    parser.add_argument("--weights", help="ImageNet no-top weights for MobileNetV2 (default: random; frozen either way)")
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
@@ -49,24 +54,33 @@ def main():
     keras.utils.set_random_seed(0)
     images, labels, scale = training_images(args.dataset, args.fold)
     side = images.shape[1]
-    model = keras.Sequential([
-        keras.Input((side, side, images.shape[3])),
-        keras.layers.Rescaling(scale),
+    augmentation = [
         keras.layers.RandomFlip("horizontal"),
         keras.layers.RandomRotation(0.08),
         keras.layers.RandomZoom(0.08),
         keras.layers.RandomContrast(0.1),
-        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(128, 3, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(128, activation="relu"),
-        keras.layers.Dense(4),
-    ])
+    ]
+    inputs = keras.Input((side, side, images.shape[3]))
+    x = keras.layers.Rescaling(scale)(inputs)
+    for layer in augmentation:
+        x = layer(x)
+    if args.model == "baseline_cnn":
+        for filters in (32, 64, 128):
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+            x = keras.layers.MaxPooling2D()(x)
+        x = keras.layers.Flatten()(x)
+    else:
+        if images.shape[3] == 1:
+            x = keras.layers.Concatenate()([x, x, x])
+        x = keras.layers.Rescaling(2.0, offset=-1.0)(x)  # mobilenet_v2.preprocess_input on [0, 1]
+        backbone = keras.applications.MobileNetV2(input_shape=(side, side, 3), include_top=False,
+                                                  weights=args.weights)
+        backbone.trainable = False
+        x = backbone(x, training=False)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.5)(x)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4)(x))
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     if args.warmup_epochs:
@@ -75,7 +89,7 @@ def main():
     model.fit(images, labels, batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0)
     seconds = time.perf_counter() - start
     print(json.dumps({"implementation": f"Keras {keras.__version__} (TensorFlow {tf.__version__}), model.fit",
-                      "model": "baseline_cnn", "batch": args.batch, "threads": args.threads,
+                      "model": args.model, "batch": args.batch, "threads": args.threads,
                       "images": int(len(labels)), "epochs": args.epochs,
                       "images_per_second": len(labels) * args.epochs / seconds}))
 

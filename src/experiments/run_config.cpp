@@ -106,7 +106,7 @@ std::vector<Option<RunConfig>> make_run_options() {
     run_option("patience", kTraining, "stop after this many epochs without improvement (0: never)", [](auto& c) -> auto& { return c.training.early_stopping.patience; }),
     run_option("restore-best", kTraining, "end each stage with its best epoch's weights", [](auto& c) -> auto& { return c.training.early_stopping.restore_best; }),
     run_option("precision", kTraining, "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16", [](auto& c) -> auto& { return c.training.precision; }),
-    run_option("fused-optimizer", kTraining, "adam/adamw as one fused kernel for all parameters: auto (on CUDA), on or off", [](auto& c) -> auto& { return c.training.fused_optimizer; }),
+    run_option("fused-optimizer", kTraining, "adam/adamw as one fused kernel for all parameters: auto (on for CPUs and CUDA), on or off", [](auto& c) -> auto& { return c.training.fused_optimizer; }),
     run_option("cuda-graph", kTraining, "capture the whole training step in a CUDA graph after a warm-up: auto (when possible: CUDA, one rank per job, fused optimizer; the log says why not) or off", [](auto& c) -> auto& { return c.training.cuda_graph; }),
     run_option("augment", kTraining, "augment training batches", [](auto& c) -> auto& { return c.training.augment; }),
     run_option("flip", kTraining, "random horizontal flip", [](auto& c) -> auto& { return c.training.augmentation.horizontal_flip; }),

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "brainmri/models/pooling.hpp"
+
 namespace brainmri::models {
 
 BaselineCnn::BaselineCnn(const ModelOptions& options) : Classifier(options) {
@@ -33,16 +35,27 @@ std::vector<std::string> BaselineCnn::explainable_layers() const {
   return layers;
 }
 
-FeaturesAndLogits BaselineCnn::forward_with_features(const torch::Tensor& images) {
-  const auto explained = explained_layer_index();
+FeaturesAndLogits BaselineCnn::run(const torch::Tensor& images, bool with_features) {
+  const auto explained = with_features ? explained_layer_index() : convolutions_.size();
   torch::Tensor x = images;
   torch::Tensor features;
   for (std::size_t i = 0; i < convolutions_.size(); ++i) {
-    const auto activation = torch::relu(convolutions_[i]->forward(x));
-    if (i == explained) features = activation;
-    x = torch::max_pool2d(activation, 2);
+    auto& conv = convolutions_[i];
+    if (i == explained) {
+      features = torch::relu(conv->forward(x));  // Grad-CAM explains the activation itself
+      x = max_pool_2x2(features);
+    } else {
+      // The same values in a quarter of the work: the per-channel bias and the ReLU commute with
+      // the 2x2 maximum (max(a, b) + c == max(a + c, b + c) and relu(max(a, b)) == max(relu(a),
+      // relu(b)) in floating point too, as rounding is monotonic), so both run on the pooled
+      // values. Gradients go to the same positions (the maximum's; only where rounding makes
+      // a + c == b + c for a != b does the larger, not the first, get it), the bias gradient being
+      // summed over a quarter of the values.
+      const auto unbiased = torch::conv2d(x, conv->weight, /*bias=*/{}, /*stride=*/1, /*padding=*/1);
+      x = max_pool_2x2_bias_relu(unbiased, conv->bias);
+    }
   }
-  x = dropout_->forward(x.flatten(1));
+  x = dropout(dropout_, x.flatten(1));
   x = torch::relu(dense_->forward(x));
   return {features, logits_->forward(x)};
 }

@@ -136,6 +136,13 @@ std::size_t Classifier::explained_layer_index() const {
   return static_cast<std::size_t>(std::find(layers.begin(), layers.end(), explained_layer_) - layers.begin());
 }
 
+torch::Tensor Classifier::dropout(const torch::nn::Dropout& layer, const torch::Tensor& x) {
+  const double rate = layer->options.p();
+  if (!layer->is_training() || rate == 0) return x;
+  const auto keep = torch::empty_like(x).uniform_().ge_(rate).mul_(1.0 / (1.0 - rate));
+  return x * keep;
+}
+
 void Classifier::train(bool on) {
   torch::nn::Module::train(on);
   apply_batch_norm_modes();

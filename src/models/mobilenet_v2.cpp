@@ -141,7 +141,7 @@ FeaturesAndLogits MobileNetV2::forward_with_features(const torch::Tensor& images
   torch::Tensor explained;
   const torch::Tensor features = backbone_features(adapt_input(images), &explained, explained_layer_index());
   torch::Tensor x = features.mean({2, 3});
-  x = dropout_->forward(x);
+  x = dropout(dropout_, x);
   x = torch::relu(dense_->forward(x));
   return {explained, logits_->forward(x)};
 }

@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "brainmri/common/atomic_file.hpp"
+#include "brainmri/common/heap.hpp"
 #include "brainmri/common/preemption.hpp"
 #include "brainmri/distributed/sync_batch_norm.hpp"
 #include "brainmri/metrics/classification.hpp"
@@ -87,6 +88,8 @@ Trainer::Trainer(models::ClassifierPtr model, TrainOptions options, torch::Devic
   }
   model_->to(device_);
   if (options_.channels_last) models::use_channels_last(*model_);
+  // On a CPU the step's activations live in the heap: keep them there from step to step.
+  if (device_.is_cpu()) keep_freed_memory_for_reuse();
   // cuDNN times its convolution algorithms once per shape and keeps the fastest.
   if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   build_optimizer();
@@ -125,8 +128,11 @@ void Trainer::build_optimizer() {
   if (trainable.empty()) throw std::invalid_argument("the model has no trainable parameters");
   const auto& o = options_.optimizer;
   const bool adam = o.kind == OptimizerKind::Adam || o.kind == OptimizerKind::AdamW;
-  const bool fused = adam && (options_.fused_optimizer == FusedOptimizer::On ||
-                              (options_.fused_optimizer == FusedOptimizer::Auto && device_.is_cuda()));
+  // ATen's fused Adam kernel exists for CPUs and CUDA; on a CPU it is one pass over the moments
+  // instead of five (the paper's CNN: 4.2M parameters, ~5% of its CPU step saved).
+  const bool fused =
+      adam && (options_.fused_optimizer == FusedOptimizer::On ||
+               (options_.fused_optimizer == FusedOptimizer::Auto && (device_.is_cuda() || device_.is_cpu())));
   if (fused) {
     // AdamOptions with AdamW's default-free weight decay: the kernel applies it coupled (adam) or
     // decoupled (adamw).

@@ -21,7 +21,7 @@ namespace brainmri::training {
 enum class OptimizerKind { Adam, AdamW, Sgd };
 enum class ScheduleKind { Constant, Step, Cosine, Plateau };
 enum class Precision { Auto, Fp32, Bf16 };    // auto: bf16 autocast on CUDA, fp32 on CPU
-enum class FusedOptimizer { Auto, On, Off };  // auto: on CUDA
+enum class FusedOptimizer { Auto, On, Off };  // auto: on where ATen has the kernel (CPU, CUDA)
 enum class CudaGraphMode { Auto, Off };
 enum class ClassWeighting { None, Balanced };  // balanced: n / (k * count), as scikit-learn
 enum class MonitoredMetric { ValLoss, ValAccuracy, ValMacroF1, ValMacroAuc };
@@ -90,9 +90,9 @@ struct TrainOptions {
   // check is a one-integer all-reduce, so that all stop at the same step. 0: every step on CPU,
   // every 20 on a GPU (where the check waits for the queued work).
   int preemption_check_interval = 0;
-  // GPU fast path: adam/adamw as one fused kernel, and the whole step captured in a CUDA graph
-  // after a warm-up when it can be (CUDA, one rank, fused optimizer, full batches; the log says
-  // why not otherwise).
+  // Fast path: adam/adamw as one fused kernel (auto: on CPUs and CUDA), and on a GPU the whole
+  // step captured in a CUDA graph after a warm-up when it can be (CUDA, one rank, fused
+  // optimizer, full batches; the log says why not otherwise).
   FusedOptimizer fused_optimizer = FusedOptimizer::Auto;
   CudaGraphMode cuda_graph = CudaGraphMode::Auto;
   std::optional<FaultInjection> fault;  // tests only
