@@ -4,7 +4,7 @@
 #
 #   mkdir -p logs && sbatch slurm/hpsearch.sh configs/hpsearch_mobilenet_v2.ini [brainmri tune options...]
 #
-# Submit from the repository root (or set BRAINMRI_HOME to it). What to edit below:
+# Submit from anywhere (paths in the arguments are relative to where you submit). What to edit below:
 #   --nodes and --ntasks-per-node (= GPUs per node) set how many trials train at once (one per
 #   rank with the config's --ranks-per-job 1); --cpus-per-task, --time, --partition/--account.
 #   A search usually outlives one time limit: it checkpoints on USR1, requeues itself, and the
@@ -12,10 +12,12 @@
 # Variables: BRAINMRI_DATA, BRAINMRI_OUTPUT, BRAINMRI_BIN, BRAINMRI_LAUNCHER, BRAINMRI_SRUN_MPI
 # (slurm/lib.sh). The best configuration ends up in OUTPUT/best_config.ini; run it with
 # BRAINMRI_DATA=... slurm/train_kfold.sh OUTPUT/best_config.ini (it names no dataset path).
+# GPUs: --gres gives every task of a node all its GPUs and each rank takes the one of its local
+# rank (cuda:LOCAL_RANK), so NCCL sees the NVLink peers that --gpus-per-task=1 would hide.
 #SBATCH --job-name=brainmri-hpsearch
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=8
-#SBATCH --gpus-per-task=1
+#SBATCH --gres=gpu:8
 #SBATCH --cpus-per-task=8
 #SBATCH --time=12:00:00
 #SBATCH --output=logs/%x-%j.out
@@ -23,6 +25,9 @@
 #SBATCH --requeue
 #SBATCH --signal=B:USR1@180
 set -uo pipefail
+# Slurm runs a copy of this script: the checkout is where the submitted script lives (scontrol's
+# Command=), else BRAINMRI_HOME or the submit directory.
+home=${BRAINMRI_HOME:-$(scontrol show job "${SLURM_JOB_ID:-}" 2>/dev/null | sed -n 's|^ *Command=\(/.*\)/slurm/[^/]*\.sh.*|\1|p')}
 # shellcheck source=slurm/lib.sh
-source "${BRAINMRI_HOME:-${SLURM_SUBMIT_DIR:-.}}/slurm/lib.sh" || exit 2
+source "${home:-${SLURM_SUBMIT_DIR:-.}}/slurm/lib.sh" || exit 2
 brainmri_run tune "$@"

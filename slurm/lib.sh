@@ -5,8 +5,8 @@
 #
 # Variables (set them in the job script, with `sbatch --export=ALL,NAME=value`, or in the
 # environment of sbatch):
-#   BRAINMRI_BIN       the brainmri executable (default: build/release/bin/brainmri under the
-#                      directory sbatch ran in)
+#   BRAINMRI_BIN       the brainmri executable (default: build/release/bin/brainmri of the checkout
+#                      this lib.sh belongs to, wherever sbatch ran)
 #   BRAINMRI_DATA      the packed dataset (brainmri-prep output); required unless the config sets data
 #   BRAINMRI_OUTPUT    the experiment directory (default runs/<job name>-<job id>; a requeued job
 #                      keeps its id, so it finds its checkpoints and journal)
@@ -17,6 +17,10 @@
 
 brainmri_fail() { echo "brainmri job: $*" >&2; exit 2; }
 
+# The checkout: this file's parent directory (the job scripts source it from there; Slurm runs a
+# copy of the job script itself, so only this file knows where the checkout is).
+brainmri_home=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
 # brainmri_run COMMAND CONFIG [EXTRA ARGS...]: the job's one step.
 brainmri_run() {
   local command=$1 config=${2:-}
@@ -24,7 +28,7 @@ brainmri_run() {
   [[ -n $config ]] || brainmri_fail "no experiment config given (sbatch slurm/SCRIPT.sh configs/NAME.ini [brainmri $command options...])"
   [[ -f $config ]] || brainmri_fail "no experiment config '$config' here ($PWD)"
   local submit_dir=${SLURM_SUBMIT_DIR:-$PWD}
-  local bin=${BRAINMRI_BIN:-$submit_dir/build/release/bin/brainmri}
+  local bin=${BRAINMRI_BIN:-$brainmri_home/build/release/bin/brainmri}
   [[ -x $bin ]] || brainmri_fail "$bin is not an executable; build brainmri (scripts/setup.sh) or set BRAINMRI_BIN"
   local output=${BRAINMRI_OUTPUT:-$submit_dir/runs/${SLURM_JOB_NAME:-brainmri}-${SLURM_JOB_ID:-local}}
   local tasks=${SLURM_NTASKS:-1} threads=${SLURM_CPUS_PER_TASK:-1}

@@ -98,7 +98,7 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
     } catch (const std::invalid_argument& e) {
       throw UsageError(std::string("--device: ") + e.what());
     }
-    device = distributed::pick_device(choice, environment);
+    device = choose_device(choice, environment);
   });
   if (vm.count("help")) {
     if (environment.rank() == 0) {

@@ -22,6 +22,12 @@ void set_threads(int requested, const distributed::MpiEnvironment& environment) 
   }
 }
 
+torch::Device choose_device(distributed::DeviceChoice choice, const distributed::MpiEnvironment& environment) {
+  const auto selection = distributed::pick_device(choice, environment);
+  if (!selection.warning.empty()) say_error(environment.log_prefix() + selection.warning);
+  return selection.device;
+}
+
 void say_error(const std::string& message) {
   const std::string line = message + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
@@ -103,7 +109,7 @@ TrainingSetup prepare_training(
     }
     config_text = to_ini(experiments::run_options(), setup.config);
     if (build_more) config_text += build_more(vm, setup.config);
-    setup.device = distributed::pick_device(setup.config.runtime.device, environment);
+    setup.device = choose_device(setup.config.runtime.device, environment);
   });
   if (setup.help) return setup;
   if (const auto mismatch = environment.compare_across_ranks(config_text); !mismatch.empty()) {

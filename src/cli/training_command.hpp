@@ -36,6 +36,10 @@ struct QuietExit {
 // One write per message: several ranks share the terminal, and std::cerr writes every << alone.
 void say_error(const std::string& message);
 
+// The rank's device (distributed::pick_device); a fallback to the CPU on a machine whose GPU is
+// unusable is printed on every rank's stderr.
+torch::Device choose_device(distributed::DeviceChoice choice, const distributed::MpiEnvironment& environment);
+
 // CPU threads of this rank: `requested`, or with several ranks and 0 its share of the node's cores.
 void set_threads(int requested, const distributed::MpiEnvironment& environment);
 

@@ -10,8 +10,10 @@
 #include <iostream>
 #include <memory>
 
+#include "brainmri/common/config_error.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/distributed/communicator.hpp"
+#include "brainmri/distributed/device_selection.hpp"
 #include "brainmri/distributed/gradient_reducer.hpp"
 #include "brainmri/distributed/mpi_environment.hpp"
 #include "brainmri/distributed/sync_batch_norm.hpp"
@@ -49,6 +51,52 @@ double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 }  // namespace
+
+// --- Device selection: a GPU machine whose CUDA is unusable must not train on the CPU silently ---
+
+TEST(DeviceSelection, CpuMachinesAreNotWarnedAbout) {
+  distributed::CudaProbe cpu_machine;  // no NVIDIA device
+  cpu_machine.libtorch_has_cuda = true;
+  EXPECT_EQ(distributed::diagnose_cuda(cpu_machine), "");
+  distributed::CudaProbe working;
+  working.nvidia_device = working.libtorch_has_cuda = true;
+  working.usable_devices = 2;
+  EXPECT_EQ(distributed::diagnose_cuda(working), "");
+}
+
+TEST(DeviceSelection, AnUnusableGpuIsExplained) {
+  distributed::CudaProbe old_driver;
+  old_driver.nvidia_device = old_driver.libtorch_has_cuda = true;
+  old_driver.runtime_error = "CUDA driver version is insufficient for CUDA runtime version";
+  old_driver.driver = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  525.60.13";
+  const auto why = distributed::diagnose_cuda(old_driver);
+  EXPECT_NE(why.find("insufficient"), std::string::npos) << why;
+  EXPECT_NE(why.find("525.60.13"), std::string::npos) << why;
+  EXPECT_NE(why.find("driver older than the CUDA of the torch build"), std::string::npos) << why;
+
+  auto hidden = old_driver;
+  hidden.visible_devices = "";
+  EXPECT_NE(distributed::diagnose_cuda(hidden).find("CUDA_VISIBLE_DEVICES='' hides every GPU"), std::string::npos);
+
+  distributed::CudaProbe cpu_build;
+  cpu_build.nvidia_device = true;
+  EXPECT_NE(distributed::diagnose_cuda(cpu_build).find("built without CUDA"), std::string::npos);
+}
+
+TEST(DeviceSelection, CudaRequestedWithoutAUsableGpuFailsWithTheReason) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "this machine has a usable GPU";
+  EXPECT_EQ(distributed::pick_device(distributed::DeviceChoice::Cpu, *environment).device, torch::kCPU);
+  const auto automatic = distributed::pick_device(distributed::DeviceChoice::Auto, *environment);
+  EXPECT_EQ(automatic.device, torch::kCPU);
+  // Here: warned about exactly when this machine has an NVIDIA device.
+  EXPECT_EQ(automatic.warning.empty(), distributed::diagnose_cuda(distributed::probe_cuda()).empty());
+  try {
+    distributed::pick_device(distributed::DeviceChoice::Cuda, *environment);
+    FAIL() << "--device cuda without a usable GPU must fail";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda, but"), std::string::npos) << e.what();
+  }
+}
 
 // --- Bucket planning: pure, so tested alone ---------------------------------------------------
 

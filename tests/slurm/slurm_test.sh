@@ -6,13 +6,13 @@
 # The finetune script (brainmri train) and the mpirun launcher run too.
 #
 # usage: slurm_test.sh REPO BRAINMRI BRAINMRI_PREP SAMPLE_DIR WORK_DIR
-# Needs root and Debian's slurmd, slurmctld, slurm-client and munge (scripts/setup.sh --slurm).
+# Needs root and Debian's slurmd, slurmctld, slurm-client and munge (scripts/setup.sh --with-test-tools).
 set -uo pipefail
 repo=$1 brainmri=$2 prep=$3 sample=$4 work=$5
 # ctest reports 77 as skipped: said plainly, so that a machine without Slurm is not a silent pass.
 ((EUID == 0)) || { echo "SKIPPED: the local Slurm needs root"; exit 77; }
 for tool in munged slurmctld slurmd sbatch; do
-  command -v "$tool" >/dev/null || { echo "SKIPPED: $tool not installed (scripts/setup.sh installs it)"; exit 77; }
+  command -v "$tool" >/dev/null || { echo "SKIPPED: $tool not installed (scripts/setup.sh --with-test-tools installs it)"; exit 77; }
 done
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
@@ -35,7 +35,7 @@ cpu_config "$work/cpu_kfold.ini" 5 "ranks-per-job = 1"
 # submit NAME SCRIPT ARGS...: sbatch on this machine's resources (two tasks of one CPU, no GPU).
 submit() {
   local name=$1 script=$2; shift 2
-  (cd "$repo" && sbatch --parsable --job-name="$name" --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-task=0 \
+  (cd "$repo" && sbatch --parsable --job-name="$name" --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --gres=none \
      --time=15 --output="$work/logs/%x-%j.out" \
      --export="ALL,BRAINMRI_BIN=$brainmri,BRAINMRI_DATA=$work/data,BRAINMRI_OUTPUT=$work/$name" \
      "$script" "$@")
@@ -99,6 +99,18 @@ job=$(submit noconfig slurm/hpsearch.sh)
 result=$(finish "$job" 60)
 [[ $result == FAILED ]] || fail "hpsearch job without a config: $result"
 grep -q "no experiment config" "$work/logs/noconfig-$job.out" || fail "hpsearch job without a config: no clear error"
+
+# Submitted from another directory, with neither BRAINMRI_BIN nor BRAINMRI_HOME: the job finds
+# the checkout's binary (from the submitted script's path), and the config relative to the
+# submit directory.
+mkdir -p "$work/elsewhere" && cp "$work/cpu_kfold.ini" "$work/elsewhere/here.ini"
+job=$(cd "$work/elsewhere" && sbatch --parsable --job-name=elsewhere --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 \
+        --gres=none --time=5 --output="$work/logs/%x-%j.out" --export="ALL,BRAINMRI_DRY_RUN=1" \
+        "$repo/slurm/train_kfold.sh" here.ini)
+result=$(finish "$job" 60)
+[[ $result == COMPLETED ]] || { fail "job submitted from elsewhere: $result"; cat "$work/logs/elsewhere-$job.out" >&2; }
+grep -q "+ srun .* $repo/build/release/bin/brainmri cv --config here.ini" "$work/logs/elsewhere-$job.out" ||
+  { fail "job submitted from elsewhere: not the checkout's brainmri"; cat "$work/logs/elsewhere-$job.out" >&2; }
 
 if ((failures)); then echo "$failures failure(s); Slurm logs in $cluster/log"; exit 1; fi
 echo "slurm: all checks passed"

@@ -101,7 +101,7 @@ TEST(Export, SafetensorsHoldEveryParameterAndBufferWithTheMetadata) {
 
 TEST(Export, PythonTwinReproducesTheLogits) {
   if (!python_has("torch, safetensors"))
-    GTEST_SKIP() << "python3 lacks torch or safetensors (scripts/setup.sh installs them)";
+    GTEST_SKIP() << "python3 lacks torch or safetensors (scripts/setup.sh --with-test-tools installs them in .venv)";
   ScratchDir scratch;
   for (const auto& c : cases()) {
     const auto dir = export_with_reference(scratch / c.architecture, c.architecture, c.options);
