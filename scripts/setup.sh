@@ -166,8 +166,23 @@ PY
   "$venv/bin/python" -m pip install --quiet "${index[@]}" "${wanted[@]}"
 }
 
+# LibTorch's CMake files, in a CUDA build of torch (PyPI's Linux wheels), configure CUDA even for
+# code without kernels: they need the CUDA toolkit (nvcc, cudart), not a GPU or its driver.
+cuda_toolkit() {
+  local torch_cuda
+  torch_cuda=$("$venv/bin/python" -c 'import torch; print(torch.version.cuda or "")' 2>/dev/null) || return 0
+  [[ -n $torch_cuda ]] || return 0
+  command -v nvcc >/dev/null && return 0
+  [[ -x ${CUDA_HOME:-/usr/local/cuda}/bin/nvcc ]] && return 0
+  log "the torch wheel is a CUDA $torch_cuda build, and LibTorch's CMake files need the CUDA $torch_cuda"
+  log "toolkit (nvcc and cudart; no GPU or driver needed) to configure: install it from NVIDIA's"
+  log "repository (cuda-toolkit-${torch_cuda/./-}), or module load cuda/$torch_cuda, or set CUDA_HOME to it"
+  exit 1
+}
+
 system_packages
 python_environment
+cuda_toolkit
 
 jobs=$(nproc 2>/dev/null || echo 2)
 log "configuring (preset ${preset})"

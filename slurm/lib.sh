@@ -12,6 +12,10 @@
 #                      keeps its id, so it finds its checkpoints and journal)
 #   BRAINMRI_LAUNCHER  srun (default) or mpirun (Open MPI's, inside the allocation)
 #   BRAINMRI_SRUN_MPI  srun's --mpi plugin (default pmix; `srun --mpi=list` shows the cluster's)
+#   BRAINMRI_CONTAINER run every rank in a container: FILE.sif (Apptainer/Singularity: `apptainer
+#                      exec --nv`, MPI from the host, see docs/container.md) or an image name for
+#                      enroot/pyxis sites (`srun --container-image`); the brainmri inside the image
+#                      is used (BRAINMRI_BIN default: brainmri on the image's PATH)
 #   BRAINMRI_DRY_RUN   1: print the command instead of running it
 #   BRAINMRI_MAX_REQUEUES  requeue at most this many times (default 20)
 
@@ -28,8 +32,17 @@ brainmri_run() {
   [[ -n $config ]] || brainmri_fail "no experiment config given (sbatch slurm/SCRIPT.sh configs/NAME.ini [brainmri $command options...])"
   [[ -f $config ]] || brainmri_fail "no experiment config '$config' here ($PWD)"
   local submit_dir=${SLURM_SUBMIT_DIR:-$PWD}
+  local container=${BRAINMRI_CONTAINER:-} inside=()
   local bin=${BRAINMRI_BIN:-$brainmri_home/build/release/bin/brainmri}
-  [[ -x $bin ]] || brainmri_fail "$bin is not an executable; build brainmri (scripts/setup.sh) or set BRAINMRI_BIN"
+  if [[ -n $container ]]; then
+    bin=${BRAINMRI_BIN:-brainmri}
+    if [[ $container == *.sif ]]; then
+      [[ -f $container ]] || brainmri_fail "no container image '$container' (apptainer build: docs/container.md)"
+      inside=(apptainer exec --nv --bind "$submit_dir" --pwd "$PWD" "$container")
+    fi
+  else
+    [[ -x $bin ]] || brainmri_fail "$bin is not an executable; build brainmri (scripts/setup.sh) or set BRAINMRI_BIN"
+  fi
   local output=${BRAINMRI_OUTPUT:-$submit_dir/runs/${SLURM_JOB_NAME:-brainmri}-${SLURM_JOB_ID:-local}}
   local tasks=${SLURM_NTASKS:-1} threads=${SLURM_CPUS_PER_TASK:-1}
   local args=("$bin" "$command" --config "$config" --output "$output" --threads-per-rank "$threads"
@@ -50,6 +63,11 @@ brainmri_run() {
       ;;
     *) brainmri_fail "BRAINMRI_LAUNCHER must be srun or mpirun, got '${BRAINMRI_LAUNCHER}'" ;;
   esac
+  if [[ -n $container && $container != *.sif ]]; then  # enroot/pyxis: srun starts the tasks in it
+    [[ ${launch[0]} == srun ]] || brainmri_fail "BRAINMRI_CONTAINER=$container (an image name) needs srun with pyxis; use a .sif with mpirun"
+    launch+=(--container-image="$container" --container-mounts="$submit_dir:$submit_dir" --container-workdir="$PWD")
+  fi
+  launch+=("${inside[@]}")
 
   echo "brainmri job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-$(hostname)}: $tasks task(s) x $threads CPU(s)"
   echo "+ ${launch[*]} ${args[*]}"

@@ -112,5 +112,23 @@ result=$(finish "$job" 60)
 grep -q "+ srun .* $repo/build/release/bin/brainmri cv --config here.ini" "$work/logs/elsewhere-$job.out" ||
   { fail "job submitted from elsewhere: not the checkout's brainmri"; cat "$work/logs/elsewhere-$job.out" >&2; }
 
+# BRAINMRI_CONTAINER (dry runs: neither Apptainer nor pyxis is installed here): every rank in
+# `apptainer exec --nv IMAGE.sif brainmri ...`, or srun's pyxis options for an image name.
+touch "$work/brainmri.sif"
+for container in "$work/brainmri.sif" "registry.example.org#brainmri:0.1.0"; do
+  job=$(cd "$work/elsewhere" && sbatch --parsable --job-name=container --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 \
+          --gres=none --time=5 --output="$work/logs/%x-%j.out" \
+          --export="ALL,BRAINMRI_DRY_RUN=1,BRAINMRI_CONTAINER=$container" "$repo/slurm/train_kfold.sh" here.ini)
+  result=$(finish "$job" 60)
+  [[ $result == COMPLETED ]] || fail "container job ($container): $result"
+  if [[ $container == *.sif ]]; then
+    expected="+ srun .* apptainer exec --nv --bind $work/elsewhere --pwd $work/elsewhere $container brainmri cv --config here.ini"
+  else
+    expected="+ srun .* --container-image=$container --container-mounts=$work/elsewhere:$work/elsewhere .* brainmri cv"
+  fi
+  grep -q -- "$expected" "$work/logs/container-$job.out" ||
+    { fail "container job ($container): not run in the container"; cat "$work/logs/container-$job.out" >&2; }
+done
+
 if ((failures)); then echo "$failures failure(s); Slurm logs in $cluster/log"; exit 1; fi
 echo "slurm: all checks passed"
