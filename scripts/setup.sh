@@ -16,7 +16,8 @@
 # Python packages go into a virtual environment, .venv/ (python3 -m venv), never into the system
 # Python; CMake takes LibTorch from there. The venv sees the interpreter's own packages
 # (--system-site-packages), so a site's torch module or a preinstalled wheel is reused when it is
-# the pinned version.
+# the pinned version. The CUDA torch wheel's CMake files need nvcc and cudart even without a GPU:
+# where no CUDA toolkit is installed, PyPI's (the version torch was built with) go into .venv/.
 #
 # Environment: BRAINMRI_TORCH, the torch requirement (default torch==2.11.0, e.g. "torch==2.11.0+cpu");
 # BRAINMRI_TORCH_INDEX, a pip index for it (e.g. https://download.pytorch.org/whl/cpu);
@@ -167,17 +168,40 @@ PY
 }
 
 # LibTorch's CMake files, in a CUDA build of torch (PyPI's Linux wheels), configure CUDA even for
-# code without kernels: they need the CUDA toolkit (nvcc, cudart), not a GPU or its driver.
+# code without kernels: they need the CUDA toolkit (nvcc, cudart), not a GPU or its driver. Without
+# one, the toolkit's own wheels from PyPI (cuda-toolkit, the version torch was built with) go into
+# the venv and CMake is pointed at them. Sets cmake_cuda_args.
+cmake_cuda_args=()
 cuda_toolkit() {
-  local torch_cuda
+  local torch_cuda toolkit_version root
   torch_cuda=$("$venv/bin/python" -c 'import torch; print(torch.version.cuda or "")' 2>/dev/null) || return 0
   [[ -n $torch_cuda ]] || return 0
   command -v nvcc >/dev/null && return 0
   [[ -x ${CUDA_HOME:-/usr/local/cuda}/bin/nvcc ]] && return 0
-  log "the torch wheel is a CUDA $torch_cuda build, and LibTorch's CMake files need the CUDA $torch_cuda"
-  log "toolkit (nvcc and cudart; no GPU or driver needed) to configure: install it from NVIDIA's"
-  log "repository (cuda-toolkit-${torch_cuda/./-}), or module load cuda/$torch_cuda, or set CUDA_HOME to it"
-  exit 1
+  toolkit_version=$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("cuda-toolkit"))' \
+    2>/dev/null) || toolkit_version=""
+  if [[ -z $toolkit_version ]]; then
+    log "the torch wheel is a CUDA $torch_cuda build, and LibTorch's CMake files need the CUDA $torch_cuda"
+    log "toolkit (nvcc and cudart; no GPU or driver needed) to configure: install it from NVIDIA's"
+    log "repository, or module load cuda/$torch_cuda, or set CUDA_HOME to it"
+    exit 1
+  fi
+  local where_wheels='import nvidia.cu13; print(list(nvidia.cu13.__path__)[0])'
+  root=$("$venv/bin/python" -c "$where_wheels" 2>/dev/null) || root=""
+  if [[ ! -x $root/bin/nvcc ]]; then
+    log "no CUDA toolkit here: installing nvcc and cudart $toolkit_version from PyPI into $venv (LibTorch's CMake files need them)"
+    "$venv/bin/python" -m pip install --quiet "cuda-toolkit[nvcc,cudart,crt,cccl,nvvm]==$toolkit_version"
+    root=$("$venv/bin/python" -c "$where_wheels" 2>/dev/null) ||
+      { log "the CUDA wheels are not laid out as nvidia/cu13 (a CUDA 12 torch?): install the CUDA toolkit instead"; exit 1; }
+  fi
+  # nvcc looks for its libraries in lib64, and CMake's FindCUDAToolkit for unversioned names.
+  [[ -e $root/lib64 ]] || ln -s lib "$root/lib64"
+  local library
+  for library in "$root"/lib/lib*.so.*; do
+    [[ -e ${library%%.so.*}.so ]] || ln -s "$(basename "$library")" "${library%%.so.*}.so"
+  done
+  cmake_cuda_args=(-DCUDA_TOOLKIT_ROOT_DIR="$root" -DCMAKE_CUDA_COMPILER="$root/bin/nvcc"
+                   "-DCMAKE_CUDA_FLAGS=--cudart=shared --cudadevrt=none")
 }
 
 system_packages
@@ -188,7 +212,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 log "configuring (preset ${preset})"
 # BRAINMRI_CMAKE_ARGS: extra configure options (CI sets -DBRAINMRI_WARNINGS_AS_ERRORS=ON).
 # shellcheck disable=SC2086  # word splitting of the options is intended
-cmake --preset "$preset" -DPython3_EXECUTABLE="$PWD/$venv/bin/python" "${cmake_feature_args[@]}" \
+cmake --preset "$preset" -DPython3_EXECUTABLE="$PWD/$venv/bin/python" "${cmake_feature_args[@]}" "${cmake_cuda_args[@]}" \
   ${BRAINMRI_CMAKE_ARGS:-} >/dev/null
 log "building with ${jobs} jobs"
 cmake --build --preset "$preset" -j "$jobs"

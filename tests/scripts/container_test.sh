@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The container image: built here from the Debian mirror and PyPI, then the quick start (with its
 # 2-rank mpirun CV) inside it as the non-root user (scripts/container.sh build, test). It takes
-# about as long as a clean build, so it runs only when asked: BRAINMRI_CONTAINER_TEST=1. It fails
-# until the image builds (docs/container.md, "State").
+# about as long as a clean build, so it runs only when asked: BRAINMRI_CONTAINER_TEST=1.
 #
 #   container_test.sh SOURCE_DIR
 set -euo pipefail
