@@ -14,9 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : json(value); }
-double number_or_nan(const json& value) { return value.is_null() ? NAN : value.get<double>(); }
-
 json interval_json(const metrics::Interval& i) {
   return {{"estimate", number_or_null(i.estimate)},
           {"low", number_or_null(i.low)},
@@ -169,5 +166,8 @@ json across_folds_json(const std::vector<double>& values) {
           {"ci95_high", number_or_null(s.ci95_high)},
           {"folds", values.size()}};
 }
+
+json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : json(value); }
+double number_or_nan(const json& value) { return value.is_null() ? NAN : value.get<double>(); }
 
 }  // namespace brainmri::evaluation

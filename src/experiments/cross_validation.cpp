@@ -43,8 +43,8 @@ evaluation::Predictions ensemble_of(const std::vector<evaluation::Predictions>& 
   return ensemble;
 }
 
-double number_or_nan(const json& value) { return value.is_null() ? NAN : value.get<double>(); }
-json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : json(value); }
+using evaluation::number_or_nan;
+using evaluation::number_or_null;
 
 // cv_summary.md
 std::string summary_table(const json& summary, const std::string& test_split, std::size_t pooled_samples,

@@ -124,8 +124,8 @@ std::string spread_text(const json& s, const char* pm = "±") {
     text += " [" + fixed(s["ci95_low"].get<double>()) + ", " + fixed(s["ci95_high"].get<double>()) + "]";
   return text;
 }
-double number_or_nan(const json& value) { return value.is_number() ? value.get<double>() : NAN; }
-json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : json(value); }
+using evaluation::number_or_nan;
+using evaluation::number_or_null;
 
 std::string value_text(double value, const metrics::Interval& interval) {
   if (std::isnan(value)) return "n/a";

@@ -67,4 +67,9 @@ EvaluationMetrics write_evaluation(const std::filesystem::path& directory, const
 // undefined: fewer than 2 folds) and folds; null for no values.
 nlohmann::json across_folds_json(const std::vector<double>& values);
 
+// JSON has no NaN: an undefined metric (NaN, e.g. the AUC of an absent class) is written as null
+// and read back as NaN. The one place for that rule.
+nlohmann::json number_or_null(double value);
+double number_or_nan(const nlohmann::json& value);  // null (or absent) -> NaN; a non-number throws
+
 }  // namespace brainmri::evaluation
