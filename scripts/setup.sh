@@ -102,11 +102,13 @@ system_packages() {
     return
   fi
   local all_missing=() feature packages modules disable missing
+  local -A missing_by_feature=()  # asked of dpkg once per feature, reported below when not installing
   for feature in "${features[@]}"; do
     IFS='|' read -r packages _ _ <<<"${feature_packages[$feature]}"
     # shellcheck disable=SC2086  # the package list splits on spaces
-    mapfile -t missing < <(missing_of $packages)
-    all_missing+=("${missing[@]}")
+    missing_by_feature[$feature]=$(missing_of $packages | tr '\n' ' ')
+    # shellcheck disable=SC2206  # package names have no spaces or globs
+    all_missing+=(${missing_by_feature[$feature]})
   done
   local test_missing=()
   ((with_test_tools)) && mapfile -t test_missing < <(missing_of "${test_apt_packages[@]}")
@@ -120,9 +122,9 @@ system_packages() {
   log "not installing system packages ($reason). Missing:"
   local required_missing=0
   for feature in "${features[@]}"; do
-    IFS='|' read -r packages modules disable <<<"${feature_packages[$feature]}"
-    # shellcheck disable=SC2086
-    mapfile -t missing < <(missing_of $packages)
+    IFS='|' read -r _ modules disable <<<"${feature_packages[$feature]}"
+    # shellcheck disable=SC2206
+    missing=(${missing_by_feature[$feature]})
     ((${#missing[@]})) || continue
     if [[ -n $disable ]]; then
       log "  $feature (optional; building without it: $disable): apt ${missing[*]}; modules: $modules"
