@@ -27,7 +27,7 @@
 set -uo pipefail
 # Slurm runs a copy of this script: the checkout is where the submitted script lives (scontrol's
 # Command=), else BRAINMRI_HOME or the submit directory.
-home=${BRAINMRI_HOME:-$(scontrol show job "${SLURM_JOB_ID:-}" 2>/dev/null | sed -n 's|^ *Command=\(/.*\)/slurm/[^/]*\.sh.*|\1|p')}
+home=${BRAINMRI_HOME:-$(scontrol show job "${SLURM_JOB_ID:-}" 2>/dev/null | sed -n 's|^ *Command=\(/.*\)/slurm/[^/]*\.sh.*|\1|p' | head -n 1)}
 # shellcheck source=slurm/lib.sh
 source "${home:-${SLURM_SUBMIT_DIR:-.}}/slurm/lib.sh" || exit 2
 brainmri_run train "$@"

@@ -9,6 +9,10 @@
 #   rank with the config's --ranks-per-job 1); --cpus-per-task, --time, --partition/--account.
 #   A search usually outlives one time limit: it checkpoints on USR1, requeues itself, and the
 #   journal lets the rerun skip every finished (trial, rung, fold) and resume the interrupted ones.
+# As an array job (task K trains trials K, K+N, ...; with asha every task must run at once, since
+# each waits for the others' results of a rung before it promotes — no %throttle):
+#   jid=$(sbatch --parsable --array=0-7 --nodes=1 --ntasks-per-node=1 --gres=gpu:1 slurm/hpsearch.sh CONFIG)
+#   sbatch --dependency=afterok:$jid slurm/summarize.sh tune runs/brainmri-hpsearch-$jid
 # Variables: BRAINMRI_DATA, BRAINMRI_OUTPUT, BRAINMRI_BIN, BRAINMRI_LAUNCHER, BRAINMRI_SRUN_MPI
 # (slurm/lib.sh). The best configuration ends up in OUTPUT/best_config.ini; run it with
 # BRAINMRI_DATA=... slurm/train_kfold.sh OUTPUT/best_config.ini (it names no dataset path).
@@ -27,7 +31,7 @@
 set -uo pipefail
 # Slurm runs a copy of this script: the checkout is where the submitted script lives (scontrol's
 # Command=), else BRAINMRI_HOME or the submit directory.
-home=${BRAINMRI_HOME:-$(scontrol show job "${SLURM_JOB_ID:-}" 2>/dev/null | sed -n 's|^ *Command=\(/.*\)/slurm/[^/]*\.sh.*|\1|p')}
+home=${BRAINMRI_HOME:-$(scontrol show job "${SLURM_JOB_ID:-}" 2>/dev/null | sed -n 's|^ *Command=\(/.*\)/slurm/[^/]*\.sh.*|\1|p' | head -n 1)}
 # shellcheck source=slurm/lib.sh
 source "${home:-${SLURM_SUBMIT_DIR:-.}}/slurm/lib.sh" || exit 2
 brainmri_run tune "$@"

@@ -9,7 +9,8 @@
 #                      this lib.sh belongs to, wherever sbatch ran)
 #   BRAINMRI_DATA      the packed dataset (brainmri-prep output); required unless the config sets data
 #   BRAINMRI_OUTPUT    the experiment directory (default runs/<job name>-<job id>; a requeued job
-#                      keeps its id, so it finds its checkpoints and journal)
+#                      keeps its id, so it finds its checkpoints and journal; the tasks of an
+#                      array job share runs/<job name>-<array job id>)
 #   BRAINMRI_LAUNCHER  srun (default) or mpirun (Open MPI's, inside the allocation)
 #   BRAINMRI_SRUN_MPI  srun's --mpi plugin (default pmix; `srun --mpi=list` shows the cluster's)
 #   BRAINMRI_CONTAINER run every rank in a container: FILE.sif (Apptainer/Singularity: `apptainer
@@ -20,6 +21,10 @@
 #   BRAINMRI_MAX_REQUEUES  requeue at most this many times (default 20)
 
 brainmri_fail() { echo "brainmri job: $*" >&2; exit 2; }
+
+# Slurm array jobs (sbatch --array=0-4, cv and tune only): task K of N runs its share of the folds or
+# trials (--array-task K --array-tasks N) in the shared experiment directory, with a journal of its
+# own; once all have run, slurm/summarize.sh (or brainmri cv|tune summarize DIR) writes the summary.
 
 # The checkout: this file's parent directory (the job scripts source it from there; Slurm runs a
 # copy of the job script itself, so only this file knows where the checkout is).
@@ -43,11 +48,19 @@ brainmri_run() {
   else
     [[ -x $bin ]] || brainmri_fail "$bin is not an executable; build brainmri (scripts/setup.sh) or set BRAINMRI_BIN"
   fi
-  local output=${BRAINMRI_OUTPUT:-$submit_dir/runs/${SLURM_JOB_NAME:-brainmri}-${SLURM_JOB_ID:-local}}
+  local job_id=${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-local}}
+  local output=${BRAINMRI_OUTPUT:-$submit_dir/runs/${SLURM_JOB_NAME:-brainmri}-$job_id}
   local tasks=${SLURM_NTASKS:-1} threads=${SLURM_CPUS_PER_TASK:-1}
   local args=("$bin" "$command" --config "$config" --output "$output" --threads-per-rank "$threads"
               --preemption-signal USR1)
   [[ -n ${BRAINMRI_DATA:-} ]] && args+=(--data "$BRAINMRI_DATA")
+  if [[ -n ${SLURM_ARRAY_TASK_ID:-} ]]; then
+    [[ $command == cv || $command == tune ]] || brainmri_fail "an array job splits cv and tune; brainmri $command runs as one job"
+    local first=${SLURM_ARRAY_TASK_MIN:-0} count=${SLURM_ARRAY_TASK_COUNT:-1}
+    local index=$((SLURM_ARRAY_TASK_ID - first))
+    ((index < count)) || brainmri_fail "array task ids must be one range such as --array=0-4 (task $SLURM_ARRAY_TASK_ID, $count tasks from $first)"
+    args+=(--array-task "$index" --array-tasks "$count")
+  fi
   [[ $command == train ]] && args+=(--resume)  # cv and tune resume from their journal anyway
   args+=("$@")
 
@@ -69,7 +82,7 @@ brainmri_run() {
   fi
   launch+=("${inside[@]}")
 
-  echo "brainmri job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-$(hostname)}: $tasks task(s) x $threads CPU(s)"
+  echo "brainmri job ${SLURM_JOB_ID:-?}${SLURM_ARRAY_TASK_ID:+ (array task $SLURM_ARRAY_TASK_ID of ${SLURM_ARRAY_JOB_ID})} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-$(hostname)}: $tasks task(s) x $threads CPU(s)"
   echo "+ ${launch[*]} ${args[*]}"
   [[ ${BRAINMRI_DRY_RUN:-0} == 1 ]] && return 0
   mkdir -p "$output"
@@ -97,4 +110,25 @@ brainmri_run() {
   fi
   echo "brainmri job: finished with exit code $code"
   return "$code"
+}
+
+# brainmri_summarize cv|tune DIR: the summaries of an experiment that ran as array tasks (one
+# process; in the container when BRAINMRI_CONTAINER names one).
+brainmri_summarize() {
+  local command=${1:-} directory=${2:-}
+  [[ ($command == cv || $command == tune) && -n $directory ]] || brainmri_fail "usage: sbatch slurm/summarize.sh cv|tune DIR"
+  [[ -f $directory/config.ini ]] || brainmri_fail "$directory holds no experiment (no config.ini)"
+  local container=${BRAINMRI_CONTAINER:-} run=()
+  if [[ $container == *.sif ]]; then
+    run=(apptainer exec --nv --bind "${SLURM_SUBMIT_DIR:-$PWD}" --pwd "$PWD" "$container" "${BRAINMRI_BIN:-brainmri}")
+  elif [[ -n $container ]]; then
+    run=(srun --ntasks=1 --container-image="$container" --container-mounts="${SLURM_SUBMIT_DIR:-$PWD}:${SLURM_SUBMIT_DIR:-$PWD}"
+         --container-workdir="$PWD" "${BRAINMRI_BIN:-brainmri}")
+  else
+    run=("${BRAINMRI_BIN:-$brainmri_home/build/release/bin/brainmri}")
+    [[ -x ${run[0]} ]] || brainmri_fail "${run[0]} is not an executable; build brainmri (scripts/setup.sh) or set BRAINMRI_BIN"
+  fi
+  echo "+ ${run[*]} $command summarize $directory"
+  [[ ${BRAINMRI_DRY_RUN:-0} == 1 ]] && return 0
+  "${run[@]}" "$command" summarize "$directory"
 }

@@ -9,6 +9,9 @@
 #   --partition/--account for your site. Folds run in parallel, one per rank by default
 #   (--ranks-per-job 1); add --ranks-per-job N to train each fold data-parallel on N GPUs.
 # Multi-node: raise --nodes; nothing else changes (NCCL finds the network; see docs/cluster.md).
+# As an array job, one job per fold (each task its own allocation, queued on its own):
+#   jid=$(sbatch --parsable --array=0-4 --ntasks-per-node=1 --gres=gpu:1 slurm/train_kfold.sh CONFIG)
+#   sbatch --dependency=afterok:$jid slurm/summarize.sh cv runs/brainmri-kfold-$jid
 # Preemption: Slurm sends USR1 three minutes before the time limit; every rank checkpoints at its
 # next step, the job requeues itself and continues where it stopped (finished folds are not rerun).
 # Variables: BRAINMRI_DATA, BRAINMRI_OUTPUT, BRAINMRI_BIN, BRAINMRI_LAUNCHER (srun|mpirun),
@@ -28,7 +31,7 @@
 set -uo pipefail
 # Slurm runs a copy of this script: the checkout is where the submitted script lives (scontrol's
 # Command=), else BRAINMRI_HOME or the submit directory.
-home=${BRAINMRI_HOME:-$(scontrol show job "${SLURM_JOB_ID:-}" 2>/dev/null | sed -n 's|^ *Command=\(/.*\)/slurm/[^/]*\.sh.*|\1|p')}
+home=${BRAINMRI_HOME:-$(scontrol show job "${SLURM_JOB_ID:-}" 2>/dev/null | sed -n 's|^ *Command=\(/.*\)/slurm/[^/]*\.sh.*|\1|p' | head -n 1)}
 # shellcheck source=slurm/lib.sh
 source "${home:-${SLURM_SUBMIT_DIR:-.}}/slurm/lib.sh" || exit 2
 brainmri_run cv "$@"

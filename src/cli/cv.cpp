@@ -27,17 +27,18 @@ int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment
              "is journaled in DIR/journal.jsonl: the same command resumes an interrupted cross-validation.\n"
              "With a held-out test split (brainmri-prep --holdout-split), every fold model and their ensemble are\n"
              "also tested on it (DIR/fold-K/test, DIR/test_ensemble); --final trains one more model on every fold\n"
-             "and exports it (DIR/final). --val-fold, --val-split and --resume of the training options do not\n"
-             "apply here.\n\n"
+             "and exports it (DIR/final). As Slurm array tasks (--array-task K --array-tasks N, which\n"
+             "slurm/lib.sh sets) each task runs its share of the folds; then `brainmri cv summarize DIR`.\n"
+             "--val-fold, --val-split and --resume of the training options do not apply here.\n\n"
           << options << "\n";
     }
     return kExitOk;
   }
-  return abort_job_on_failure(environment, "cv", [&] {
+  return run_or_abort_job(environment, "cv", [&] {
     const auto world = distributed::make_communicator(environment, setup.config.distribution.backend, setup.device,
                                                       {experiments::communication_timeout(setup.config)});
-    const auto result =
-        experiments::cross_validate(setup.config, cv, environment, *world, setup.device, console_messages());
+    const auto result = experiments::cross_validate(setup.config, cv, environment, *world, setup.device,
+                                                    experiments::Messages::standard());
     return result.succeeded() ? kExitOk : kExitFailure;
   });
 }

@@ -31,12 +31,7 @@ int run_export(int argc, const char* const argv[]) {
     return kExitOk;
   }
   if (!vm.count("model") || !vm.count("output")) throw UsageError("export needs a model and --output");
-  models::ExportFormat format{};
-  try {
-    format = parse_enum<models::ExportFormat>(vm["format"].as<std::string>());
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--format: ") + e.what());
-  }
+  const auto format = parse_choice<models::ExportFormat>("format", vm["format"].as<std::string>());
   const auto written = models::export_model(vm["model"].as<std::string>(), format, vm["output"].as<std::string>());
   for (const auto& file : written) std::cout << "Wrote " << file.string() << "\n";
   return kExitOk;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "brainmri/common/preemption.hpp"
 #include "brainmri/experiments/checkpoint_evaluation.hpp"
 #include "brainmri/experiments/training_run.hpp"
 #include "brainmri/version.hpp"
@@ -25,6 +26,7 @@ const char* kUsage =
     "  evaluate   evaluate a checkpoint on a split or fold (brainmri evaluate --help)\n"
     "  cv         k-fold cross-validation over the dataset's folds, resumable (brainmri cv --help)\n"
     "  tune       hyperparameter search: grid, random or ASHA, resumable (brainmri tune --help)\n"
+    "             cv summarize DIR, tune summarize DIR: the summaries of one run as Slurm array tasks\n"
     "  report     reports, figures and tables from the predictions of runs (brainmri report --help)\n"
     "  export     a trained model as TorchScript or safetensors + JSON for PyTorch/ONNX (brainmri export --help)\n"
     "  predict    classify image files with a trained model, with Grad-CAM overlays (brainmri predict --help)\n"
@@ -48,7 +50,7 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
   const auto say = [&](const std::string& line) {
     if (speaks) std::cout << environment.log_prefix() << line << std::endl;
   };
-  return abort_job_on_failure(environment, "train", [&] {
+  return run_or_abort_job(environment, "train", [&] {
     const auto communicator = distributed::make_communicator(environment, config.distribution.backend, setup.device,
                                                              {experiments::communication_timeout(config)});
     const data::ShardedDataset dataset(config.data.dataset);
@@ -68,55 +70,32 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
 }
 
 int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvironment& environment) {
-  po::options_description options("brainmri evaluate");
-  // clang-format off
-  options.add_options()
-    ("help,h", "show this help and exit")
-    ("config", po::value<std::string>(), "INI file with any of these options")
-    ("checkpoint", po::value<std::string>(), "model.pt or any checkpoint written by brainmri train (required)")
-    ("data", po::value<std::string>(), "dataset directory written by brainmri-prep (required)")
-    ("split", po::value<std::string>()->default_value(""), "evaluate this split (e.g. Testing)")
-    ("fold", po::value<int>()->default_value(-1), "or: evaluate this fold of the dataset's k-fold")
-    ("output", po::value<std::string>()->default_value(""), "where to write predictions.h5, metrics.json and classification_report.txt (default: next to the checkpoint)")
-    ("device", po::value<std::string>()->default_value("auto"), "auto, cpu or cuda")
-    ("threads", po::value<int>()->default_value(0), "CPU threads for LibTorch (0: its default)")
-    ("batch-size", po::value<std::int64_t>()->default_value(256), "evaluation batch size")
-    ("bootstrap-seed", po::value<std::uint64_t>()->default_value(7), "seed of the bootstrap confidence intervals");
-  // clang-format on
-  po::variables_map vm;
+  std::vector<Section> sections = {Section("General")};
+  sections.back().options.add_options()("help,h", "show this help and exit")("config", po::value<std::string>(),
+                                                                             "INI file with any of these options");
+  add_options(sections, experiments::checkpoint_evaluation_options());
+  const auto options = combined("brainmri evaluate", sections);
+  experiments::CheckpointEvaluation request;
   torch::Device device = torch::kCPU;
+  bool help = false;
   agree_on_setup(environment, "evaluate", [&] {
-    vm = parse_with_config(argc, argv, options);
-    if (vm.count("help")) return;
-    if (!vm.count("checkpoint") || !vm.count("data")) throw UsageError("evaluate needs --checkpoint and --data");
-    if (!vm["split"].as<std::string>().empty() && vm["fold"].as<int>() >= 0) {
-      throw UsageError("give --split or --fold, not both");
-    }
-    distributed::DeviceChoice choice{};
-    try {
-      choice = parse_enum<distributed::DeviceChoice>(vm["device"].as<std::string>());
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(std::string("--device: ") + e.what());
-    }
-    device = choose_device(choice, environment);
+    const auto vm =
+        parse_with_config(argc, argv, options, nullptr, input_path_names(experiments::checkpoint_evaluation_options()));
+    help = vm.count("help") > 0;
+    if (help) return;
+    apply_options(vm, experiments::checkpoint_evaluation_options(), request);
+    experiments::validate(request);
+    device = choose_device(request.device, environment);
   });
-  if (vm.count("help")) {
+  if (help) {
     if (environment.rank() == 0) {
       std::cout << "Usage: brainmri evaluate --checkpoint FILE --data DIR [--split NAME | --fold K]\n\n"
                 << options << "\n";
     }
     return kExitOk;
   }
-  experiments::CheckpointEvaluation request;
-  request.checkpoint = vm["checkpoint"].as<std::string>();
-  request.dataset = vm["data"].as<std::string>();
-  request.split = vm["split"].as<std::string>();
-  request.fold = vm["fold"].as<int>();
-  request.output = vm["output"].as<std::string>();
-  request.batch_size = vm["batch-size"].as<std::int64_t>();
-  request.bootstrap_seed = vm["bootstrap-seed"].as<std::uint64_t>();
-  set_threads(vm["threads"].as<int>(), environment);
-  return abort_job_on_failure(environment, "evaluate", [&] {
+  set_threads(request.threads, environment);
+  return run_or_abort_job(environment, "evaluate", [&] {
     const auto communicator = distributed::make_communicator(environment, distributed::Backend::Auto, device);
     const auto result = experiments::evaluate_checkpoint(request, *communicator, device);
     if (communicator->rank() == 0) {
@@ -132,21 +111,10 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
 int main(int argc, char* argv[]) {
   const std::string command = argc > 1 ? argv[1] : "";
   std::unique_ptr<distributed::MpiEnvironment> environment;
-  // Usage errors are the same on every rank (each parses the same options): rank 0 alone reports
-  // them and every rank exits 2. Any other error is this rank's own: it reports with its rank and
-  // ends the whole job, so no other rank waits for it in a collective.
-  auto report = [&](const std::string& text, bool usage) {
-    const bool several = environment && environment->size() > 1;
-    if (!several || !usage || environment->rank() == 0) {
-      say_error((environment ? environment->log_prefix() : std::string()) + text);
-    }
-    if (several && !usage) {
-      say_error(environment->log_prefix() + "aborting the job");
-      environment->abort_job(kExitFailure);
-    }
-    return usage ? kExitUsage : kExitFailure;
-  };
   try {
+    if ((command == "cv" || command == "tune") && argc > 2 && std::string(argv[2]) == "summarize") {
+      return run_summarize(command, argc - 2, argv + 2);
+    }
     if (command == "train" || command == "evaluate" || command == "cv" || command == "tune") {
       // At once, with the default signal: one that arrives while MPI and the data start up must
       // not kill the process. --preemption-signal then picks the one to use.
@@ -190,24 +158,12 @@ int main(int argc, char* argv[]) {
     std::cerr << (command.empty() ? "brainmri: no command given\n" : "brainmri: unknown command '" + command + "'\n")
               << kUsage;
     return kExitUsage;
-  } catch (const QuietExit& e) {
-    return e.code;
-  } catch (const PreemptionRequested& e) {
-    // Every rank agreed to stop at the same step; rank 0 speaks for them.
-    if (!environment || environment->rank() == 0) {
-      say_error("brainmri " + command + ": " + e.what() + " (exit code " + std::to_string(kExitPreempted) + ")");
-    }
-    return kExitPreempted;
-  } catch (const po::error& e) {
-    return report("brainmri " + command + ": " + e.what() + "\nTry 'brainmri " + command + " --help'.", true);
-  } catch (const ConfigError& e) {
-    return report("brainmri " + command + ": " + usage_error(e).what() + "\nTry 'brainmri " + command + " --help'.",
-                  true);
-  } catch (const UsageError& e) {
-    return report("brainmri " + command + ": " + e.what() + "\nTry 'brainmri " + command + " --help'.", true);
-  } catch (const c10::Error& e) {
-    return report("brainmri " + command + ": error: " + e.what_without_backtrace(), false);
-  } catch (const std::exception& e) {
-    return report("brainmri " + command + ": error: " + e.what(), false);
+  } catch (const distributed::JobExit& e) {
+    return e.code;  // reported already
+  } catch (...) {
+    // A usage error is the same on every rank: rank 0 reports it. Any other error is this rank's
+    // own: it reports it with its rank and ends the whole job (no rank waits for it).
+    return distributed::end_with_failure(environment.get(), describe_failure(command)(std::current_exception()),
+                                         say_error);
   }
 }

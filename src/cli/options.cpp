@@ -7,7 +7,8 @@
 namespace brainmri::cli {
 
 po::variables_map parse_with_config(int argc, const char* const argv[], const po::options_description& options,
-                                    const po::positional_options_description* positional) {
+                                    const po::positional_options_description* positional,
+                                    const std::vector<std::string>& input_paths) {
   po::variables_map vm;
   auto parser = po::command_line_parser(argc, argv).options(options);
   if (positional) parser.positional(*positional);
@@ -22,7 +23,12 @@ po::variables_map parse_with_config(int argc, const char* const argv[], const po
         if (options.find_nothrow(entry.key, false) == nullptr) {
           throw UsageError(path + ":" + std::to_string(entry.line) + ": unknown option '" + entry.key + "'");
         }
-        from_file.options.emplace_back(entry.key, std::vector<std::string>{entry.value});
+        auto value = entry.value;
+        const bool is_input = std::find(input_paths.begin(), input_paths.end(), entry.key) != input_paths.end();
+        if (is_input && !value.empty() && std::filesystem::path(value).is_relative()) {
+          value = (std::filesystem::path(path).parent_path() / value).lexically_normal().string();
+        }
+        from_file.options.emplace_back(entry.key, std::vector<std::string>{value});
       }
     } catch (const std::invalid_argument& e) {
       throw UsageError(e.what());

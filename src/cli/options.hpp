@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -29,10 +30,22 @@ class UsageError : public std::runtime_error {
 // A library's complaint about an option, as the user wrote it: "--lr: must be > 0".
 inline UsageError usage_error(const ConfigError& error) { return UsageError(std::string("--") + error.what()); }
 
+// The choice `text` of the enum option `option`; throws ConfigError naming the option.
+template <NamedEnum Enum>
+Enum parse_choice(const std::string& option, const std::string& text) {
+  try {
+    return parse_enum<Enum>(text);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(option, e.what());
+  }
+}
+
 // Parses argv, then the file named by --config (if the description has it); command-line values
-// win. Throws po::error or UsageError.
+// win. A relative value of an `input_paths` option in the file is relative to the file. Throws
+// po::error or UsageError.
 po::variables_map parse_with_config(int argc, const char* const argv[], const po::options_description& options,
-                                    const po::positional_options_description* positional = nullptr);
+                                    const po::positional_options_description* positional = nullptr,
+                                    const std::vector<std::string>& input_paths = {});
 
 // A titled group of options in a command's help.
 struct Section {
@@ -70,6 +83,7 @@ void add_options(std::vector<Section>& sections, const std::vector<Option<Config
 po::options_description combined(const std::string& title, const std::vector<Section>& sections);
 
 // Sets every option of the table that `vm` holds on `config`; throws UsageError naming the option.
+// Input paths become absolute: the run's config.ini then reproduces it from any directory.
 template <typename Config>
 void apply_options(const po::variables_map& vm, const std::vector<Option<Config>>& table, Config& config) {
   try {
@@ -78,7 +92,9 @@ void apply_options(const po::variables_map& vm, const std::vector<Option<Config>
       if (option.arity == OptionArity::List) {
         for (const auto& value : vm[option.name].template as<std::vector<std::string>>()) option.set(config, value);
       } else {
-        option.set(config, vm[option.name].template as<std::string>());
+        const auto& value = vm[option.name].template as<std::string>();
+        const bool resolve = option.input_path && !value.empty();
+        option.set(config, resolve ? std::filesystem::absolute(value).lexically_normal().string() : value);
       }
     }
   } catch (const ConfigError& e) {

@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <optional>
 #include <thread>
+
+#include "brainmri/common/preemption.hpp"
 
 namespace brainmri::cli {
 
@@ -28,6 +29,12 @@ torch::Device choose_device(distributed::DeviceChoice choice, const distributed:
   return selection.device;
 }
 
+torch::Device choose_device(distributed::DeviceChoice choice) {
+  const auto selection = distributed::pick_device(choice);
+  if (!selection.warning.empty()) say_error(selection.warning);
+  return selection.device;
+}
+
 void say_error(const std::string& message) {
   const std::string line = message + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
@@ -46,38 +53,39 @@ std::vector<Section> run_option_sections() {
   return sections;
 }
 
-experiments::Messages console_messages() { return experiments::Messages::standard(); }
-
-namespace {
-
-// --inject-fault KIND:RANK:STEP (tests only, not in --help): world rank RANK throws, hangs or
-// exits at its training step STEP, to test that a job ends instead of hanging and resumes.
-std::optional<training::FaultInjection> fault_for_this_rank(const std::string& text, int world_rank) {
-  const auto first = text.find(':'), second = text.rfind(':');
-  if (first == std::string::npos || first == second) {
-    throw UsageError("--inject-fault must be <throw|hang|exit>:<rank>:<step>, got " + text);
-  }
-  const auto kind_text = text.substr(0, first);
-  training::FaultInjection fault;
-  if (kind_text == "throw")
-    fault.kind = training::FaultInjection::Kind::Throw;
-  else if (kind_text == "hang")
-    fault.kind = training::FaultInjection::Kind::Hang;
-  else if (kind_text == "exit")
-    fault.kind = training::FaultInjection::Kind::Exit;
-  else
-    throw UsageError("--inject-fault kind must be throw, hang or exit, got " + kind_text);
-  try {
-    const int rank = option_text::parse<int>(text.substr(first + 1, second - first - 1));
-    fault.step = option_text::parse<std::int64_t>(text.substr(second + 1));
-    if (rank != world_rank) return std::nullopt;
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--inject-fault: ") + e.what());
-  }
-  return fault;
+distributed::DescribeFailure describe_failure(const std::string& command) {
+  return [command](const std::exception_ptr& failure) -> distributed::FailureReport {
+    const std::string name = "brainmri " + command + ": ";
+    const std::string see_help = "\nTry 'brainmri " + command + " --help'.";
+    try {
+      std::rethrow_exception(failure);
+    } catch (const PreemptionRequested& e) {
+      return {name + e.what() + " (exit code " + std::to_string(kExitPreempted) + ")", kExitPreempted, true};
+    } catch (const po::error& e) {
+      return {name + e.what() + see_help, kExitUsage, true};
+    } catch (const ConfigError& e) {
+      return {name + usage_error(e).what() + see_help, kExitUsage, true};
+    } catch (const UsageError& e) {
+      return {name + e.what() + see_help, kExitUsage, true};
+    } catch (const c10::Error& e) {
+      return {name + "error: " + e.what_without_backtrace(), kExitFailure, false};
+    } catch (const std::exception& e) {
+      return {name + "error: " + e.what(), kExitFailure, false};
+    } catch (...) {
+      return {name + "error: an unknown exception", kExitFailure, false};
+    }
+  };
 }
 
-}  // namespace
+void agree_on_setup(const distributed::MpiEnvironment& environment, const std::string& command,
+                    const std::function<void()>& setup) {
+  distributed::agree_on_setup(environment, setup, describe_failure(command), say_error);
+}
+
+int run_or_abort_job(const distributed::MpiEnvironment& environment, const std::string& command,
+                     const std::function<int()>& body) {
+  return distributed::run_or_abort_job(environment, body, describe_failure(command), say_error);
+}
 
 TrainingSetup prepare_training(
     int argc, const char* const argv[], const po::options_description& options,
@@ -91,7 +99,7 @@ TrainingSetup prepare_training(
     // clang-format off
     parsed.add_options()("inject-fault", po::value<std::string>(), "tests only: KIND:RANK:STEP");
     // clang-format on
-    const auto vm = parse_with_config(argc, argv, parsed);
+    const auto vm = parse_with_config(argc, argv, parsed, nullptr, input_path_names(experiments::run_options()));
     setup.help = vm.count("help") > 0;
     if (setup.help) return;
     apply_options(vm, experiments::run_options(), setup.config);
@@ -102,10 +110,11 @@ TrainingSetup prepare_training(
     try {
       install_preemption_handler(setup.config.runtime.preemption_signal);
     } catch (const std::invalid_argument& e) {
-      throw UsageError(std::string("--preemption-signal: ") + e.what());
+      throw ConfigError("preemption-signal", e.what());
     }
     if (vm.count("inject-fault")) {
-      setup.config.training.fault = fault_for_this_rank(vm["inject-fault"].as<std::string>(), environment.rank());
+      setup.config.training.fault =
+          training::FaultInjection::for_rank(vm["inject-fault"].as<std::string>(), environment.rank());
     }
     config_text = to_ini(experiments::run_options(), setup.config);
     if (build_more) config_text += build_more(vm, setup.config);

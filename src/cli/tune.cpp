@@ -27,20 +27,24 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
              "rung, up to --epochs. Jobs (a trial on a fold for a rung) are shared among groups of\n"
              "--ranks-per-job ranks and journaled in DIR/journal.jsonl: the same command resumes. Writes\n"
              "DIR/trials.csv, trials.json, tune_summary.md and best_config.ini (ready for brainmri cv/train with\n"
-             "--data). --val-fold, --val-split and --resume of the training options do not apply here.\n\n"
+             "--data). As Slurm array tasks (--array-task K --array-tasks N) each task runs its share of the\n"
+             "trials; then `brainmri tune summarize DIR`. --val-fold, --val-split and --resume of the\n"
+             "training options do not apply here.\n\n"
           << options << "\n";
     }
     return kExitOk;
   }
-  return abort_job_on_failure(environment, "tune", [&] {
+  return run_or_abort_job(environment, "tune", [&] {
     const auto world = distributed::make_communicator(environment, setup.config.distribution.backend, setup.device,
                                                       {experiments::communication_timeout(setup.config)});
-    const auto result = experiments::tune(setup.config, search, environment, *world, setup.device, console_messages());
+    const auto result =
+        experiments::tune(setup.config, search, environment, *world, setup.device, experiments::Messages::standard());
     if (result.refused) {
       if (world->rank() == 0) say_error("brainmri tune: " + result.refusal);
-      throw QuietExit{kExitUsage};
+      throw distributed::JobExit{kExitUsage};
     }
     if (world->rank() != 0) return kExitOk;  // rank 0 alone knows the outcome
+    if (result.array_task) return result.unfinished_jobs == 0 ? kExitOk : kExitFailure;
     return result.best_trial >= 0 ? kExitOk : kExitFailure;
   });
 }

@@ -1,8 +1,9 @@
 #include "brainmri/common/csv.hpp"
 
-#include <charconv>
 #include <cmath>
 #include <stdexcept>
+
+#include "brainmri/common/option_table.hpp"
 
 namespace brainmri {
 
@@ -31,11 +32,6 @@ std::string CsvTable::field(std::string_view value) {
   return quoted + "\"";
 }
 
-std::string CsvTable::number(double value) {
-  if (std::isnan(value)) return "";
-  char text[64];
-  const auto [end, error] = std::to_chars(text, text + sizeof(text), value);
-  return std::string(text, end);
-}
+std::string CsvTable::number(double value) { return std::isnan(value) ? "" : option_text::format(value); }
 
 }  // namespace brainmri

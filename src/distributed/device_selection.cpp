@@ -56,20 +56,24 @@ std::string diagnose_cuda(const CudaProbe& probe) {
 }
 
 DeviceSelection pick_device(DeviceChoice choice, const MpiEnvironment& environment) {
+  return pick_device(choice, environment.local_rank(), environment.local_size());
+}
+
+DeviceSelection pick_device(DeviceChoice choice, int local_rank, int local_size) {
   if (choice == DeviceChoice::Cpu) return {torch::kCPU, ""};
   if (!torch::cuda::is_available()) {
     const auto why = diagnose_cuda(probe_cuda());
     if (choice == DeviceChoice::Cuda)
       throw ConfigError("device", "cuda, but " + (why.empty() ? std::string("this machine has no NVIDIA GPU") : why));
-    return {torch::kCPU, why.empty() ? "" : "WARNING: --device auto is training on the CPU: " + why};
+    return {torch::kCPU, why.empty() ? "" : "WARNING: --device auto runs on the CPU: " + why};
   }
   const auto devices = static_cast<int>(torch::cuda::device_count());
-  if (environment.local_size() <= devices) {
-    return {{torch::kCUDA, static_cast<c10::DeviceIndex>(environment.local_rank())}, ""};
+  if (local_size <= devices) {
+    return {{torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank)}, ""};
   }
   const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
   if (devices == 1 && visible != nullptr) return {{torch::kCUDA, 0}, ""};
-  throw ConfigError("device", std::to_string(environment.local_size()) + " ranks run on this node but only " +
+  throw ConfigError("device", std::to_string(local_size) + " ranks run on this node but only " +
                                   std::to_string(devices) + " CUDA device(s) are visible (CUDA_VISIBLE_DEVICES=" +
                                   (visible ? visible : "unset") + "); start at most one rank per GPU, or use the CPU");
 }

@@ -11,9 +11,35 @@ namespace brainmri::experiments {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+const std::vector<Option<CheckpointEvaluation>>& checkpoint_evaluation_options() {
+  using C = CheckpointEvaluation;
+  constexpr const char* kGroup = "brainmri evaluate";
+  // clang-format off
+  static const std::vector<Option<C>> table = {
+    as_input_path(bind_option<C>("checkpoint", kGroup, "model.pt or any checkpoint written by brainmri train (required)", [](auto& c) -> auto& { return c.checkpoint; })),
+    as_input_path(bind_option<C>("data", kGroup, "dataset directory written by brainmri-prep (required)", [](auto& c) -> auto& { return c.dataset; })),
+    bind_option<C>("split", kGroup, "evaluate this split (e.g. Testing)", [](auto& c) -> auto& { return c.split; }),
+    bind_option<C>("fold", kGroup, "or: evaluate this fold of the dataset's k-fold (-1: neither; no split either: every image)", [](auto& c) -> auto& { return c.fold; }),
+    bind_option<C>("output", kGroup, "where to write predictions.h5, metrics.json and classification_report.txt (default: next to the checkpoint, eval-SELECTION)", [](auto& c) -> auto& { return c.output; }),
+    bind_option<C>("device", kGroup, "auto, cpu or cuda", [](auto& c) -> auto& { return c.device; }),
+    bind_option<C>("threads", kGroup, "CPU threads for LibTorch (0: its default)", [](auto& c) -> auto& { return c.threads; }),
+    bind_option<C>("batch-size", kGroup, "evaluation batch size", [](auto& c) -> auto& { return c.batch_size; }),
+    bind_option<C>("bootstrap-seed", kGroup, "seed of the bootstrap confidence intervals", [](auto& c) -> auto& { return c.bootstrap_seed; }),
+  };
+  // clang-format on
+  return table;
+}
+
+void validate(const CheckpointEvaluation& request) {
+  if (request.checkpoint.empty()) throw ConfigError("checkpoint", "required: the model to evaluate");
+  if (request.dataset.empty()) throw ConfigError("data", "required: the dataset written by brainmri-prep");
+  if (!request.split.empty() && request.fold >= 0) throw ConfigError("split", "give a split or a fold, not both");
+  if (request.batch_size < 1) throw ConfigError("batch-size", "must be at least 1");
+}
+
 CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& request,
                                                distributed::Communicator& communicator, const torch::Device& device) {
-  if (!request.split.empty() && request.fold >= 0) throw ConfigError("split", "give a split or a fold, not both");
+  validate(request);
   auto model = models::load_model_from_checkpoint(request.checkpoint, device);
   const data::ShardedDataset dataset(request.dataset);
   const auto& m = model->options();

@@ -136,8 +136,25 @@ CrossValidationPlan plan_cross_validation(const RunConfig& config, const CrossVa
 }
 
 std::string cross_validation_ini(const RunConfig& config, const CrossValidationConfig& cv) {
-  return to_ini(run_options(), config) + to_ini(cross_validation_options(), cv);
+  // Every array task writes the same file: its own index is not in it.
+  return to_ini(run_options(), config) + to_ini(cross_validation_options(), cv, {"array-task"});
 }
+
+namespace {
+
+std::vector<std::string> job_names(const CrossValidationPlan& plan, const CrossValidationConfig& cv) {
+  std::vector<std::string> jobs;
+  for (const int k : plan.folds) jobs.push_back("fold-" + std::to_string(k));
+  if (cv.final_model) jobs.push_back("final");
+  return jobs;
+}
+
+CrossValidationResult write_summaries(const RunConfig& config, const CrossValidationConfig& cv,
+                                      const CrossValidationPlan& plan, const data::ShardedDataset& dataset,
+                                      const std::map<std::string, JobStatus>& statuses, const json& ranks,
+                                      const torch::Device& device, const Messages& messages);
+
+}  // namespace
 
 CrossValidationResult cross_validate(const RunConfig& config, const CrossValidationConfig& cv,
                                      const distributed::MpiEnvironment& environment, distributed::Communicator& world,
@@ -151,17 +168,25 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
   if (world.rank() == 0) {
     fs::create_directories(output);
     write_file_atomically(output / "config.ini", "# brainmri " + std::string(kVersion) + " cv\n" + config_text);
-    journal = std::make_unique<Journal>(output / "journal.jsonl");
+    journal = std::make_unique<Journal>(journal_file(output, cv.jobs.array_task));
   }
-  std::vector<std::string> jobs;
-  for (const int k : plan.folds) jobs.push_back("fold-" + std::to_string(k));
-  if (cv.final_model) jobs.push_back("final");
+  const auto jobs = job_names(plan, cv);
+  FixedJobs all_jobs(jobs);
+  // An array task runs jobs K, K + N, ... of the list.
+  ArrayShare share(
+      all_jobs, std::max(cv.jobs.array_task, 0), cv.jobs.array_tasks,
+      [&](const std::string& job) { return static_cast<int>(std::find(jobs.begin(), jobs.end(), job) - jobs.begin()); },
+      output, cv.jobs.max_retries, false);
+  JobPlan& job_plan = cv.jobs.in_array() ? static_cast<JobPlan&>(share) : all_jobs;
   if (world.rank() == 0) {
-    messages.result("Cross-validating " + config.model.architecture + " over " + std::to_string(jobs.size()) +
-                    " folds on " + std::to_string(scheduler.group_count()) + " group(s) of " +
-                    std::to_string(cv.jobs.ranks_per_job) + " rank(s)");
+    messages.result(
+        "Cross-validating " + config.model.architecture + " over " + std::to_string(jobs.size()) + " folds on " +
+        std::to_string(scheduler.group_count()) + " group(s) of " + std::to_string(cv.jobs.ranks_per_job) + " rank(s)" +
+        (cv.jobs.in_array()
+             ? ", as array task " + std::to_string(cv.jobs.array_task) + " of " + std::to_string(cv.jobs.array_tasks)
+             : std::string()));
   }
-  const auto statuses = scheduler.run(jobs, journal.get(), [&](const JobContext& context) {
+  const auto statuses = scheduler.run(&job_plan, journal.get(), [&](const JobContext& context) {
     const bool is_final = context.assignment.job == "final";
     const int fold = is_final ? -1 : std::stoi(context.assignment.job.substr(5));
     RunConfig run = config;
@@ -184,9 +209,43 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
         "cv", config_text);
     return outcome.to_json();
   });
-  CrossValidationResult result;
-  if (world.rank() != 0) return result;
+  if (world.rank() != 0) return {};
+  if (cv.jobs.in_array()) {
+    CrossValidationResult result;
+    std::string done;
+    for (const auto& [job, status] : statuses) {
+      done += (done.empty() ? "" : ", ") + job;
+      if (status.state != JobState::Finished) result.failed.push_back(job + " (" + to_string(status.state) + ")");
+    }
+    messages.result("Array task " + std::to_string(cv.jobs.array_task) + " of " + std::to_string(cv.jobs.array_tasks) +
+                    " has run its jobs (" + done + "). Once every task has: brainmri cv summarize " + output.string());
+    return result;
+  }
+  return write_summaries(config, cv, plan, dataset, statuses, world.size(), device, messages);
+}
 
+CrossValidationResult summarize_cross_validation(const fs::path& directory, const torch::Device& device,
+                                                 const Messages& messages) {
+  RunConfig config;
+  CrossValidationConfig cv;
+  read_experiment_config(directory / "config.ini", config, &cv, nullptr);
+  config.output.directory = directory;
+  const data::ShardedDataset dataset(config.data.dataset);
+  const auto plan = plan_cross_validation(config, cv, dataset, cv.jobs.ranks_per_job);
+  FixedJobs jobs(job_names(plan, cv));
+  const auto statuses = settled_jobs(directory, jobs, cv.jobs.max_retries, "cv");
+  return write_summaries(config, cv, plan, dataset, statuses, json(), device, messages);
+}
+
+namespace {
+
+CrossValidationResult write_summaries(const RunConfig& config, const CrossValidationConfig& cv,
+                                      const CrossValidationPlan& plan, const data::ShardedDataset& dataset,
+                                      const std::map<std::string, JobStatus>& statuses, const json& ranks,
+                                      const torch::Device& device, const Messages& messages) {
+  const fs::path output = config.output.directory;
+  const auto jobs = job_names(plan, cv);
+  CrossValidationResult result;
   // Aggregates, on rank 0: per fold, across folds, and pooled out of fold.
   json per_fold = json::array();
   std::vector<double> accuracy, macro_f1, macro_auc;
@@ -246,8 +305,9 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
                   {"macro_f1", evaluation::across_folds_json(macro_f1)},
                   {"macro_auc", evaluation::across_folds_json(macro_auc)},
                   {"failed", result.failed},
-                  {"ranks", world.size()},
-                  {"ranks_per_job", cv.jobs.ranks_per_job}};
+                  {"ranks", ranks},
+                  {"ranks_per_job", cv.jobs.ranks_per_job},
+                  {"array_tasks", cv.jobs.array_tasks}};
   if (!pooled.labels.empty()) {
     pooled.loss = pooled_loss / static_cast<double>(pooled.labels.size());
     const json context = {
@@ -296,5 +356,7 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
   result.summary = std::move(summary);
   return result;
 }
+
+}  // namespace
 
 }  // namespace brainmri::experiments

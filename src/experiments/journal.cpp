@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
@@ -32,24 +33,83 @@ JobState job_state_from_string(const std::string& text) {
   throw std::invalid_argument("unknown job state '" + text + "'");
 }
 
-Journal::Journal(std::filesystem::path file) : file_(std::move(file)) {
-  std::vector<std::string> lines;
-  {
-    std::ifstream in(file_);
-    for (std::string line; std::getline(in, line);) lines.push_back(line);
+namespace {
+
+void apply_record(std::map<std::string, JobStatus>& jobs, const json& record) {
+  auto& status = jobs[record.at("job").get<std::string>()];
+  status.state = job_state_from_string(record.at("state").get<std::string>());
+  if (status.state == JobState::Running) ++status.attempts;
+  if (status.state == JobState::Finished) status.result = record.value("result", json::object());
+  if (status.state == JobState::Failed) {
+    status.error = record.value("error", std::string());
+    ++status.failures;
   }
+}
+
+std::vector<std::string> read_lines(const std::filesystem::path& file) {
+  std::vector<std::string> lines;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Replays `lines` into `jobs`; a torn last line is left out, a torn line elsewhere is an error.
+void replay(const std::vector<std::string>& lines, const std::filesystem::path& file,
+            std::map<std::string, JobStatus>& jobs) {
   for (std::size_t i = 0; i < lines.size(); ++i) {
     if (lines[i].empty()) continue;
-    json record;
     try {
-      record = json::parse(lines[i]);
-      apply(record);
+      apply_record(jobs, json::parse(lines[i]));
     } catch (const std::exception& e) {
-      if (i + 1 == lines.size()) break;  // the write the crash cut short
-      throw std::runtime_error(file_.string() + ":" + std::to_string(i + 1) + ": not a journal record (" + e.what() +
+      if (i + 1 == lines.size()) break;  // the write the crash cut short, or one in progress
+      throw std::runtime_error(file.string() + ":" + std::to_string(i + 1) + ": not a journal record (" + e.what() +
                                "); the journal is damaged — move it away to start the experiment afresh");
     }
   }
+}
+
+// The more settled of two records of one job (finished, then failed, then the rest).
+int settledness(JobState state) {
+  return state == JobState::Finished ? 3 : state == JobState::Failed ? 2 : state == JobState::Interrupted ? 1 : 0;
+}
+
+}  // namespace
+
+std::map<std::string, JobStatus> read_journal(const std::filesystem::path& file) {
+  std::map<std::string, JobStatus> jobs;
+  replay(read_lines(file), file, jobs);
+  return jobs;
+}
+
+std::filesystem::path journal_file(const std::filesystem::path& directory, int task) {
+  return directory / (task < 0 ? std::string("journal.jsonl") : "journal-task-" + std::to_string(task) + ".jsonl");
+}
+
+std::map<std::string, JobStatus> read_experiment_journals(const std::filesystem::path& directory) {
+  std::vector<std::filesystem::path> files;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
+    const auto name = entry.path().filename().string();
+    if (name == "journal.jsonl" || (name.starts_with("journal-task-") && name.ends_with(".jsonl"))) {
+      files.push_back(entry.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  std::map<std::string, JobStatus> merged;
+  for (const auto& file : files) {
+    for (auto& [job, status] : read_journal(file)) {
+      const auto found = merged.find(job);
+      if (found == merged.end() || settledness(status.state) > settledness(found->second.state)) {
+        merged[job] = std::move(status);
+      }
+    }
+  }
+  return merged;
+}
+
+Journal::Journal(std::filesystem::path file) : file_(std::move(file)) {
+  const auto lines = read_lines(file_);
+  replay(lines, file_, jobs_);
   if (!file_.parent_path().empty()) std::filesystem::create_directories(file_.parent_path());
   descriptor_ = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (descriptor_ < 0) throw std::system_error(errno, std::generic_category(), "cannot open journal " + file_.string());
@@ -75,17 +135,6 @@ JobStatus Journal::status(const std::string& job) const {
   return found == jobs_.end() ? JobStatus{} : found->second;
 }
 
-void Journal::apply(const json& record) {
-  auto& status = jobs_[record.at("job").get<std::string>()];
-  status.state = job_state_from_string(record.at("state").get<std::string>());
-  if (status.state == JobState::Running) ++status.attempts;
-  if (status.state == JobState::Finished) status.result = record.value("result", json::object());
-  if (status.state == JobState::Failed) {
-    status.error = record.value("error", std::string());
-    ++status.failures;
-  }
-}
-
 void Journal::append(const json& record) {
   auto stamped = record;
   stamped["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -95,7 +144,7 @@ void Journal::append(const json& record) {
   if (written != static_cast<ssize_t>(line.size()) || ::fsync(descriptor_) != 0) {
     throw std::system_error(errno, std::generic_category(), "cannot append to journal " + file_.string());
   }
-  apply(stamped);
+  apply_record(jobs_, stamped);
 }
 
 void Journal::started(const std::string& job) { append({{"job", job}, {"state", "running"}}); }

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "brainmri/common/ini.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/experiments/search.hpp"
 
@@ -52,7 +53,7 @@ Option<RunConfig> mebibytes_option(const char* name, const char* help,
 std::vector<Option<RunConfig>> make_run_options() {
   // clang-format off
   return {
-    run_option("data", kGeneral, "dataset directory written by brainmri-prep (required)", [](auto& c) -> auto& { return c.data.dataset; }, kFixed),
+    as_input_path(run_option("data", kGeneral, "dataset directory written by brainmri-prep (required; in a config file, relative to the file)", [](auto& c) -> auto& { return c.data.dataset; }, kFixed)),
     run_option("output", kGeneral, "run directory for checkpoints, logs and metrics (required)", [](auto& c) -> auto& { return c.output.directory; }, kFixed),
     run_option("device", kGeneral, "auto (CUDA when available), cpu or cuda", [](auto& c) -> auto& { return c.runtime.device; }, kFixed),
     run_option("threads", kGeneral, "same as --threads-per-rank (kept for older configs)", [](auto& c) -> auto& { return c.distribution.threads; }, kFixed),
@@ -82,7 +83,7 @@ std::vector<Option<RunConfig>> make_run_options() {
     run_option("dense-units", kModel, "units of the hidden dense layer of the head", [](auto& c) -> auto& { return c.model.dense_units; }),
     run_option("filters", kModel, "baseline_cnn: filters of its conv blocks", [](auto& c) -> auto& { return c.model.filters; }),
     run_option("width", kModel, "mobilenet_v2: width multiplier (Keras alpha)", [](auto& c) -> auto& { return c.model.width; }),
-    run_option("pretrained", kModel, "mobilenet_v2: Keras HDF5 ImageNet weights of the same width", [](auto& c) -> auto& { return c.model.pretrained; }),
+    as_input_path(run_option("pretrained", kModel, "mobilenet_v2: Keras HDF5 ImageNet weights of the same width (in a config file, relative to the file)", [](auto& c) -> auto& { return c.model.pretrained; })),
     run_option("trainable-blocks", kModel, "backbone groups that train, counted from the top (-1: all, 0: frozen backbone)", [](auto& c) -> auto& { return c.model.trainable_blocks; }),
 
     run_option("epochs", kTraining, "epochs of the first stage", [](auto& c) -> auto& { return c.training.epochs; }),
@@ -283,6 +284,10 @@ void validate(const JobOptions& options, int world_size) {
                                            std::to_string(world_size) + " ranks");
   }
   require(options.max_retries >= 0, "max-retries", "must be >= 0");
+  require(options.array_tasks >= 1, "array-tasks", "must be >= 1");
+  require(options.array_task >= -1 && options.array_task < options.array_tasks, "array-task",
+          "must be -1 (no array) or 0.." + std::to_string(options.array_tasks - 1) + " (--array-tasks " +
+              std::to_string(options.array_tasks) + "), got " + std::to_string(options.array_task));
 }
 
 const std::vector<Option<CrossValidationConfig>>& cross_validation_options() {
@@ -294,6 +299,8 @@ const std::vector<Option<CrossValidationConfig>>& cross_validation_options() {
     bind_option<C>("ranks-per-job", kGroup, "ranks that train one fold together (1: one fold per rank/GPU)", [](auto& c) -> auto& { return c.jobs.ranks_per_job; }),
     bind_option<C>("max-retries", kGroup, "times a failed fold is retried before it is marked failed", [](auto& c) -> auto& { return c.jobs.max_retries; }),
     bind_option<C>("test-split", kGroup, "held-out test split that every fold model (and their ensemble) is evaluated on: auto (the one packed with brainmri-prep --holdout-split, if any), none, or a split name", [](auto& c) -> auto& { return c.test_split; }),
+    bind_option<C>("array-task", kGroup, "Slurm array jobs: this task's index (0-based) among --array-tasks that share the folds (task K runs the jobs K, K+N, ...; slurm/lib.sh sets it from SLURM_ARRAY_TASK_ID); -1: no array", [](auto& c) -> auto& { return c.jobs.array_task; }),
+    bind_option<C>("array-tasks", kGroup, "Slurm array jobs: how many tasks share the experiment (then brainmri cv summarize DIR writes the summary)", [](auto& c) -> auto& { return c.jobs.array_tasks; }),
     as_flag(bind_option<C>("final", kGroup, "also train a final model on every fold (no validation: --epochs of each stage), test it on the held-out split and export it (DIR/final: model.pt, model.torchscript.pt)", [](auto& c) -> auto& { return c.final_model; })),
   };
   // clang-format on
@@ -316,9 +323,44 @@ const std::vector<Option<SearchConfig>>& search_options() {
     bind_option<C>("folds", kGroup, "validation folds each trial trains on (its objective is their mean): all, or a list such as 0 for speed", [](auto& c) -> auto& { return c.jobs.folds; }),
     bind_option<C>("ranks-per-job", kGroup, "ranks that train one job (a trial on a fold) together", [](auto& c) -> auto& { return c.jobs.ranks_per_job; }),
     bind_option<C>("max-retries", kGroup, "times a failed job is retried before its trial is marked failed", [](auto& c) -> auto& { return c.jobs.max_retries; }),
+    bind_option<C>("array-task", kGroup, "Slurm array jobs: this task's index (0-based) among --array-tasks that share the trials (task K runs trials K, K+N, ...; slurm/lib.sh sets it); -1: no array", [](auto& c) -> auto& { return c.jobs.array_task; }),
+    bind_option<C>("array-tasks", kGroup, "Slurm array jobs: how many tasks share the search (asha: all must run at once; then brainmri tune summarize DIR)", [](auto& c) -> auto& { return c.jobs.array_tasks; }),
   };
   // clang-format on
   return table;
+}
+
+void read_experiment_config(const std::filesystem::path& file, RunConfig& config, CrossValidationConfig* cv,
+                            SearchConfig* search) {
+  std::vector<IniEntry> entries;
+  try {
+    entries = read_ini(file);
+  } catch (const std::exception& e) {
+    throw ConfigError("config", std::string(e.what()) + " (is it the directory of a brainmri cv or tune?)");
+  }
+  const auto at = [&](const IniEntry& entry) { return file.string() + ":" + std::to_string(entry.line) + ": "; };
+  for (const auto& entry : entries) {
+    try {
+      auto value = entry.value;
+      const auto resolve = [&](const auto* option) {
+        if (option != nullptr && option->input_path && !value.empty() && std::filesystem::path(value).is_relative()) {
+          value = (file.parent_path() / value).lexically_normal().string();
+        }
+        return option;
+      };
+      if (const auto* option = resolve(find_option(run_options(), entry.key))) {
+        option->set(config, value);
+      } else if (const auto* cv_option = cv ? find_option(cross_validation_options(), entry.key) : nullptr) {
+        cv_option->set(*cv, value);
+      } else if (const auto* search_option = search ? find_option(search_options(), entry.key) : nullptr) {
+        search_option->set(*search, value);
+      } else {
+        throw ConfigError(entry.key, "not an option of this experiment");
+      }
+    } catch (const ConfigError& e) {
+      throw ConfigError(e.option(), at(entry) + e.what());
+    }
+  }
 }
 
 }  // namespace brainmri::experiments

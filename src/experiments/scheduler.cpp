@@ -14,6 +14,14 @@ namespace {
 constexpr int kRequestTag = 7101;  // leader -> coordinator: the last job's outcome, and "next?"
 constexpr int kAssignTag = 7102;   // coordinator -> leader: a job, or {"done": true}
 
+// Sleeps up to `seconds`, less if the preemption signal arrives.
+void sleep_unless_preempted(double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (!preemption_requested() && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 json assignment_json(const Assignment& a) { return {{"job", a.job}, {"attempt", a.attempt}, {"resume", a.resume}}; }
 
 }  // namespace
@@ -25,6 +33,96 @@ void broadcast_text(distributed::Communicator& communicator, std::string& text, 
   if (text.empty()) return;
   auto bytes = torch::from_blob(text.data(), {static_cast<std::int64_t>(text.size())}, torch::kUInt8);
   communicator.broadcast(bytes, root, "text");
+}
+
+ArrayShare::ArrayShare(JobPlan& inner, int task, int tasks, std::function<int(const std::string&)> owner,
+                       std::filesystem::path directory, int max_retries, bool results_create_jobs)
+    : inner_(inner),
+      task_(task),
+      tasks_(tasks),
+      owner_(std::move(owner)),
+      directory_(std::move(directory)),
+      max_retries_(max_retries),
+      results_create_jobs_(results_create_jobs) {
+  if (tasks_ < 1 || task_ < 0 || task_ >= tasks_) {
+    throw std::invalid_argument("array task " + std::to_string(task_) + " of " + std::to_string(tasks_));
+  }
+}
+
+std::vector<std::string> ArrayShare::own(const std::vector<std::string>& jobs) {
+  std::vector<std::string> mine;
+  for (const auto& job : jobs) {
+    if (owner_(job) % tasks_ == task_) {
+      mine.push_back(job);
+    } else if (results_create_jobs_) {
+      foreign_.insert(job);
+    }
+  }
+  return mine;
+}
+
+std::vector<std::string> ArrayShare::initial_jobs() { return own(inner_.initial_jobs()); }
+std::vector<std::string> ArrayShare::on_finished(const std::string& job, const json& result) {
+  return own(inner_.on_finished(job, result));
+}
+std::vector<std::string> ArrayShare::on_failed(const std::string& job) { return own(inner_.on_failed(job)); }
+
+std::vector<std::string> ArrayShare::poll() {
+  std::vector<std::string> mine;
+  const auto elsewhere = read_experiment_journals(directory_);
+  // Settling a job may create foreign jobs that are settled already: repeat until none is.
+  for (bool settled_some = true; settled_some;) {
+    settled_some = false;
+    for (const auto& job : std::vector<std::string>(foreign_.begin(), foreign_.end())) {
+      const auto found = elsewhere.find(job);
+      if (found == elsewhere.end()) continue;
+      const auto& status = found->second;
+      std::vector<std::string> created;
+      if (status.state == JobState::Finished) {
+        foreign_.erase(job);
+        created = on_finished(job, status.result);
+      } else if (status.state == JobState::Failed && status.failures > max_retries_) {
+        foreign_.erase(job);
+        created = on_failed(job);
+      } else {
+        continue;
+      }
+      settled_some = true;
+      mine.insert(mine.end(), created.begin(), created.end());
+    }
+  }
+  return mine;
+}
+
+std::map<std::string, JobStatus> settled_jobs(const std::filesystem::path& directory, JobPlan& plan, int max_retries,
+                                              const std::string& command) {
+  const auto journals = read_experiment_journals(directory);
+  std::map<std::string, JobStatus> statuses;
+  std::string unsettled;
+  std::deque<std::string> queue;
+  const auto add = [&](const std::vector<std::string>& jobs) { queue.insert(queue.end(), jobs.begin(), jobs.end()); };
+  add(plan.initial_jobs());
+  while (!queue.empty()) {
+    const auto job = queue.front();
+    queue.pop_front();
+    if (statuses.count(job)) continue;
+    const auto found = journals.find(job);
+    const auto status = found == journals.end() ? JobStatus{} : found->second;
+    statuses[job] = status;
+    if (status.state == JobState::Finished) {
+      add(plan.on_finished(job, status.result));
+    } else if (status.state == JobState::Failed && status.failures > max_retries) {
+      add(plan.on_failed(job));
+    } else {
+      unsettled += (unsettled.empty() ? "" : ", ") + job + " (" + to_string(status.state) + ")";
+    }
+  }
+  if (!unsettled.empty()) {
+    throw std::runtime_error("the " + command + " in " + directory.string() + " is not finished: " + unsettled +
+                             "; wait for its array tasks (squeue), or resubmit the ones that ended early: the same "
+                             "sbatch --array=K command resumes them");
+  }
+  return statuses;
 }
 
 Coordinator::Coordinator(JobPlan& plan, Journal& journal, int max_retries)
@@ -87,6 +185,11 @@ void Coordinator::report(const std::string& job, bool ok, const json& result, co
   }
 }
 
+bool Coordinator::poll() {
+  admit(plan_.poll(), true);
+  return has_pending();
+}
+
 void Coordinator::interrupted(const std::string& job) {
   if (running_.erase(job) == 0) throw std::logic_error("job '" + job + "' was interrupted but is not running");
   journal_.interrupted(job);
@@ -128,6 +231,7 @@ void JobScheduler::coordinate(Coordinator& coordinator) {
     idle.push_back(leader);
     // A group never idles while a job is pending; it is released once nothing can come any more
     // (a running job that fails may still put itself back in the queue), or at once on preemption.
+    if (!idle.empty() && !coordinator.has_pending() && !coordinator.stopping()) coordinator.poll();
     while (!idle.empty() && coordinator.has_pending() && !coordinator.stopping()) {
       const auto assignment = coordinator.next();
       control_->send(assignment_json(*assignment).dump(), idle.front(), kAssignTag);
@@ -136,6 +240,10 @@ void JobScheduler::coordinate(Coordinator& coordinator) {
     if (coordinator.done() || coordinator.stopping()) {
       for (const int waiting : idle) control_->send(json{{"done", true}}.dump(), waiting, kAssignTag);
       released += static_cast<int>(idle.size());
+      idle.clear();
+    } else if (!coordinator.has_pending() && coordinator.waiting_elsewhere()) {
+      // Only work of other array tasks can bring jobs: the idle groups ask again after a pause.
+      for (const int waiting : idle) control_->send(json{{"wait", options_.poll_seconds}}.dump(), waiting, kAssignTag);
       idle.clear();
     }
   }
@@ -163,7 +271,12 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
   if (!control_) {
     // A world of one: the same bookkeeping, in this thread.
     while (!preemption_requested()) {
-      const auto assignment = coordinator->next();
+      auto assignment = coordinator->next();
+      if (!assignment && !coordinator->done()) {  // waiting on other array tasks' results
+        sleep_unless_preempted(options_.poll_seconds);
+        coordinator->poll();
+        continue;
+      }
       if (!assignment) break;
       try {
         coordinator->report(assignment->job, true, body({*assignment, *group_}), "");
@@ -185,6 +298,11 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
       broadcast_text(*group_, message, 0);
       const auto assignment_message = json::parse(message);
       if (assignment_message.value("done", false)) break;
+      if (assignment_message.contains("wait")) {
+        sleep_unless_preempted(assignment_message.at("wait").get<double>());
+        report = {{"stop", preemption_requested()}};
+        continue;
+      }
       const Assignment assignment{assignment_message.at("job").get<std::string>(),
                                   assignment_message.at("attempt").get<int>(),
                                   assignment_message.at("resume").get<bool>()};

@@ -134,12 +134,26 @@ SearchPlan plan_search(const RunConfig& config, const SearchConfig& search, cons
 }
 
 std::string search_ini(const RunConfig& config, const SearchConfig& search) {
-  return to_ini(run_options(), config) + to_ini(search_options(), search);
+  // Every array task writes the same file: its own index is not in it.
+  return to_ini(run_options(), config) + to_ini(search_options(), search, {"array-task"});
 }
 
-std::string trial_ini(const RunConfig& trial, bool portable) {
-  return to_ini(run_options(), trial,
-                portable ? std::vector<std::string>{"output", "data"} : std::vector<std::string>{"output"});
+namespace {
+
+SearchResult write_summaries(const RunConfig& config, const SearchConfig& search, const SearchPlan& plan,
+                             const SuccessiveHalving& halving, const std::map<std::string, JobStatus>& statuses,
+                             const json& ranks, const torch::Device& device, const Messages& messages);
+
+SuccessiveHalving halving_for(const SearchPlan& plan, const SearchConfig& search) {
+  return SuccessiveHalving(static_cast<int>(plan.trials.size()), plan.folds, static_cast<int>(plan.budgets.size()),
+                           search.reduction_factor, plan.objective_key);
+}
+
+}  // namespace
+
+std::string trial_ini(const RunConfig& trial, const fs::path& portable_directory) {
+  if (portable_directory.empty()) return to_ini(run_options(), trial, {"output"});
+  return to_ini(run_options(), trial, {"output", "data"}, portable_directory);
 }
 
 SearchResult tune(const RunConfig& config, const SearchConfig& search, const distributed::MpiEnvironment& environment,
@@ -168,9 +182,8 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     if (result.refusal.empty()) {
       write_file_atomically(output / "config.ini",
                             "# brainmri " + std::string(kVersion) + " tune\n" + search_ini(config, search));
-      journal = std::make_unique<Journal>(output / "journal.jsonl");
-      halving = std::make_unique<SuccessiveHalving>(static_cast<int>(plan.trials.size()), plan.folds, rungs,
-                                                    search.reduction_factor, plan.objective_key);
+      journal = std::make_unique<Journal>(journal_file(output, search.jobs.array_task));
+      halving = std::make_unique<SuccessiveHalving>(halving_for(plan, search));
     }
   }
   broadcast_text(world, result.refusal, 0);
@@ -188,9 +201,22 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
                     std::to_string(search.jobs.ranks_per_job) + " rank(s)");
   }
 
+  // An array task runs the trials K, K + N, ...; with several rungs it waits for the other tasks'
+  // results of a rung before it promotes, as one job would.
+  std::unique_ptr<ArrayShare> share;
+  if (halving && search.jobs.in_array()) {
+    share = std::make_unique<ArrayShare>(
+        *halving, search.jobs.array_task, search.jobs.array_tasks,
+        [](const std::string& job) {
+          const auto parsed = TrialJob::parse(job);
+          return parsed ? parsed->trial : 0;
+        },
+        output, search.jobs.max_retries, rungs > 1);
+  }
+  JobPlan* job_plan = share ? static_cast<JobPlan*>(share.get()) : halving.get();
   std::vector<std::string> job_texts;
-  for (const auto& trial : plan.trial_configs) job_texts.push_back(trial_ini(trial, false));
-  const auto statuses = scheduler.run(halving.get(), journal.get(), [&](const JobContext& context) {
+  for (const auto& trial : plan.trial_configs) job_texts.push_back(trial_ini(trial));
+  const auto statuses = scheduler.run(job_plan, journal.get(), [&](const JobContext& context) {
     const auto job = TrialJob::parse(context.assignment.job);
     if (!job || job->trial < 0 || job->trial >= static_cast<int>(plan.trials.size()) || job->rung >= rungs) {
       throw std::runtime_error("unknown job '" + context.assignment.job + "'");
@@ -223,7 +249,42 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     return outcome;
   });
   if (world.rank() != 0) return result;
+  if (search.jobs.in_array()) {
+    std::size_t failed = 0;
+    for (const auto& [job, status] : statuses) failed += status.state == JobState::Finished ? 0 : 1;
+    messages.result("Array task " + std::to_string(search.jobs.array_task) + " of " +
+                    std::to_string(search.jobs.array_tasks) + " has run its " + std::to_string(statuses.size()) +
+                    " jobs (" + std::to_string(failed) +
+                    " not finished). Once every task has: brainmri tune summarize " + output.string());
+    result.array_task = true;
+    result.unfinished_jobs = static_cast<int>(failed);
+    return result;
+  }
+  return write_summaries(config, search, plan, *halving, statuses, world.size(), device, messages);
+}
 
+SearchResult summarize_search(const fs::path& directory, const torch::Device& device, const Messages& messages) {
+  RunConfig config;
+  SearchConfig search;
+  read_experiment_config(directory / "config.ini", config, nullptr, &search);
+  config.output.directory = directory;
+  const data::ShardedDataset dataset(config.data.dataset);
+  const auto plan = plan_search(config, search, dataset, search.jobs.ranks_per_job);
+  auto halving = halving_for(plan, search);
+  const auto statuses = settled_jobs(directory, halving, search.jobs.max_retries, "tune");
+  return write_summaries(config, search, plan, halving, statuses, json(), device, messages);
+}
+
+namespace {
+
+SearchResult write_summaries(const RunConfig& config, const SearchConfig& search, const SearchPlan& plan,
+                             const SuccessiveHalving& halving_plan, const std::map<std::string, JobStatus>& statuses,
+                             const json& ranks, const torch::Device& device, const Messages& messages) {
+  SearchResult result;
+  const fs::path output = config.output.directory;
+  const int rungs = static_cast<int>(plan.budgets.size());
+  const json record = plan_record(search, plan, config.training.seed);
+  const auto* halving = &halving_plan;
   // The trials table, from the plan's view of every result (this run's and the journal's).
   const auto ranking = halving->ranking();
   std::map<int, int> rank_of;
@@ -292,7 +353,8 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
   summary.erase("trials");
   summary["model"] = config.model.architecture;
   summary["dataset"] = fs::absolute(config.data.dataset).string();
-  summary["ranks"] = world.size();
+  summary["ranks"] = ranks;
+  summary["array_tasks"] = search.jobs.array_tasks;
   summary["ranks_per_job"] = search.jobs.ranks_per_job;
   summary["jobs"] = statuses.size();
   summary["failed_jobs"] = failures;
@@ -344,7 +406,7 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     comment << ".\n# brainmri " << kVersion
             << ". Run it with: brainmri cv --config best_config.ini --data DIR --output DIR\n";
     write_file_atomically(output / "best_config.ini",
-                          comment.str() + trial_ini(plan.trial_configs[static_cast<std::size_t>(best)], true));
+                          comment.str() + trial_ini(plan.trial_configs[static_cast<std::size_t>(best)], output));
   }
   messages.result("\n" + md.str() + "\nSearch directory: " + output.string() +
                   " (trials.csv, trials.json, tune_summary.md, best_config.ini, trials/, journal.jsonl)");
@@ -359,5 +421,7 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
   result.trials = std::move(summary);
   return result;
 }
+
+}  // namespace
 
 }  // namespace brainmri::experiments

@@ -5,32 +5,17 @@
 
 namespace brainmri::explain {
 
-namespace {
-struct MethodName {
-  CamMethod method;
-  const char* id;       // on the command line and in JSON
-  const char* display;  // in figures and pages
-};
-constexpr MethodName kMethodNames[] = {{CamMethod::GradCam, "gradcam", "Grad-CAM"},
-                                       {CamMethod::GradCamPlusPlus, "gradcam++", "Grad-CAM++"},
-                                       {CamMethod::HiResCam, "hirescam", "HiResCAM"}};
-const MethodName& names_of(CamMethod method) {
-  for (const auto& n : kMethodNames) {
-    if (n.method == method) return n;
+CamMethod cam_method_from_string(const std::string& name) { return parse_enum<CamMethod>(name); }
+std::string to_string(CamMethod method) { return name_of(method); }
+
+std::string display_name(CamMethod method) {  // in figures and pages
+  switch (method) {
+    case CamMethod::GradCam: return "Grad-CAM";
+    case CamMethod::GradCamPlusPlus: return "Grad-CAM++";
+    case CamMethod::HiResCam: return "HiResCAM";
   }
   throw std::logic_error("a CAM method without a name");
 }
-}  // namespace
-
-CamMethod cam_method_from_string(const std::string& name) {
-  for (const auto& n : kMethodNames) {
-    if (name == n.id) return n.method;
-  }
-  throw std::invalid_argument("unknown CAM method '" + name + "' (expected gradcam, gradcam++ or hirescam)");
-}
-
-std::string to_string(CamMethod method) { return names_of(method).id; }
-std::string display_name(CamMethod method) { return names_of(method).display; }
 
 ClassActivationMaps class_activation_maps(models::Classifier& model, const torch::Tensor& images,
                                           const std::optional<torch::Tensor>& classes, CamMethod method) {

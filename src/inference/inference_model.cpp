@@ -8,6 +8,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/ini.hpp"
 #include "brainmri/common/sha256.hpp"
 #include "brainmri/data/manifest.hpp"
@@ -49,6 +50,7 @@ std::pair<fs::path, std::map<std::string, std::string>> run_configuration(const 
 InferenceModel::~InferenceModel() = default;
 
 std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const LoadOptions& options) {
+  validate(options);
   if (!fs::is_regular_file(file)) throw std::runtime_error("model file " + file.string() + " does not exist");
   std::unique_ptr<InferenceModel> model(new InferenceModel());
   model->device_ = options.device;
@@ -66,7 +68,11 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
   auto& preprocessing = model->preprocessing_;
   if (model->classifier_) {
     const auto layer = options.explained_layer.empty() && card ? card->explained_layer : options.explained_layer;
-    model->classifier_->set_explained_layer(layer);  // throws for an unknown layer
+    try {
+      model->classifier_->set_explained_layer(layer);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError("layer", e.what());
+    }
     model->classifier_->eval();
     model->name_ = model->classifier_->model_name();
     preprocessing.size = model->classifier_->options().image_size;
@@ -256,6 +262,79 @@ std::string encode_png(const cv::Mat& image) {
   std::vector<std::uint8_t> png;
   if (!cv::imencode(".png", image, png)) throw std::runtime_error("cannot encode a PNG");
   return {png.begin(), png.end()};
+}
+
+const std::vector<Option<LoadOptions>>& model_loading_options() {
+  using L = LoadOptions;
+  constexpr const char* kGroup = "model and preprocessing";
+  // clang-format off
+  static const std::vector<Option<L>> table = {
+    bind_option<L>("method", kGroup, "explanation method: hirescam, gradcam or gradcam++ (docs/reports.md: which passes which check)", [](auto& o) -> auto& { return o.method; }),
+    bind_option<L>("layer", kGroup, "explained layer (default: the model's last convolution; docs/models.md lists the names)", [](auto& o) -> auto& { return o.explained_layer; }),
+    bind_option<L>("resize", kGroup, "auto (as the model's training data was packed: from the checkpoint's model card, or its run's dataset manifest; else stretch), stretch or pad", [](auto& o) -> auto& { return o.resize; }),
+    bind_option<L>("size", kGroup, "TorchScript exports: the input size they were trained at", [](auto& o) -> auto& { return o.export_image_size; }),
+    bind_option<L>("channels", kGroup, "TorchScript exports: input channels (1 or 3)", [](auto& o) -> auto& { return o.export_channels; }),
+  };
+  // clang-format on
+  return table;
+}
+
+void validate(const LoadOptions& options) {
+  if (options.resize != "auto" && options.resize != "stretch" && options.resize != "pad") {
+    throw ConfigError("resize", "must be auto, stretch or pad, got '" + options.resize + "'");
+  }
+  if (options.export_image_size < 8 || options.export_image_size > 4096)
+    throw ConfigError("size", "must be in 8..4096");
+  if (options.export_channels != 1 && options.export_channels != 3) throw ConfigError("channels", "must be 1 or 3");
+}
+
+std::vector<FileClassification> classify_files(InferenceModel& model, const std::vector<fs::path>& files,
+                                               const fs::path& overlay_directory) {
+  const bool explain = !overlay_directory.empty();
+  if (explain) {
+    if (!model.can_explain()) {
+      throw std::invalid_argument(
+          "explanation overlays need a brainmri checkpoint (a TorchScript export has no "
+          "activations to explain)");
+    }
+    fs::create_directories(overlay_directory);
+  }
+  std::vector<FileClassification> results;
+  for (const auto& file : files) {
+    auto& result = results.emplace_back();
+    result.file = file;
+    try {
+      const auto prepared = model.prepare_file(file);
+      const auto predictions = model.predict(prepared.input.unsqueeze(0), explain);
+      const auto probabilities = predictions.probabilities[0].to(torch::kDouble).contiguous();
+      result.probabilities.assign(probabilities.data_ptr<double>(),
+                                  probabilities.data_ptr<double>() + probabilities.numel());
+      result.predicted_class =
+          model.class_names()[static_cast<std::size_t>(probabilities.argmax().item<std::int64_t>())];
+      if (explain) {
+        result.overlay = overlay_directory / (file.stem().string() + "_gradcam.png");
+        const auto slice = enlarge_for_display(slice_for_display(prepared.preprocessed.pixels));
+        const auto heat = enlarge_for_display(heatmap_for_display(predictions.maps[0]));
+        write_file_atomically(result.overlay, encode_png(blend(slice, heat, 0.45)));
+      }
+    } catch (const std::exception& e) {
+      result = FileClassification{file, {}, "", {}, e.what()};
+    }
+  }
+  return results;
+}
+
+json to_json(const FileClassification& result, const std::vector<std::string>& class_names) {
+  json entry = {{"file", result.file.string()}};
+  if (!result.error.empty()) {
+    entry["error"] = result.error;
+    return entry;
+  }
+  entry["prediction"] = result.predicted_class;
+  entry["probabilities"] = json::object();
+  for (std::size_t k = 0; k < class_names.size(); ++k) entry["probabilities"][class_names[k]] = result.probabilities[k];
+  if (!result.overlay.empty()) entry["gradcam"] = result.overlay.string();
+  return entry;
 }
 
 }  // namespace brainmri::inference

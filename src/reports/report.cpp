@@ -749,4 +749,24 @@ void write_comparison(const std::vector<RunContents>& runs, const std::vector<js
   write_file_atomically(output / "index.html", html.str());
 }
 
+const std::vector<Option<ReportOptions>>& report_options() {
+  using R = ReportOptions;
+  constexpr const char* kGroup = "brainmri report";
+  // clang-format off
+  static const std::vector<Option<R>> table = {
+    bind_option<R>("figures", kGroup, "draw the figures (false: tables and text only)", [](auto& o) -> auto& { return o.figures; }),
+    bind_option<R>("vector", kGroup, "figures also as SVG and PDF (false: PNG only, e.g. for a repository)", [](auto& o) -> auto& { return o.vector_figures; }),
+    bind_option<R>("gradcam", kGroup, "explanation grid: this many most confident correct predictions and errors per class (0: none; needs the run's checkpoints and dataset)", [](auto& o) -> auto& { return o.gradcam_per_kind; }),
+    bind_option<R>("method", kGroup, "explanation method: hirescam (equals Grad-CAM behind MobileNetV2's global pooling, and localizes on the paper's CNN where Grad-CAM does not), gradcam or gradcam++", [](auto& o) -> auto& { return o.cam_method; }),
+    bind_option<R>("layer", kGroup, "explained layer (default: the last convolution: conv3 of the baseline CNN, Conv_1 of MobileNetV2; also conv1, conv2, Conv1, expanded_conv, block_1 ... block_16)", [](auto& o) -> auto& { return o.cam_layer; }),
+    bind_option<R>("explanation-check", kGroup, "run the localization and model-randomization check of the method on the run's architecture (trains a small copy; needs the run's checkpoints and dataset)", [](auto& o) -> auto& { return o.explanation_check; }),
+  };
+  // clang-format on
+  return table;
+}
+
+void validate(const ReportOptions& options) {
+  if (options.gradcam_per_kind < 0) throw ConfigError("gradcam", "must be >= 0");
+}
+
 }  // namespace brainmri::reports

@@ -366,4 +366,55 @@ void PredictionServer::serve() {
 
 void PredictionServer::stop() { impl_->stop_requested = true; }
 
+namespace {
+
+// A limit given in millions (MB, megapixels) and kept as a count.
+template <typename Count>
+Option<ServerOptions> millions_option(const char* name, const char* help, Count ServerOptions::*field) {
+  Option<ServerOptions> option;
+  option.name = name;
+  option.group = "brainmri serve";
+  option.help = help;
+  option.set = [name = std::string(name), field](ServerOptions& o, const std::string& text) {
+    double millions = 0;
+    try {
+      millions = option_text::parse<double>(text);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(name, e.what());
+    }
+    if (!(millions > 0) || millions > 10000) throw ConfigError(name, "must be in (0, 10000], got " + text);
+    o.*field = static_cast<Count>(millions * 1e6);
+  };
+  option.get = [field](const ServerOptions& o) {
+    return std::vector<std::string>{option_text::format(static_cast<double>(o.*field) / 1e6)};
+  };
+  return option;
+}
+
+}  // namespace
+
+const std::vector<Option<ServerOptions>>& server_options() {
+  using S = ServerOptions;
+  constexpr const char* kGroup = "brainmri serve";
+  // clang-format off
+  static const std::vector<Option<S>> table = {
+    bind_option<S>("host", kGroup, "address to listen on (0.0.0.0: every interface; think first: there is no authentication)", [](auto& o) -> auto& { return o.host; }),
+    bind_option<S>("port", kGroup, "port to listen on (0: any free port, printed at start)", [](auto& o) -> auto& { return o.port; }),
+    bind_option<S>("threads", kGroup, "HTTP worker threads (requests handled at once)", [](auto& o) -> auto& { return o.threads; }),
+    millions_option("max-upload-mb", "largest image accepted, in MB (larger: HTTP 413)", &S::max_upload_bytes),
+    millions_option("max-megapixels", "largest image accepted, in millions of pixels its header declares (larger: HTTP 413)", &S::max_pixels),
+    bind_option<S>("max-batch", kGroup, "images classified together in one model call", [](auto& o) -> auto& { return o.max_batch; }),
+    bind_option<S>("max-waiting", kGroup, "requests that may wait for the model (more: HTTP 503)", [](auto& o) -> auto& { return o.max_pending; }),
+  };
+  // clang-format on
+  return table;
+}
+
+void validate(const ServerOptions& options) {
+  if (options.port < 0 || options.port > 65535) throw ConfigError("port", "must be 0..65535");
+  if (options.threads < 1) throw ConfigError("threads", "must be at least 1");
+  if (options.max_batch < 1) throw ConfigError("max-batch", "must be at least 1");
+  if (options.max_pending < 1) throw ConfigError("max-waiting", "must be at least 1");
+}
+
 }  // namespace brainmri::serve

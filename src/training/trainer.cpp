@@ -13,6 +13,7 @@
 
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/heap.hpp"
+#include "brainmri/common/option_table.hpp"
 #include "brainmri/common/preemption.hpp"
 #include "brainmri/distributed/sync_batch_norm.hpp"
 #include "brainmri/metrics/classification.hpp"
@@ -487,6 +488,32 @@ evaluation::Predictions Trainer::predict(const BatchSource& loader) {
   }
   out.loss = out.labels.empty() ? 0 : loss_sum / static_cast<double>(out.labels.size());
   return out;
+}
+
+std::optional<FaultInjection> FaultInjection::for_rank(const std::string& text, int world_rank) {
+  const auto first = text.find(':'), second = text.rfind(':');
+  if (first == std::string::npos || first == second) {
+    throw ConfigError("inject-fault", "must be <throw|hang|exit>:<rank>:<step>, got " + text);
+  }
+  const auto kind = text.substr(0, first);
+  FaultInjection fault;
+  if (kind == "throw") {
+    fault.kind = Kind::Throw;
+  } else if (kind == "hang") {
+    fault.kind = Kind::Hang;
+  } else if (kind == "exit") {
+    fault.kind = Kind::Exit;
+  } else {
+    throw ConfigError("inject-fault", "kind must be throw, hang or exit, got " + kind);
+  }
+  try {
+    const int rank = option_text::parse<int>(text.substr(first + 1, second - first - 1));
+    fault.step = option_text::parse<std::int64_t>(text.substr(second + 1));
+    if (rank != world_rank) return std::nullopt;
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError("inject-fault", e.what());
+  }
+  return fault;
 }
 
 void Trainer::inject_fault_if_requested(std::int64_t global_step) const {

@@ -110,6 +110,83 @@ TEST(Journal, ATornLastLineIsDroppedAndATornMiddleLineIsAnError) {
   fs::remove_all(dir);
 }
 
+// Slurm array tasks: three coordinators of one ASHA search, each with its own journal in one
+// directory, stepped in turn as independent processes would run. Each runs only its trials, waits
+// (poll) when its next jobs depend on the others' results, and together they run every job of
+// the search once, promote as one job does, and leave a directory that settled_jobs summarizes.
+TEST(ArrayShare, TasksRunTheirTrialsOnceAndPromoteAsOneJobDoes) {
+  const auto dir = fresh_directory("array");
+  const auto score = [](const std::string& job) {
+    const auto j = *TrialJob::parse(job);
+    return json{{"macro_f1", std::fmod(j.trial * 0.6180339887, 1.0) * 0.5 + 0.1 * j.rung + 0.01 * j.fold}};
+  };
+  const auto owner = [](const std::string& job) { return TrialJob::parse(job)->trial; };
+  SuccessiveHalving alone(12, {0, 1}, 3, 3, "macro_f1");
+  Journal alone_journal(dir / "alone" / "journal.jsonl");
+  Coordinator one(alone, alone_journal, 0);
+  std::set<std::string> ran_alone;
+  while (const auto a = one.next()) {
+    ran_alone.insert(a->job);
+    one.report(a->job, true, score(a->job), "");
+  }
+  ASSERT_TRUE(one.done());
+
+  constexpr int kTasks = 3;
+  const auto shared = dir / "array";
+  std::vector<std::unique_ptr<SuccessiveHalving>> plans;
+  std::vector<std::unique_ptr<ArrayShare>> shares;
+  std::vector<std::unique_ptr<Journal>> journals;
+  std::vector<std::unique_ptr<Coordinator>> tasks;
+  for (int k = 0; k < kTasks; ++k) {
+    plans.push_back(std::make_unique<SuccessiveHalving>(12, std::vector<int>{0, 1}, 3, 3, "macro_f1"));
+    shares.push_back(std::make_unique<ArrayShare>(*plans.back(), k, kTasks, owner, shared, 0, true));
+    journals.push_back(std::make_unique<Journal>(journal_file(shared, k)));
+    tasks.push_back(std::make_unique<Coordinator>(*shares.back(), *journals.back(), 0));
+  }
+  std::map<std::string, int> ran_by;
+  int waits = 0;
+  for (int round = 0; round < 1000; ++round) {
+    bool all_done = true;
+    for (int k = 0; k < kTasks; ++k) {
+      auto& task = *tasks[static_cast<std::size_t>(k)];
+      if (task.done()) continue;
+      all_done = false;
+      auto a = task.next();
+      if (!a && task.poll()) a = task.next();
+      if (!a) {
+        ++waits;
+        continue;
+      }
+      EXPECT_EQ(TrialJob::parse(a->job)->trial % kTasks, k) << a->job;
+      EXPECT_EQ(ran_by.count(a->job), 0u) << a->job << " ran twice";
+      ran_by[a->job] = k;
+      task.report(a->job, true, score(a->job), "");
+    }
+    if (all_done) break;
+  }
+  for (const auto& task : tasks) EXPECT_TRUE(task->done());
+  EXPECT_GT(waits, 0) << "no task ever waited for another's results";
+  std::set<std::string> ran_array;
+  for (const auto& [job, k] : ran_by) ran_array.insert(job);
+  EXPECT_EQ(ran_array, ran_alone);
+  for (const auto& plan : plans) EXPECT_EQ(plan->ranking(), alone.ranking());
+  SuccessiveHalving summary(12, {0, 1}, 3, 3, "macro_f1");
+  const auto statuses = settled_jobs(shared, summary, 0, "tune");
+  EXPECT_EQ(statuses.size(), ran_alone.size());
+  EXPECT_EQ(summary.ranking(), alone.ranking());
+  // A job that failed with a retry left is not settled: the summary names it.
+  journals[1]->started("trial-0001/rung-0/fold-0");
+  journals[1]->failed("trial-0001/rung-0/fold-0", "out of memory");
+  SuccessiveHalving again(12, {0, 1}, 3, 3, "macro_f1");
+  try {
+    settled_jobs(shared, again, 1, "tune");
+    ADD_FAILURE() << "settled_jobs accepted a job with a retry left";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("is not finished: trial-0001/rung-0/fold-0 (failed)"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Coordinator, RetriesAFailingJobThenGivesUpAndSkipsFinishedOnes) {
   const auto dir = fresh_directory("coordinator");
   Journal journal(dir / "journal.jsonl");

@@ -3,7 +3,9 @@
 # with a small CPU config on the bundled sample runs to completion with two tasks (srun --mpi=pmix);
 # then the same job is sent the preemption signal the way Slurm's --signal=B:USR1 sends it (to the
 # batch shell), requeues itself, resumes, and ends with exactly the uninterrupted job's results.
-# The finetune script (brainmri train) and the mpirun launcher run too.
+# The finetune script (brainmri train) and the mpirun launcher run too. An array job of three
+# tasks (one fold each, one of them preempted and requeued) and slurm/summarize.sh after it give
+# the one job's results exactly.
 #
 # usage: slurm_test.sh REPO BRAINMRI BRAINMRI_PREP SAMPLE_DIR WORK_DIR
 # Needs root and Debian's slurmd, slurmctld, slurm-client and munge (scripts/setup.sh --with-test-tools).
@@ -84,7 +86,41 @@ python3 "$repo/tests/distributed/same_predictions.py" "$work/reference/out_of_fo
     "$work/preempted/out_of_fold/predictions.h5" || fail "preempted job: results differ from the uninterrupted job's"
 [[ $failures == 0 ]] || cat "$log" >&2
 
-# 3. The fine-tuning script (brainmri train --resume) and the mpirun launcher, each to completion.
+# 3. As an array job: one task per fold, task 1 preempted and requeued; summarize.sh waits for
+#    the array (afterok) and writes what the one job wrote, with the same predictions.
+# Submitted from $work: the tasks share the default experiment directory, runs/array-<array job id>.
+array=$(cd "$work" && sbatch --parsable --job-name=array --array=0-2 --nodes=1 --ntasks-per-node=1 --cpus-per-task=1 \
+          --gres=none --time=15 --output="$work/logs/%x-%A_%a.out" \
+          --export="ALL,BRAINMRI_BIN=$brainmri,BRAINMRI_DATA=$work/data" "$repo/slurm/train_kfold.sh" cpu_kfold.ini) ||
+  fail "sbatch refused the array job"
+summary=$(cd "$work" && sbatch --parsable --job-name=summarize --dependency="afterok:$array" --cpus-per-task=1 \
+            --gres=none --time=15 --output="$work/logs/%x-%j.out" --export="ALL,BRAINMRI_BIN=$brainmri" \
+            "$repo/slurm/summarize.sh" cv "runs/array-$array")
+log=$work/logs/array-${array}_1.out
+for ((i = 0; i < 600; i++)); do grep -q "epoch   2" "$log" 2>/dev/null && break; sleep 0.1; done
+scancel --batch --signal=USR1 "${array}_1" || fail "scancel --signal refused (array task 1)"
+# While tasks are still at work, a summary is refused, naming what is not finished.
+if "$brainmri" cv summarize "$work/runs/array-$array" >"$work/early.log" 2>&1; then
+  fail "cv summarize succeeded before the array finished"
+fi
+grep -q "is not finished: .*fold-" "$work/early.log" || { fail "early summarize: no clear refusal"; cat "$work/early.log" >&2; }
+for ((i = 0; i < 600; i++)); do [[ $(scontrol show job "${array}_1" | grep -o 'Restarts=[0-9]*') == Restarts=1 ]] && break; sleep 0.2; done
+for task in 0 1 2; do
+  result=$(finish "${array}_$task" 300)
+  [[ $result == COMPLETED ]] || { fail "array task $task: $result"; cat "$work/logs/array-${array}_$task.out" >&2; }
+done
+result=$(finish "$summary" 300)
+[[ $result == COMPLETED ]] || { fail "summarize job $summary: $result"; cat "$work/logs/summarize-$summary.out" >&2; scancel "$summary"; }
+grep -q "array task 1 of $array" "$log" || fail "array task 1: not said in its log"
+grep -q "checkpoint written; requeueing" "$log" || fail "array task 1: not preempted and requeued"
+grep -q "restart 1" "$log" || fail "array task 1: never ran again"
+grep -q -- "--array-task 1 --array-tasks 3" "$log" || fail "array task 1: not told its share"
+grep -q "Array task 1 of 3 has run its jobs (fold-1)" "$log" || fail "array task 1: did not run fold 1"
+python3 "$repo/tests/distributed/same_predictions.py" "$work/reference/out_of_fold/predictions.h5" \
+    "$work/runs/array-$array/out_of_fold/predictions.h5" || fail "array job: results differ from the one job's"
+[[ -f $work/runs/array-$array/report/index.html ]] || fail "array job: no report"
+
+# 4. The fine-tuning script (brainmri train --resume) and the mpirun launcher, each to completion.
 cpu_config "$work/cpu_finetune.ini" 2
 job=$(BRAINMRI_LAUNCHER=mpirun submit finetune slurm/finetune.sh "$work/cpu_finetune.ini" --val-fold 1)
 result=$(finish "$job" 300)

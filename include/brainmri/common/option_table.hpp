@@ -14,6 +14,7 @@
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "brainmri/common/config_error.hpp"
@@ -34,6 +35,9 @@ struct Option {
   std::string help;
   OptionArity arity = OptionArity::Value;
   bool searchable = true;  // a search may vary it (not where data and results live, nor the seed)
+  // A file or directory the run reads (dataset, weights): a relative value in a config file is
+  // relative to that file, and a config file written for others names it relative to itself.
+  bool input_path = false;
   std::function<void(Config&, const std::string&)> set;        // throws ConfigError
   std::function<std::vector<std::string>(const Config&)> get;  // one text per value
 };
@@ -103,7 +107,8 @@ T parse(const std::string& text) {
 
 // An option bound to a field: `field` maps a configuration (const or not) to a reference to it.
 template <typename Config, typename Field>
-Option<Config> bind_option(std::string name, std::string group, std::string help, Field field, bool searchable = true) {
+Option<Config> bind_option(const std::string& name, const std::string& group, const std::string& help, Field field,
+                           bool searchable = true) {
   using T = std::remove_cvref_t<decltype(field(std::declval<Config&>()))>;
   Option<Config> option;
   option.searchable = searchable;
@@ -115,9 +120,9 @@ Option<Config> bind_option(std::string name, std::string group, std::string help
     }
   };
   option.get = [field](const Config& config) { return std::vector<std::string>{option_text::format(field(config))}; };
-  option.name = std::move(name);
-  option.group = std::move(group);
-  option.help = std::move(help);
+  option.name = name;
+  option.group = group;
+  option.help = help;
   return option;
 }
 
@@ -128,18 +133,35 @@ Option<Config> as_flag(Option<Config> option) {
   return option;
 }
 
+// The same option, naming a file or directory that is read (see Option::input_path).
+template <typename Config>
+Option<Config> as_input_path(Option<Config> option) {
+  option.input_path = true;
+  return option;
+}
+
+// The names of a table's input paths.
+template <typename Config>
+std::vector<std::string> input_path_names(const std::vector<Option<Config>>& table) {
+  std::vector<std::string> names;
+  for (const auto& option : table) {
+    if (option.input_path) names.push_back(option.name);
+  }
+  return names;
+}
+
 // A repeated option bound to a list of texts.
 template <typename Config, typename Field>
-Option<Config> bind_list_option(std::string name, std::string group, std::string help, Field field,
+Option<Config> bind_list_option(const std::string& name, const std::string& group, const std::string& help, Field field,
                                 bool searchable = false) {
   Option<Config> option;
   option.arity = OptionArity::List;
   option.searchable = searchable;
   option.set = [field](Config& config, const std::string& text) { field(config).push_back(text); };
   option.get = [field](const Config& config) { return field(config); };
-  option.name = std::move(name);
-  option.group = std::move(group);
-  option.help = std::move(help);
+  option.name = name;
+  option.group = group;
+  option.help = help;
   return option;
 }
 
@@ -161,13 +183,22 @@ void set_option(const std::vector<Option<Config>>& table, Config& config, const 
 }
 
 // "key = value" lines, one per value, in the table's order, leaving out the `skipped` options.
+// With `file_directory`, input paths are written relative to it (where the file goes), so that the
+// file reads back alike from any working directory and names no machine's absolute path.
 template <typename Config>
 std::string to_ini(const std::vector<Option<Config>>& table, const Config& config,
-                   const std::vector<std::string>& skipped = {}) {
+                   const std::vector<std::string>& skipped = {}, const std::filesystem::path& file_directory = {}) {
   std::string text;
   for (const auto& option : table) {
     if (std::find(skipped.begin(), skipped.end(), option.name) != skipped.end()) continue;
-    for (const auto& value : option.get(config)) text += option.name + " = " + value + "\n";
+    for (auto value : option.get(config)) {
+      if (option.input_path && !value.empty() && !file_directory.empty()) {
+        const auto relative = std::filesystem::absolute(value).lexically_normal().lexically_relative(
+            std::filesystem::absolute(file_directory).lexically_normal());
+        if (!relative.empty()) value = relative.string();
+      }
+      text += option.name + " = " + value + "\n";
+    }
   }
   return text;
 }

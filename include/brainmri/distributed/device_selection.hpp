@@ -24,6 +24,8 @@ struct DeviceSelection {
 // Throws ConfigError ("device") when CUDA is asked for but unusable (saying why), or when a node
 // runs more ranks than it has visible GPUs.
 DeviceSelection pick_device(DeviceChoice choice, const MpiEnvironment& environment);
+// The same for the rank `local_rank` of `local_size` on its node (one process alone: 0 of 1).
+DeviceSelection pick_device(DeviceChoice choice, int local_rank = 0, int local_size = 1);
 
 // What was found out about CUDA on this machine, for diagnose_cuda (separate so that tests can
 // describe machines they are not running on).

@@ -7,8 +7,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
+#include "brainmri/common/option_table.hpp"
 #include "brainmri/distributed/communicator.hpp"
+#include "brainmri/distributed/device_selection.hpp"
 #include "brainmri/evaluation/evaluation_files.hpp"
 
 namespace brainmri::experiments {
@@ -21,7 +24,15 @@ struct CheckpointEvaluation {
   std::filesystem::path output;  // empty: next to the checkpoint, eval-<selection>
   std::int64_t batch_size = 256;
   std::uint64_t bootstrap_seed = 7;
+  // How the command runs it (evaluate_checkpoint takes the device chosen from these).
+  distributed::DeviceChoice device = distributed::DeviceChoice::Auto;
+  int threads = 0;  // CPU threads of LibTorch (0: its default)
 };
+
+// The options of `brainmri evaluate`, bound to the fields above.
+const std::vector<Option<CheckpointEvaluation>>& checkpoint_evaluation_options();
+// Throws ConfigError naming the option: no checkpoint or dataset, a split and a fold at once.
+void validate(const CheckpointEvaluation& request);
 
 struct CheckpointEvaluationResult {
   std::filesystem::path output;  // where the files went

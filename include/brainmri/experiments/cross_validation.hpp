@@ -38,9 +38,17 @@ struct CrossValidationResult {
 };
 
 // Runs the cross-validation into config.output.directory. Collective over `world`; rank 0 writes
-// the experiment's files and the report (unless config.output.report is false).
+// the experiment's files and the report (unless config.output.report is false). An array task
+// (cv.jobs.array_task >= 0) runs its share of the folds only; summarize_cross_validation then
+// writes the summaries once every task has run.
 CrossValidationResult cross_validate(const RunConfig& config, const CrossValidationConfig& cv,
                                      const distributed::MpiEnvironment& environment, distributed::Communicator& world,
                                      const torch::Device& device, const Messages& messages = Messages::standard());
+
+// The summaries and report of the cross-validation in `directory` from its config.ini and
+// journals (every array task's): what cross_validate writes at its end. Throws std::runtime_error
+// naming the folds not finished yet. `device`: where the report's explanation check trains.
+CrossValidationResult summarize_cross_validation(const std::filesystem::path& directory, const torch::Device& device,
+                                                 const Messages& messages = Messages::standard());
 
 }  // namespace brainmri::experiments

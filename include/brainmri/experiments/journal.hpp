@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace brainmri::experiments {
 
@@ -23,6 +24,19 @@ struct JobStatus {
   nlohmann::json result;  // of the finished attempt
   std::string error;      // of the last failed attempt
 };
+
+// The jobs of a journal that another process may be appending to (an array task reading its
+// siblings' journals, a summary reading them all), read without changing it: a torn last line
+// (a write in progress) is left out; jobs last recorded running are reported Running. A missing
+// file has no jobs.
+std::map<std::string, JobStatus> read_journal(const std::filesystem::path& file);
+
+// The journals of the experiment in `directory`: journal.jsonl and the array tasks'
+// journal-task-K.jsonl, merged (a job settled in any of them counts as settled there).
+std::map<std::string, JobStatus> read_experiment_journals(const std::filesystem::path& directory);
+
+// The journal of array task `task` (journal-task-K.jsonl), or journal.jsonl for a job alone (-1).
+std::filesystem::path journal_file(const std::filesystem::path& directory, int task);
 
 class Journal {
  public:
@@ -45,7 +59,6 @@ class Journal {
 
  private:
   void append(const nlohmann::json& record);
-  void apply(const nlohmann::json& record);
 
   std::filesystem::path file_;
   int descriptor_ = -1;

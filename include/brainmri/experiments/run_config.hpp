@@ -120,6 +120,11 @@ struct JobOptions {
   std::string folds = "all";
   int ranks_per_job = 1;
   int max_retries = 2;
+  // A Slurm array job (scheduler.hpp, ArrayShare): this is task array_task (0-based) of
+  // array_tasks, which share the experiment's jobs; -1: the experiment runs in this job alone.
+  int array_task = -1;
+  int array_tasks = 1;
+  bool in_array() const { return array_task >= 0; }
 };
 // The folds `folds` names, each once and within the dataset's; throws ConfigError ("folds").
 std::vector<int> selected_folds(const std::string& folds, const data::ShardedDataset& dataset);
@@ -146,6 +151,12 @@ struct SearchConfig {
   training::MonitoredMetric objective = training::MonitoredMetric::ValMacroF1;  // maximized; not val_loss
 };
 const std::vector<Option<SearchConfig>>& search_options();
+
+// Reads the config.ini an experiment wrote (every run option, then the cross-validation's or the
+// search's) into `config` and the one of `cv` / `search` that is given. Relative input paths are
+// relative to the file. Throws ConfigError naming the file, line and option.
+void read_experiment_config(const std::filesystem::path& file, RunConfig& config, CrossValidationConfig* cv,
+                            SearchConfig* search);
 
 // A search trial: `base` with (option, value) pairs set, each a searchable run option. Throws
 // ConfigError naming the option.

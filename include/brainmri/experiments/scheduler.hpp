@@ -13,6 +13,7 @@
 // new job starts, and run() throws PreemptionRequested on every rank.
 
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,6 +50,10 @@ class JobPlan {
   virtual std::vector<std::string> on_finished(const std::string& job, const nlohmann::json& result) = 0;
   // A job failed 1 + max_retries times and will not run again.
   virtual std::vector<std::string> on_failed(const std::string& job) = 0;
+  // Whether jobs may still come from work done elsewhere (another array task), which poll()
+  // looks for; the experiment is not done while it waits.
+  virtual bool waiting() const { return false; }
+  virtual std::vector<std::string> poll() { return {}; }
 };
 
 // A plan of fixed jobs.
@@ -61,6 +66,38 @@ class FixedJobs : public JobPlan {
 
  private:
   std::vector<std::string> jobs_;
+};
+
+// Slurm array jobs: one task's share of an experiment that N independent jobs (array tasks) run
+// at once in one directory. Task K runs the jobs whose owner index is K modulo N and journals
+// them in its own journal-task-K.jsonl; it reads the other tasks' journals, never writes them.
+// No file is written by two tasks, so nothing needs locking (which NFS and Lustre do not all
+// offer). A plan whose jobs come from results (ASHA's promotions) is told every task's results,
+// so each task promotes as one job would, and a task whose next jobs wait on other tasks'
+// results polls their journals.
+class ArrayShare : public JobPlan {
+ public:
+  // `owner(job)`: the job's owner index (the task is owner % tasks). `results_create_jobs`: the
+  // inner plan makes jobs from results, so this task waits for the other tasks' results.
+  ArrayShare(JobPlan& inner, int task, int tasks, std::function<int(const std::string&)> owner,
+             std::filesystem::path directory, int max_retries, bool results_create_jobs);
+  std::vector<std::string> initial_jobs() override;
+  std::vector<std::string> on_finished(const std::string& job, const nlohmann::json& result) override;
+  std::vector<std::string> on_failed(const std::string& job) override;
+  bool waiting() const override { return results_create_jobs_ && !foreign_.empty(); }
+  std::vector<std::string> poll() override;
+
+ private:
+  std::vector<std::string> own(const std::vector<std::string>& jobs);  // keeps foreign jobs in foreign_
+
+  JobPlan& inner_;
+  int task_;
+  int tasks_;
+  std::function<int(const std::string&)> owner_;
+  std::filesystem::path directory_;
+  int max_retries_;
+  bool results_create_jobs_;
+  std::set<std::string> foreign_;  // other tasks' jobs not yet settled
 };
 
 // The bookkeeping of rank 0, without any communication (unit-testable alone). Jobs that a plan
@@ -77,8 +114,11 @@ class Coordinator {
   // Preemption: no job is handed out any more.
   void stop() { stopping_ = true; }
   bool stopping() const { return stopping_; }
-  bool done() const { return pending_.empty() && running_.empty(); }
+  bool done() const { return pending_.empty() && running_.empty() && !plan_.waiting(); }
+  // Asks the plan for jobs made possible elsewhere (JobPlan::poll); true when some are pending.
+  bool poll();
   bool has_pending() const { return !pending_.empty(); }
+  bool waiting_elsewhere() const { return plan_.waiting(); }
   const std::vector<std::string>& jobs() const { return known_; }  // every job the plan made, in order
 
  private:
@@ -107,6 +147,7 @@ using JobBody = std::function<nlohmann::json(const JobContext&)>;
 struct SchedulerOptions {
   int ranks_per_job = 1;
   int max_retries = 2;
+  double poll_seconds = 5;  // between looks at other array tasks' journals while waiting on them
 };
 
 class JobScheduler {
@@ -138,6 +179,13 @@ class JobScheduler {
   int group_count_ = 1;
   std::unique_ptr<distributed::MessageChannel> control_;  // coordinator <-> group leaders; null in a world of one
 };
+
+// The status of every job of `plan` from the journals of the experiment in `directory` (every
+// array task's), replayed as a resumed run would: each finished or failed-for-good job is told
+// to the plan, which may make further jobs. Throws std::runtime_error naming the jobs that are
+// not settled yet, and what to do (`command`: "cv" or "tune").
+std::map<std::string, JobStatus> settled_jobs(const std::filesystem::path& directory, JobPlan& plan, int max_retries,
+                                              const std::string& command);
 
 // Sends `text` from `root` to every rank of `communicator`.
 void broadcast_text(distributed::Communicator& communicator, std::string& text, int root);

@@ -35,22 +35,33 @@ SearchPlan plan_search(const RunConfig& config, const SearchConfig& search, cons
 // The experiment's config.ini: every run option, then the search's.
 std::string search_ini(const RunConfig& config, const SearchConfig& search);
 
-// The config of one trial as a file, without its output directory (each job has its own); a
-// portable one (best_config.ini) also leaves out the dataset path, which belongs to the machine
-// it ran on and is given when it is run again.
-std::string trial_ini(const RunConfig& trial, bool portable);
+// The config of one trial as a file, without its output directory (each job has its own). A
+// portable one (best_config.ini, written into `portable_directory`) also leaves out the dataset
+// path, which belongs to the machine it ran on and is given when it is run again, and names the
+// other input files (pretrained weights) relative to itself.
+std::string trial_ini(const RunConfig& trial, const std::filesystem::path& portable_directory = {});
 
 struct SearchResult {
   int best_trial = -1;    // -1: no trial completed the last rung (or not world rank 0)
   nlohmann::json trials;  // trials.json (world rank 0; empty elsewhere)
   bool refused = false;   // the output directory holds another search (nothing ran)
   std::string refusal;
+  // An array task writes no summary: how many of its own jobs did not finish.
+  bool array_task = false;
+  int unfinished_jobs = 0;
 };
 
 // Runs the search into config.output.directory. Collective over `world`; rank 0 writes the files
-// and the best trial's reports.
+// and the best trial's reports. An array task (search.jobs.array_task >= 0) runs its share of
+// the trials only; summarize_search then writes the files once every task has run.
 SearchResult tune(const RunConfig& config, const SearchConfig& search, const distributed::MpiEnvironment& environment,
                   distributed::Communicator& world, const torch::Device& device,
                   const Messages& messages = Messages::standard());
+
+// The trials table, summary, best_config.ini and the best trial's reports of the search in
+// `directory` from its config.ini and journals (every array task's): what tune writes at its end
+// when it ran as Slurm array tasks. Throws std::runtime_error naming the jobs not finished yet.
+SearchResult summarize_search(const std::filesystem::path& directory, const torch::Device& device,
+                              const Messages& messages = Messages::standard());
 
 }  // namespace brainmri::experiments

@@ -12,10 +12,12 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "brainmri/common/enum_names.hpp"
 #include "brainmri/models/classifier.hpp"
 
 namespace brainmri::explain {
@@ -24,9 +26,9 @@ namespace brainmri::explain {
 // instead of averaging the gradients over the map, which keeps a Flatten + Dense head's
 // position-specific weights (the paper's CNN) in the explanation.
 enum class CamMethod { GradCam, GradCamPlusPlus, HiResCam };
-CamMethod cam_method_from_string(const std::string& name);  // gradcam | gradcam++ | hirescam; throws otherwise
-std::string to_string(CamMethod method);
-std::string display_name(CamMethod method);  // "Grad-CAM", "Grad-CAM++", "HiResCAM"
+CamMethod cam_method_from_string(const std::string& name);  // parse_enum: gradcam | gradcam++ | hirescam
+std::string to_string(CamMethod method);                    // name_of
+std::string display_name(CamMethod method);                 // "Grad-CAM", "Grad-CAM++", "HiResCAM"
 
 struct ClassActivationMaps {
   torch::Tensor maps;           // float [N, H, W] in [0, 1], the input's size
@@ -54,3 +56,13 @@ std::vector<double> randomization_correlations(models::Classifier& trained, mode
                                                CamMethod method = CamMethod::GradCam);
 
 }  // namespace brainmri::explain
+
+namespace brainmri {
+template <>
+struct EnumNames<explain::CamMethod> {
+  static constexpr std::string_view what = "explanation method";
+  static constexpr std::array names = {std::pair{explain::CamMethod::HiResCam, std::string_view("hirescam")},
+                                       std::pair{explain::CamMethod::GradCam, std::string_view("gradcam")},
+                                       std::pair{explain::CamMethod::GradCamPlusPlus, std::string_view("gradcam++")}};
+};
+}  // namespace brainmri

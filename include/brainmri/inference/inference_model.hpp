@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "brainmri/common/option_table.hpp"
 #include "brainmri/explain/gradcam.hpp"
 #include "brainmri/imaging/preprocess.hpp"
 #include "brainmri/models/classifier.hpp"
@@ -39,6 +40,11 @@ struct LoadOptions {
   torch::Device device = torch::kCPU;
 };
 
+// The options of predict and serve that say how a model is loaded (all but the device).
+const std::vector<Option<LoadOptions>>& model_loading_options();
+// Throws ConfigError naming the option (resize, size, channels).
+void validate(const LoadOptions& options);
+
 // An image decoded and preprocessed for the model.
 struct PreparedImage {
   imaging::PreprocessedImage preprocessed;  // size x size x channels, as brainmri-prep stores it
@@ -52,7 +58,7 @@ struct Predictions {
 
 class InferenceModel {
  public:
-  // Throws std::invalid_argument for a bad option (unknown layer or resize mode) and
+  // Throws ConfigError for a bad option (unknown layer or resize mode) and
   // std::runtime_error for a file that is neither a brainmri checkpoint nor a TorchScript export.
   static std::unique_ptr<InferenceModel> load(const std::filesystem::path& file, const LoadOptions& options = {});
   ~InferenceModel();
@@ -94,6 +100,22 @@ class InferenceModel {
   std::string sha256_;
   nlohmann::json description_;
 };
+
+// One image file classified by `brainmri predict`.
+struct FileClassification {
+  std::filesystem::path file;
+  std::vector<double> probabilities;  // one per class name; empty when the file failed
+  std::string predicted_class;
+  std::filesystem::path overlay;  // the explanation overlay PNG, when one was asked for
+  std::string error;              // why the file could not be classified ("" when it was)
+};
+
+// Classifies each file on its own: an unreadable or corrupt image is reported in its entry and
+// the others go on. With an `overlay_directory` (created; the model must can_explain()), writes
+// STEM_gradcam.png there for each image.
+std::vector<FileClassification> classify_files(InferenceModel& model, const std::vector<std::filesystem::path>& files,
+                                               const std::filesystem::path& overlay_directory = {});
+nlohmann::json to_json(const FileClassification& result, const std::vector<std::string>& class_names);
 
 // Pictures for people, as 8-bit BGR images at the network's resolution: the preprocessed slice in
 // grey, and the map in the inferno colour map.

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "brainmri/common/option_table.hpp"
 #include "brainmri/evaluation/epoch_record.hpp"
 #include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/evaluation/predictions.hpp"
@@ -57,6 +58,11 @@ struct ReportOptions {
   bool explanation_check = true;
   torch::Device device = torch::kCPU;  // of the check's training (the grid's maps are computed on CPU)
 };
+
+// The options of `brainmri report` bound to the fields above (the device aside).
+const std::vector<Option<ReportOptions>>& report_options();
+// Throws ConfigError naming the option whose value is out of range.
+void validate(const ReportOptions& options);
 
 // Writes the report into `output` (created) and returns its headline metrics (accuracy, macro-F1,
 // macro AUC, each with mean/std/CI for a CV or value/CI for a single run). The explanation grid and

@@ -8,7 +8,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "brainmri/common/option_table.hpp"
 #include "brainmri/inference/inference_model.hpp"
 
 namespace brainmri::serve {
@@ -24,6 +26,11 @@ struct ServerOptions {
   double overlay_opacity = 0.45;              // of the heat map in the API's overlay PNG
   int display_size = 384;                     // pixels of the overlay PNG the API returns (at least)
 };
+
+// The options of `brainmri serve` bound to the fields above (sizes in MB and megapixels).
+const std::vector<Option<ServerOptions>>& server_options();
+// Throws ConfigError naming the option whose value is out of range.
+void validate(const ServerOptions& options);
 
 class PredictionServer {
  public:

@@ -57,6 +57,10 @@ struct FaultInjection {
   enum class Kind { Throw, Hang, Exit };
   Kind kind = Kind::Throw;
   std::int64_t step = 0;
+
+  // "KIND:RANK:STEP" (KIND throw, hang or exit): world rank RANK fails at its step STEP. Returns
+  // the fault for `world_rank`, nothing for the other ranks; throws ConfigError("inject-fault").
+  static std::optional<FaultInjection> for_rank(const std::string& text, int world_rank);
 };
 
 struct TrainOptions {
