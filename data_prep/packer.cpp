@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -269,7 +270,15 @@ PackedSamples write_shards(const PackOptions& options, const Discovery& discover
 
   PackedSamples packed;
   std::size_t next_input = 0;
-  std::size_t last_report = 0;
+  std::optional<ProgressMeter> meter;
+  if (options.progress && options.progress_style != ProgressStyle::None) {
+    meter.emplace("packing", static_cast<std::int64_t>(ordered.size()), "images", options.progress_style,
+                  options.progress_seconds, [&](const std::string& text, bool in_place) {
+                    if (!in_place) return options.progress(text);
+                    std::fprintf(stderr, "\rbrainmri-prep: %s\033[K", text.c_str());
+                    std::fflush(stderr);
+                  });
+  }
   for (int shard_index = 0; shard_index < shard_count; ++shard_index) {
     const auto& members = plan[static_cast<std::size_t>(shard_index)];
     const std::string file_name = shard_file_name(shard_index, shard_count);
@@ -300,11 +309,7 @@ PackedSamples write_shards(const PackOptions& options, const Discovery& discover
       packed.splits.push_back(candidate.split_index);
       packed.content_hashes.push_back(std::move(sample.content_hash));
       packed.perceptual_hashes.push_back(sample.perceptual_hash);
-      if (options.progress && next_input + 1 >= last_report + std::max<std::size_t>(ordered.size() / 10, 1)) {
-        last_report = next_input + 1;
-        options.progress("processed " + std::to_string(next_input + 1) + "/" + std::to_string(ordered.size()) +
-                         " images");
-      }
+      if (meter) meter->advance(1);
     }
     writer.finish(shard_header(manifest, shard_index, shard_count, first_sample_id), columns);
 
@@ -318,6 +323,7 @@ PackedSamples write_shards(const PackOptions& options, const Discovery& discover
     for (const auto label : columns.labels) ++entry.class_counts[static_cast<std::size_t>(label)];
     manifest.shards.push_back(std::move(entry));
   }
+  if (meter) meter->finish();
   return packed;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "brainmri/common/progress.hpp"
 #include "brainmri/data/manifest.hpp"
 #include "brainmri/imaging/preprocess.hpp"
 #include "discovery.hpp"
@@ -37,6 +38,10 @@ struct PackOptions {
   bool strict = false;
   std::vector<std::string> command_line;
   std::function<void(const std::string&)> progress;  // receives occasional status lines
+  // The images packed so far (common/progress.hpp): a bar on a terminal, else a line every
+  // progress_seconds through `progress`; none without `progress`.
+  ProgressStyle progress_style = ProgressStyle::Auto;
+  double progress_seconds = 10;
 };
 
 // Returns the manifest that was written. `cancel` is polled; when it becomes true the run stops,

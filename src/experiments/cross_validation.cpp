@@ -163,7 +163,52 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
   const auto plan = plan_cross_validation(config, cv, dataset, world.size());
   const fs::path output = config.output.directory;
   const std::string config_text = cross_validation_ini(config, cv);
-  JobScheduler scheduler(environment, world, {cv.jobs.ranks_per_job, cv.jobs.max_retries});
+  SchedulerOptions scheduling;
+  scheduling.ranks_per_job = cv.jobs.ranks_per_job;
+  scheduling.max_retries = cv.jobs.max_retries;
+  // While it runs: a line per fold, and cv_summary.{json,md} of the folds so far (complete: false;
+  // the pooled out-of-fold evaluation and the report come at the end). An array task writes no
+  // summary: `brainmri cv summarize` does once all have run.
+  json live_folds = json::array();
+  std::vector<double> live_accuracy, live_macro_f1, live_macro_auc;
+  std::vector<std::string> live_failed;
+  scheduling.on_settled = [&](const JobSettled& event) {
+    const auto& r = event.status.result;
+    char what[128];
+    std::snprintf(what, sizeof(what), "accuracy %.4f, macro-F1 %.4f", r.value("accuracy", NAN),
+                  r.value("macro_f1", NAN));
+    messages.progress(job_settled_line(event, what));
+    if (cv.jobs.in_array()) return;
+    if (event.status.state != JobState::Finished) {
+      live_failed.push_back(event.job + " (failed: " + event.status.error + ")");
+    } else if (event.job != "final") {
+      live_folds.push_back({{"fold", event.job},
+                            {"accuracy", r["accuracy"]},
+                            {"macro_f1", r["macro_f1"]},
+                            {"macro_auc", r["macro_auc"]},
+                            {"validation_samples", r["validation_samples"]},
+                            {"attempts", event.status.attempts}});
+      live_accuracy.push_back(r["accuracy"].get<double>());
+      live_macro_f1.push_back(r["macro_f1"].get<double>());
+      if (!r["macro_auc"].is_null()) live_macro_auc.push_back(r["macro_auc"].get<double>());
+    }
+    const json partial = {{"model", config.model.architecture},
+                          {"dataset", fs::absolute(dataset.directory()).string()},
+                          {"complete", false},
+                          {"jobs_settled", event.settled},
+                          {"jobs", event.known},
+                          {"folds", live_folds},
+                          {"accuracy", evaluation::across_folds_json(live_accuracy)},
+                          {"macro_f1", evaluation::across_folds_json(live_macro_f1)},
+                          {"macro_auc", evaluation::across_folds_json(live_macro_auc)},
+                          {"failed", live_failed}};
+    write_file_atomically(output / "cv_summary.json", partial.dump(2) + "\n");
+    write_file_atomically(output / "cv_summary.md",
+                          "Running: " + std::to_string(event.settled) + " of " + std::to_string(event.known) +
+                              " jobs settled (the pooled out-of-fold evaluation comes at the end).\n\n" +
+                              summary_table(partial, "", 0, live_failed));
+  };
+  JobScheduler scheduler(environment, world, scheduling);
   std::unique_ptr<Journal> journal;
   if (world.rank() == 0) {
     fs::create_directories(output);
@@ -305,6 +350,7 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
                   {"macro_f1", evaluation::across_folds_json(macro_f1)},
                   {"macro_auc", evaluation::across_folds_json(macro_auc)},
                   {"failed", result.failed},
+                  {"complete", true},
                   {"ranks", ranks},
                   {"ranks_per_job", cv.jobs.ranks_per_job},
                   {"array_tasks", cv.jobs.array_tasks}};

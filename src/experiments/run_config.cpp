@@ -64,6 +64,9 @@ std::vector<Option<RunConfig>> make_run_options() {
     run_option("loader", kGeneral, "memory (whole selection on the device), stream (read ahead from HDF5) or auto", [](auto& c) -> auto& { return c.data.loader; }),
     run_option("memory-limit-mb", kGeneral, "auto loader: stream when the selected pixels exceed this", [](auto& c) -> auto& { return c.data.memory_limit_mb; }),
     run_option("preemption-signal", kGeneral, "on this signal every rank stops at the next step, writes a checkpoint and exits 75 (the slurm/ scripts requeue; rerunning continues exactly): USR1, USR2, TERM, INT or none", [](auto& c) -> auto& { return c.runtime.preemption_signal; }, kFixed),
+    run_option("progress", kGeneral, "progress within an epoch: auto (a bar on a terminal, else a line every --progress-seconds), bar, lines or none", [](auto& c) -> auto& { return c.training.progress; }, kFixed),
+    run_option("progress-seconds", kGeneral, "seconds between progress lines (Slurm logs, pipes)", [](auto& c) -> auto& { return c.training.progress_seconds; }, kFixed),
+    run_option("log-every-steps", kGeneral, "TensorBoard events (RUN/events.out.tfevents.*): the running loss, learning rate and images/s every this many steps, besides every epoch's metrics; 0: epochs only", [](auto& c) -> auto& { return c.training.log_every_steps; }, kFixed),
     run_option("preemption-check-steps", kGeneral, "steps between checks for the preemption signal (0: every step on CPU, every 20 on a GPU)", [](auto& c) -> auto& { return c.training.preemption_check_interval; }, kFixed),
 
     run_option("backend", kDistributed, "gradient all-reduce: auto (nccl on CUDA, mpi on CPU, local for one process), nccl or mpi", [](auto& c) -> auto& { return c.distribution.backend; }, kFixed),
@@ -228,6 +231,8 @@ std::vector<TrainingStage> training_stages(const RunConfig& config) {
 void validate(const RunConfig& config) {
   require(!config.data.dataset.empty(), "data", "a dataset directory is required");
   require(!config.output.directory.empty(), "output", "a run directory is required");
+  require(config.training.log_every_steps >= 0, "log-every-steps", "must be >= 0");
+  require(config.training.progress_seconds > 0, "progress-seconds", "must be > 0");
   require(config.data.memory_limit_mb >= 0, "memory-limit-mb", "must be >= 0");
   require(config.model.trainable_blocks >= -1, "trainable-blocks", "must be -1 (all), 0 (frozen backbone) or more");
   require(config.distribution.comm_timeout_seconds > 0, "comm-timeout", "must be > 0 seconds");

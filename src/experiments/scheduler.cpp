@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "brainmri/common/preemption.hpp"
+#include "brainmri/common/progress.hpp"
 
 namespace brainmri::experiments {
 using nlohmann::json;
@@ -139,11 +140,13 @@ void Coordinator::admit(const std::vector<std::string>& jobs, bool front) {
     known_.push_back(job);
     const auto status = journal_.status(job);
     if (status.state == JobState::Finished) {
+      ++settled_;
       admit(plan_.on_finished(job, status.result), true);
       continue;
     }
     // Failed attempts of earlier runs count against the retry limit; interrupted ones do not.
     if (status.state == JobState::Failed && status.failures > max_retries_) {
+      ++settled_;
       admit(plan_.on_failed(job), true);
       continue;
     }
@@ -175,6 +178,7 @@ void Coordinator::report(const std::string& job, bool ok, const json& result, co
   if (ok) {
     journal_.finished(job, result);
     admit(plan_.on_finished(job, result), true);
+    settled(job);
     return;
   }
   journal_.failed(job, error);
@@ -182,7 +186,31 @@ void Coordinator::report(const std::string& job, bool ok, const json& result, co
     pending_.push_back(job);  // retried after the others
   } else {
     admit(plan_.on_failed(job), true);
+    settled(job);
   }
+}
+
+void Coordinator::settled(const std::string& job) {
+  ++settled_;
+  ++settled_now_;
+  if (!on_settled) return;
+  const auto status = journal_.status(job);
+  on_settled({job, status, settled_, known_.size(), settled_now_,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()});
+}
+
+std::string job_settled_line(const JobSettled& event, const std::string& what) {
+  const bool finished = event.status.state == JobState::Finished;
+  std::string line = "[" + std::to_string(event.settled) + "/" + std::to_string(event.known) + " jobs] " + event.job +
+                     (finished ? " finished: " + what : " failed: " + event.status.error.substr(0, 200)) + " (" +
+                     format_duration(event.seconds) + " so far";
+  const auto left = event.known - std::min(event.known, event.settled);
+  if (left > 0 && event.settled_now > 0) {
+    line += ", about " +
+            format_duration(event.seconds / static_cast<double>(event.settled_now) * static_cast<double>(left)) +
+            " left";
+  }
+  return line + ")";
 }
 
 bool Coordinator::poll() {
@@ -266,7 +294,10 @@ std::map<std::string, JobStatus> JobScheduler::run(JobPlan* plan, Journal* journ
     throw std::invalid_argument("rank 0 needs the experiment's plan and journal");
   }
   std::unique_ptr<Coordinator> coordinator;
-  if (coordinator_rank) coordinator = std::make_unique<Coordinator>(*plan, *journal, options_.max_retries);
+  if (coordinator_rank) {
+    coordinator = std::make_unique<Coordinator>(*plan, *journal, options_.max_retries);
+    coordinator->on_settled = options_.on_settled;
+  }
 
   if (!control_) {
     // A world of one: the same bookkeeping, in this thread.

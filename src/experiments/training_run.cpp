@@ -185,7 +185,10 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   const bool keeps_best = config.training.early_stopping.restore_best && val_source != nullptr;
   std::unique_ptr<training::Trainer> trainer;
   fs::path final_checkpoint;
-  for (const auto& stage : training_stages(config)) {
+  int epochs_before = 0;  // the run log's step axis continues over the stages
+  for (auto stage : training_stages(config)) {
+    stage.options.epochs_before = epochs_before;
+    epochs_before += stage.options.epochs;
     if (!stage.trainable_from.empty()) {
       model->set_trainable_from(stage.trainable_from);
     } else if (stage.trainable_blocks) {

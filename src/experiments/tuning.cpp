@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -12,6 +13,7 @@
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/config_error.hpp"
 #include "brainmri/common/csv.hpp"
+#include "brainmri/evaluation/run_log.hpp"
 #include "brainmri/experiments/journal.hpp"
 #include "brainmri/experiments/scheduler.hpp"
 #include "brainmri/experiments/training_run.hpp"
@@ -144,6 +146,16 @@ SearchResult write_summaries(const RunConfig& config, const SearchConfig& search
                              const SuccessiveHalving& halving, const std::map<std::string, JobStatus>& statuses,
                              const json& ranks, const torch::Device& device, const Messages& messages);
 
+struct TrialTables {
+  std::vector<int> ranking;  // trial ids, best first
+  int best = -1;             // a trial that completed the last rung, or -1
+  json rows;                 // one per trial
+  json summary;              // trials.json
+};
+TrialTables write_trial_tables(const RunConfig& config, const SearchConfig& search, const SearchPlan& plan,
+                               const SuccessiveHalving& halving_plan, const std::vector<std::string>& failures,
+                               std::size_t jobs, const json& ranks, bool complete);
+
 SuccessiveHalving halving_for(const SearchPlan& plan, const SearchConfig& search) {
   return SuccessiveHalving(static_cast<int>(plan.trials.size()), plan.folds, static_cast<int>(plan.budgets.size()),
                            search.reduction_factor, plan.objective_key);
@@ -191,7 +203,30 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     result.refused = true;
     return result;
   }
-  JobScheduler scheduler(environment, world, {search.jobs.ranks_per_job, search.jobs.max_retries});
+  std::vector<std::string> live_failures;
+  SchedulerOptions scheduling;
+  scheduling.ranks_per_job = search.jobs.ranks_per_job;
+  scheduling.max_retries = search.jobs.max_retries;
+  scheduling.on_settled = [&](const JobSettled& event) {  // on rank 0, where the plan lives
+    std::string what = plan.objective_key + " " + fixed(event.status.result.value(plan.objective_key, NAN));
+    const auto ranking = halving->ranking();
+    if (!ranking.empty()) {
+      const auto& best = halving->trials()[static_cast<std::size_t>(ranking.front())];
+      if (best.highest_rung >= 0 && !best.failed) {
+        what += "; best so far " + trial_name(ranking.front()) + " (rung " + std::to_string(best.highest_rung) + ", " +
+                fixed(best.score_by_rung.back()) + ")";
+      }
+    }
+    messages.progress(job_settled_line(event, what));
+    if (event.status.state == JobState::Failed) {
+      live_failures.push_back(event.job + ": " + event.status.error.substr(0, event.status.error.find('\n')));
+    }
+    // The tables of the search so far, for whoever watches it (one array task sees its share).
+    if (!search.jobs.in_array()) {
+      write_trial_tables(config, search, plan, *halving, live_failures, event.known, world.size(), false);
+    }
+  };
+  JobScheduler scheduler(environment, world, scheduling);
   if (world.rank() == 0) {
     std::string budgets;
     for (const int b : plan.budgets) budgets += (budgets.empty() ? "" : ", ") + std::to_string(b);
@@ -237,6 +272,18 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     std::snprintf(prefix_text, sizeof(prefix_text), "[trial-%04d rung %d fold %d] ", job->trial, job->rung, job->fold);
     const std::string prefix = prefix_text;
     const bool speaks = context.group.rank() == 0;
+    if (speaks && job->rung == 0 && !context.assignment.resume) {
+      // TensorBoard's HParams view: the trial's values beside the scalars of its run.
+      std::map<std::string, evaluation::TensorBoardWriter::HParamValue> values;
+      for (const auto& [name, value] : plan.trials[static_cast<std::size_t>(job->trial)]) {
+        try {
+          values[name] = option_text::parse<double>(value);
+        } catch (const std::invalid_argument&) {
+          values[name] = value;
+        }
+      }
+      evaluation::RunLog(where.output).hyperparameters(values, trial_name(job->trial));
+    }
     auto outcome = train_run(
                        run, where, dataset, context.group, device,
                        [&](const std::string& line) {
@@ -277,15 +324,15 @@ SearchResult summarize_search(const fs::path& directory, const torch::Device& de
 
 namespace {
 
-SearchResult write_summaries(const RunConfig& config, const SearchConfig& search, const SearchPlan& plan,
-                             const SuccessiveHalving& halving_plan, const std::map<std::string, JobStatus>& statuses,
-                             const json& ranks, const torch::Device& device, const Messages& messages) {
-  SearchResult result;
+// trials.json and trials.csv, from the plan's view of every result so far (this run's and the
+// journal's). `complete`: the search has ended; else the tables are a snapshot of a running one.
+TrialTables write_trial_tables(const RunConfig& config, const SearchConfig& search, const SearchPlan& plan,
+                               const SuccessiveHalving& halving_plan, const std::vector<std::string>& failures,
+                               std::size_t jobs, const json& ranks, bool complete) {
+  TrialTables tables;
   const fs::path output = config.output.directory;
   const int rungs = static_cast<int>(plan.budgets.size());
-  const json record = plan_record(search, plan, config.training.seed);
   const auto* halving = &halving_plan;
-  // The trials table, from the plan's view of every result (this run's and the journal's).
   const auto ranking = halving->ranking();
   std::map<int, int> rank_of;
   for (std::size_t i = 0; i < ranking.size(); ++i) rank_of[ranking[i]] = static_cast<int>(i) + 1;
@@ -296,7 +343,6 @@ SearchResult write_summaries(const RunConfig& config, const SearchConfig& search
   for (const int f : plan.folds) header.push_back("fold_" + std::to_string(f));
   header.emplace_back("seconds");
   CsvTable csv(header);
-  std::vector<std::string> failures;
   for (int t = 0; t < static_cast<int>(plan.trials.size()); ++t) {
     const auto& trial = halving->trials()[static_cast<std::size_t>(t)];
     const int rung = trial.highest_rung;
@@ -340,28 +386,49 @@ SearchResult write_summaries(const RunConfig& config, const SearchConfig& search
     cells.push_back(fixed(seconds, 1));
     csv.row(cells);
   }
-  for (const auto& [job, status] : statuses) {
-    if (status.state == JobState::Failed)
-      failures.push_back(job + ": " + status.error.substr(0, status.error.find('\n')));
-  }
   const auto& trials = halving->trials();
   const int best = ranking.empty() || trials[static_cast<std::size_t>(ranking.front())].failed ||
                            trials[static_cast<std::size_t>(ranking.front())].highest_rung != rungs - 1
                        ? -1
                        : ranking.front();
-  json summary = record;
+  json summary = plan_record(search, plan, config.training.seed);
   summary.erase("trials");
   summary["model"] = config.model.architecture;
   summary["dataset"] = fs::absolute(config.data.dataset).string();
   summary["ranks"] = ranks;
   summary["array_tasks"] = search.jobs.array_tasks;
   summary["ranks_per_job"] = search.jobs.ranks_per_job;
-  summary["jobs"] = statuses.size();
+  summary["jobs"] = jobs;
+  summary["complete"] = complete;
   summary["failed_jobs"] = failures;
   summary["best_trial"] = best >= 0 ? json(best) : json();
   summary["trials"] = rows;
   write_file_atomically(output / "trials.json", summary.dump(2) + "\n");
   write_file_atomically(output / "trials.csv", csv.text());
+  tables.ranking = ranking;
+  tables.best = best;
+  tables.rows = std::move(rows);
+  tables.summary = std::move(summary);
+  return tables;
+}
+
+SearchResult write_summaries(const RunConfig& config, const SearchConfig& search, const SearchPlan& plan,
+                             const SuccessiveHalving& halving_plan, const std::map<std::string, JobStatus>& statuses,
+                             const json& ranks, const torch::Device& device, const Messages& messages) {
+  SearchResult result;
+  const fs::path output = config.output.directory;
+  const int rungs = static_cast<int>(plan.budgets.size());
+  const auto* halving = &halving_plan;
+  std::vector<std::string> failures;
+  for (const auto& [job, status] : statuses) {
+    if (status.state == JobState::Failed)
+      failures.push_back(job + ": " + status.error.substr(0, status.error.find('\n')));
+  }
+  const auto tables = write_trial_tables(config, search, plan, halving_plan, failures, statuses.size(), ranks, true);
+  const auto& ranking = tables.ranking;
+  const auto& rows = tables.rows;
+  const int best = tables.best;
+  const auto& trials = halving->trials();
 
   const auto objective_name = name_of(search.objective);
   std::ostringstream md;
@@ -418,7 +485,7 @@ SearchResult write_summaries(const RunConfig& config, const SearchConfig& search
     }
   }
   result.best_trial = best;
-  result.trials = std::move(summary);
+  result.trials = tables.summary;
   return result;
 }
 

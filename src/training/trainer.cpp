@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numbers>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <tuple>
@@ -73,6 +75,8 @@ void validate_train_options(const TrainOptions& o) {
     throw std::invalid_argument("epochs must be >= 0 and batch sizes >= 1");
   }
   if (o.schedule_epochs < 0) throw std::invalid_argument("the schedule's horizon must be >= 0 epochs");
+  if (o.log_every_steps < 0 || o.epochs_before < 0)
+    throw std::invalid_argument("log steps and epochs before must be >= 0");
   if (!(o.optimizer.learning_rate > 0)) throw std::invalid_argument("the learning rate must be > 0");
   if (o.optimizer.weight_decay < 0) throw std::invalid_argument("weight decay must be >= 0");
   if (o.optimizer.momentum < 0 || o.optimizer.momentum >= 1) throw std::invalid_argument("momentum must be in [0, 1)");
@@ -109,6 +113,7 @@ Trainer::Trainer(models::ClassifierPtr model, TrainOptions options, torch::Devic
   state_.best_metric = lower_is_better(options_.early_stopping.metric) ? INFINITY : -INFINITY;
   state_.plateau_best = state_.best_metric;
   if (!options_.output_dir.empty()) fs::create_directories(options_.output_dir);
+  if (!options_.output_dir.empty() && rank_ == 0) log_ = std::make_unique<evaluation::RunLog>(options_.output_dir);
 }
 
 Trainer::~Trainer() {
@@ -247,9 +252,26 @@ std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, cons
     auto correct_total = torch::full({}, correct, torch::TensorOptions().dtype(torch::kInt64).device(device_));
     bool graphable = graph_reason_.empty() && drop_last && !graph_failed_;
     const auto all_steps = plan.batches.size();
+    steps_per_epoch_ = all_steps;
+    if (log_ && (first_step > 0 || epoch > 1) && epoch == state_.epochs_done + 1 && records.empty()) {
+      log_->resumed_at(logged_step(epoch, first_step));  // this process continues an earlier one
+    }
     plan.batches.erase(plan.batches.begin(),
                        plan.batches.begin() + static_cast<std::ptrdiff_t>(std::min(first_step, all_steps)));
     train.begin(plan);
+    std::optional<ProgressMeter> meter;
+    if (rank_ == 0 && options_.progress != ProgressStyle::None) {
+      const auto images_per_step = options_.batch_size * world_size_;
+      meter.emplace(
+          "[" + options_.stage_name + "] epoch " + std::to_string(epoch) + "/" + std::to_string(options_.epochs),
+          static_cast<std::int64_t>(all_steps) * images_per_step, "img", options_.progress, options_.progress_seconds,
+          [this](const std::string& text, bool in_place) {
+            if (!in_place) return note(text);
+            std::fprintf(stderr, "\r%s\033[K", text.c_str());
+            std::fflush(stderr);
+          },
+          static_cast<std::int64_t>(first_step) * images_per_step);
+    }
     for (std::size_t step = first_step; step < all_steps; ++step) {
       if (preemption_agreed(step, first_step)) {
         // Every rank's running sums, each in its own slots (a sum of zeros elsewhere is exact).
@@ -306,7 +328,16 @@ std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, cons
       loss_total.add_(step_loss.to(torch::kFloat64) * static_cast<double>(batch));
       correct_total.add_(step_correct);
       seen += batch;
+      if (meter) meter->advance(batch * world_size_);
+      const auto done = logged_step(epoch, step + 1);
+      if (log_ && options_.log_every_steps > 0 && done % options_.log_every_steps == 0) {
+        // Reads the loss back: a GPU waits for its queue here, once every log_every_steps steps.
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        log_->step(done, loss_total.item<double>() / static_cast<double>(seen), lr,
+                   seconds > 0 ? static_cast<double>(seen * world_size_) / seconds : 0);
+      }
     }
+    if (meter) meter->finish();
     loss_sum = loss_total.item<double>();
     correct = correct_total.item<std::int64_t>();
 
@@ -365,7 +396,7 @@ std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, cons
     state_.epochs_done = epoch;
     if (!options_.output_dir.empty() && rank_ == 0) {
       save_checkpoint(last_checkpoint());
-      write_log(record);
+      write_log(record, validation != nullptr && validation->size() > 0);
     }
     if (on_epoch && rank_ == 0) on_epoch(record);
     records.push_back(record);
@@ -607,8 +638,13 @@ bool Trainer::preemption_agreed(std::size_t step, std::size_t first_step) const 
   return flag.item<int>() > 0;
 }
 
-void Trainer::write_log(const evaluation::EpochRecord& r) const {
-  evaluation::append_training_log(options_.output_dir / "train_log.jsonl", r);
+void Trainer::write_log(const evaluation::EpochRecord& r, bool validated) {
+  log_->epoch(r, logged_step(r.epoch, steps_per_epoch_), validated);
+}
+
+std::int64_t Trainer::logged_step(int epoch, std::size_t step_in_epoch) const {
+  return static_cast<std::int64_t>(options_.epochs_before + epoch - 1) * static_cast<std::int64_t>(steps_per_epoch_) +
+         static_cast<std::int64_t>(step_in_epoch);
 }
 
 }  // namespace brainmri::training

@@ -5,10 +5,13 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/csv.hpp"
 #include "brainmri/common/ini.hpp"
+#include "brainmri/common/progress.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -76,3 +79,43 @@ TEST(AtomicFile, ReplacesWholeOrNotAtAll) {
 }
 
 }  // namespace
+
+TEST(ProgressMeter, LinesComeAtTheirIntervalWithCountRateAndTimeLeft) {
+  EXPECT_EQ(brainmri::format_duration(7.4), "0:07");
+  EXPECT_EQ(brainmri::format_duration(245), "4:05");
+  EXPECT_EQ(brainmri::format_duration(3723), "1:02:03");
+  std::vector<std::pair<std::string, bool>> shown;
+  const auto sink = [&](const std::string& text, bool in_place) { shown.emplace_back(text, in_place); };
+  brainmri::ProgressMeter lines("[train] epoch 1/2", 12000, "img", brainmri::ProgressStyle::Lines, 0.05, sink, 2000);
+  lines.advance(1000);
+  EXPECT_TRUE(shown.empty()) << "a line before its interval";
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  lines.advance(1000);
+  ASSERT_EQ(shown.size(), 1u);
+  EXPECT_FALSE(shown[0].second);
+  // Resumed at 2,000: the rate counts the images of this process only.
+  EXPECT_NE(shown[0].first.find("[train] epoch 1/2 4,000/12,000 img (33%), "), std::string::npos) << shown[0].first;
+  EXPECT_NE(shown[0].first.find(" img/s, "), std::string::npos) << shown[0].first;
+  EXPECT_NE(shown[0].first.find(" left"), std::string::npos) << shown[0].first;
+  lines.finish();
+  EXPECT_EQ(shown.size(), 1u) << "lines need no clearing";
+
+  shown.clear();
+  brainmri::ProgressMeter bar("packing", 100, "images", brainmri::ProgressStyle::Bar, 30, sink);
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  bar.advance(50);
+  ASSERT_EQ(shown.size(), 1u) << "a bar is redrawn ten times a second, not every 30 s";
+  EXPECT_TRUE(shown[0].second);
+  EXPECT_NE(shown[0].first.find("packing [############............] 50/100 images (50%)"), std::string::npos)
+      << shown[0].first;
+  bar.finish();
+  ASSERT_EQ(shown.size(), 2u);
+  EXPECT_EQ(shown[1], std::make_pair(std::string(), true)) << "the bar is cleared";
+
+  shown.clear();
+  brainmri::ProgressMeter none("quiet", 10, "x", brainmri::ProgressStyle::None, 0, sink);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  none.advance(5);
+  none.finish();
+  EXPECT_TRUE(shown.empty());
+}

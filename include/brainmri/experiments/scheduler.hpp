@@ -12,6 +12,7 @@
 // common/preemption.hpp) the running jobs write checkpoints and are journaled "interrupted", no
 // new job starts, and run() throws PreemptionRequested on every rank.
 
+#include <chrono>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -100,6 +101,20 @@ class ArrayShare : public JobPlan {
   std::set<std::string> foreign_;  // other tasks' jobs not yet settled
 };
 
+// A job that ended for good in this run of the experiment (finished, or failed past its retries),
+// for a line per job while an experiment runs.
+struct JobSettled {
+  const std::string& job;
+  const JobStatus& status;
+  std::size_t settled = 0;      // jobs settled so far, earlier runs' included
+  std::size_t known = 0;        // jobs the plan has made so far (a search makes more as it promotes)
+  std::size_t settled_now = 0;  // of them, settled by this run
+  double seconds = 0;           // since this run of the experiment started
+};
+// "[3/10 jobs] fold-2 finished: WHAT (2:03 so far, about 4:06 left)", or "... failed: ERROR".
+std::string job_settled_line(const JobSettled& event, const std::string& what);
+using JobSettledObserver = std::function<void(const JobSettled&)>;
+
 // The bookkeeping of rank 0, without any communication (unit-testable alone). Jobs that a plan
 // creates from results go to the front of the queue: a promoted trial runs before new ones, as
 // in ASHA, so the most promising work finishes first.
@@ -120,6 +135,7 @@ class Coordinator {
   bool has_pending() const { return !pending_.empty(); }
   bool waiting_elsewhere() const { return plan_.waiting(); }
   const std::vector<std::string>& jobs() const { return known_; }  // every job the plan made, in order
+  JobSettledObserver on_settled;                                   // called as each job of this run settles
 
  private:
   void admit(const std::vector<std::string>& jobs, bool front);
@@ -134,6 +150,9 @@ class Coordinator {
   std::vector<std::string> known_;
   std::map<std::string, int> failures_;  // this run's and earlier runs' failed attempts
   bool stopping_ = false;
+  std::size_t settled_ = 0, settled_now_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  void settled(const std::string& job);
 };
 
 struct JobContext {
@@ -147,7 +166,8 @@ using JobBody = std::function<nlohmann::json(const JobContext&)>;
 struct SchedulerOptions {
   int ranks_per_job = 1;
   int max_retries = 2;
-  double poll_seconds = 5;  // between looks at other array tasks' journals while waiting on them
+  double poll_seconds = 5;             // between looks at other array tasks' journals while waiting on them
+  JobSettledObserver on_settled = {};  // world rank 0, on the coordinator's thread
 };
 
 class JobScheduler {

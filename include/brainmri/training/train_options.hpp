@@ -8,6 +8,7 @@
 #include <string>
 
 #include "brainmri/common/enum_names.hpp"
+#include "brainmri/common/progress.hpp"
 #include "brainmri/distributed/gradient_reducer.hpp"
 #include "brainmri/models/checkpoint.hpp"
 #include "brainmri/training/augmentation.hpp"
@@ -84,6 +85,14 @@ struct TrainOptions {
   bool channels_last = true;         // NHWC weights and batches: ~30% faster convolutions on CPU
   std::filesystem::path output_dir;  // checkpoints and train_log.jsonl; empty: none written
   std::string stage_name = "train";  // prefix of checkpoint files and log records
+  // The run log (evaluation/run_log.hpp): step scalars every this many steps (0: epochs only),
+  // on a step axis that continues over the stages: epochs_before = epochs of the earlier stages.
+  int log_every_steps = 50;
+  int epochs_before = 0;
+  // Rank 0's progress within an epoch (common/progress.hpp): a bar on a terminal, else a line
+  // every progress_seconds.
+  ProgressStyle progress = ProgressStyle::Auto;
+  double progress_seconds = 30;
   // Data parallelism: with a communicator of several ranks, each rank trains on its share of
   // every global batch (batch_size per rank), gradients are averaged by the reducer, evaluation is
   // sharded and gathered, and only rank 0 writes files. Null: a single process.

@@ -16,6 +16,7 @@
 #include "brainmri/distributed/gradient_reducer.hpp"
 #include "brainmri/evaluation/epoch_record.hpp"
 #include "brainmri/evaluation/predictions.hpp"
+#include "brainmri/evaluation/run_log.hpp"
 #include "brainmri/models/classifier.hpp"
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/training/data_loader.hpp"
@@ -87,7 +88,9 @@ class Trainer {
   bool improved(double value, double reference) const;
   torch::Tensor loss_weights(const BatchSource& train) const;
   void save_checkpoint(const std::filesystem::path& path) const;
-  void write_log(const evaluation::EpochRecord& record) const;
+  void write_log(const evaluation::EpochRecord& record, bool validated);
+  // The run log's step: steps of the earlier stages and epochs, then `step_in_epoch`.
+  std::int64_t logged_step(int epoch, std::size_t step_in_epoch) const;
   bool use_bf16() const;
   bool distributed() const { return world_size_ > 1; }
   void inject_fault_if_requested(std::int64_t global_step) const;
@@ -116,7 +119,9 @@ class Trainer {
   torch::Tensor graph_images_, graph_labels_, graph_loss_, graph_correct_,
       graph_weights_;  // the graph's static tensors
   bool graph_status_said_ = false;
-  std::int64_t steps_done_ = 0;  // this process's steps, for fault injection
+  std::int64_t steps_done_ = 0;              // this process's steps, for fault injection
+  std::unique_ptr<evaluation::RunLog> log_;  // rank 0 with an output directory
+  std::size_t steps_per_epoch_ = 0;
   State state_;
 };
 
