@@ -175,8 +175,8 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
   scheduling.on_settled = [&](const JobSettled& event) {
     const auto& r = event.status.result;
     char what[128];
-    std::snprintf(what, sizeof(what), "accuracy %.4f, macro-F1 %.4f", r.value("accuracy", NAN),
-                  r.value("macro_f1", NAN));
+    std::snprintf(what, sizeof(what), "accuracy %.4f, macro-F1 %.4f", result_number(r, "accuracy"),
+                  result_number(r, "macro_f1"));
     messages.progress(job_settled_line(event, what));
     if (cv.jobs.in_array()) return;
     if (event.status.state != JobState::Finished) {
@@ -188,9 +188,9 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
                             {"macro_auc", r["macro_auc"]},
                             {"validation_samples", r["validation_samples"]},
                             {"attempts", event.status.attempts}});
-      live_accuracy.push_back(r["accuracy"].get<double>());
-      live_macro_f1.push_back(r["macro_f1"].get<double>());
-      if (!r["macro_auc"].is_null()) live_macro_auc.push_back(r["macro_auc"].get<double>());
+      live_accuracy.push_back(result_number(r, "accuracy"));
+      live_macro_f1.push_back(result_number(r, "macro_f1"));
+      if (!std::isnan(result_number(r, "macro_auc"))) live_macro_auc.push_back(result_number(r, "macro_auc"));
     }
     const json partial = {{"model", config.model.architecture},
                           {"dataset", fs::absolute(dataset.directory()).string()},

@@ -1,6 +1,8 @@
 #include "brainmri/experiments/scheduler.hpp"
 
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <stdexcept>
 #include <thread>
@@ -195,8 +197,20 @@ void Coordinator::settled(const std::string& job) {
   ++settled_now_;
   if (!on_settled) return;
   const auto status = journal_.status(job);
-  on_settled({job, status, settled_, known_.size(), settled_now_,
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()});
+  // What watches the experiment (lines, live tables) must never stop it: the journal already has
+  // the job, and an exception here would end the coordinator's thread or be taken for the job's.
+  try {
+    on_settled({job, status, settled_, known_.size(), settled_now_,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()});
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "brainmri: could not report the end of job %s: %s\n", job.c_str(), e.what());
+  }
+}
+
+double result_number(const json& result, const std::string& key) {
+  if (!result.is_object()) return NAN;
+  const auto found = result.find(key);
+  return found != result.end() && found->is_number() ? found->get<double>() : NAN;
 }
 
 std::string job_settled_line(const JobSettled& event, const std::string& what) {

@@ -208,7 +208,7 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
   scheduling.ranks_per_job = search.jobs.ranks_per_job;
   scheduling.max_retries = search.jobs.max_retries;
   scheduling.on_settled = [&](const JobSettled& event) {  // on rank 0, where the plan lives
-    std::string what = plan.objective_key + " " + fixed(event.status.result.value(plan.objective_key, NAN));
+    std::string what = plan.objective_key + " " + fixed(result_number(event.status.result, plan.objective_key));
     const auto ranking = halving->ranking();
     if (!ranking.empty()) {
       const auto& best = halving->trials()[static_cast<std::size_t>(ranking.front())];

@@ -64,5 +64,15 @@ watch tune-live "$work/tune-live/trials.json" "$brainmri" tune "${small[@]}" --o
   --search 'lr: loguniform 1e-4 1e-2' --algorithm random --trials 6 --folds 0
 watch cv-live "$work/cv-live/cv_summary.json" "$brainmri" cv "${small[@]}" --output "$work/cv-live" --epochs 3
 
+# Jobs that fail for good: a line each, named in the table, and exit 1 (not a crash of the
+# reporting); rank 0 fails each fold's third step here.
+"$brainmri" cv "${small[@]}" --output "$work/cv-failing" --epochs 1 --max-retries 0 --inject-fault throw:0:2 \
+  >"$work/cv-failing.out" 2>&1
+code=$?
+[[ $code == 1 ]] || { fail "cv with failing folds: exit $code"; cat "$work/cv-failing.out" >&2; }
+grep -q "\[3/3 jobs\] fold-2 failed: injected failure" "$work/cv-failing.out" || fail "cv with failing folds: no line per failed job"
+"$python" -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d['failed']) == 3, d" "$work/cv-failing/cv_summary.json" ||
+  fail "cv with failing folds: the summary does not name them"
+
 if ((failures)); then echo "$failures failure(s)"; exit 1; fi
 echo "run logs: all checks passed"

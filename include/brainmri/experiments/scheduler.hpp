@@ -113,6 +113,9 @@ struct JobSettled {
 };
 // "[3/10 jobs] fold-2 finished: WHAT (2:03 so far, about 4:06 left)", or "... failed: ERROR".
 std::string job_settled_line(const JobSettled& event, const std::string& what);
+// A number of a job's result; NaN when the result lacks it or holds null (a failed job has no
+// result; an undefined AUC travels as null).
+double result_number(const nlohmann::json& result, const std::string& key);
 using JobSettledObserver = std::function<void(const JobSettled&)>;
 
 // The bookkeeping of rank 0, without any communication (unit-testable alone). Jobs that a plan
