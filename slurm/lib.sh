@@ -22,9 +22,11 @@
 
 brainmri_fail() { echo "brainmri job: $*" >&2; exit 2; }
 
-# Slurm array jobs (sbatch --array=0-4, cv and tune only): task K of N runs its share of the folds or
-# trials (--array-task K --array-tasks N) in the shared experiment directory, with a journal of its
-# own; once all have run, slurm/summarize.sh (or brainmri cv|tune summarize DIR) writes the summary.
+# Slurm array jobs (sbatch --array=0-4, cv and tune only; ids 0..N-1): task K of N runs its share
+# of the folds or trials (--array-task K --array-tasks N) in the shared experiment directory, with a
+# journal of its own; once all have run, slurm/summarize.sh (or brainmri cv|tune summarize DIR)
+# writes the summary. A task that ended early is resubmitted alone with the directory:
+# BRAINMRI_OUTPUT=runs/NAME-ARRAYID sbatch --array=K slurm/train_kfold.sh CONFIG.
 
 # The checkout: this file's parent directory (the job scripts source it from there; Slurm runs a
 # copy of the job script itself, so only this file knows where the checkout is).
@@ -56,10 +58,14 @@ brainmri_run() {
   [[ -n ${BRAINMRI_DATA:-} ]] && args+=(--data "$BRAINMRI_DATA")
   if [[ -n ${SLURM_ARRAY_TASK_ID:-} ]]; then
     [[ $command == cv || $command == tune ]] || brainmri_fail "an array job splits cv and tune; brainmri $command runs as one job"
-    local first=${SLURM_ARRAY_TASK_MIN:-0} count=${SLURM_ARRAY_TASK_COUNT:-1}
-    local index=$((SLURM_ARRAY_TASK_ID - first))
-    ((index < count)) || brainmri_fail "array task ids must be one range such as --array=0-4 (task $SLURM_ARRAY_TASK_ID, $count tasks from $first)"
-    args+=(--array-task "$index" --array-tasks "$count")
+    # Task ids are 0..N-1 (--array=0-4). A task resubmitted alone (BRAINMRI_OUTPUT=DIR sbatch
+    # --array=2 ...) keeps its id, and N comes from the experiment's config.ini.
+    local tasks_total
+    tasks_total=$(sed -n 's/^array-tasks = //p' "$output/config.ini" 2>/dev/null)
+    tasks_total=${tasks_total:-$((${SLURM_ARRAY_TASK_MAX:-0} + 1))}
+    ((SLURM_ARRAY_TASK_ID < tasks_total)) ||
+      brainmri_fail "array task $SLURM_ARRAY_TASK_ID of $tasks_total: the task ids must be 0..N-1 (--array=0-4)"
+    args+=(--array-task "$SLURM_ARRAY_TASK_ID" --array-tasks "$tasks_total")
   fi
   [[ $command == train ]] && args+=(--resume)  # cv and tune resume from their journal anyway
   args+=("$@")

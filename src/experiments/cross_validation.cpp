@@ -115,6 +115,7 @@ CrossValidationPlan plan_cross_validation(const RunConfig& config, const CrossVa
                                           const data::ShardedDataset& dataset, int world_size) {
   validate(config);
   validate(cv.jobs, world_size);
+  check_same_split(cv.jobs, config.output.directory);
   CrossValidationPlan plan;
   plan.folds = selected_folds(cv.jobs.folds, dataset);
   plan.test_split = cv.test_split;

@@ -283,6 +283,23 @@ std::vector<int> selected_folds(const std::string& wanted, const data::ShardedDa
   return folds;
 }
 
+void check_same_split(const JobOptions& options, const std::filesystem::path& output) {
+  const auto file = output / "config.ini";
+  if (!std::filesystem::exists(file)) return;
+  int before = 1;  // written before array jobs existed, or by one job
+  for (const auto& entry : read_ini(file)) {
+    if (entry.key == "array-tasks") before = option_text::parse<int>(entry.value);
+  }
+  if (before == options.array_tasks) return;
+  throw ConfigError("array-tasks",
+                    output.string() + " was run as " + std::to_string(before) +
+                        " array task(s) (its config.ini), this as " + std::to_string(options.array_tasks) +
+                        ": each task's journal holds its own share, so a different split would rerun finished "
+                        "jobs. Continue it as it began (" +
+                        (before == 1 ? std::string("one job") : "--array-tasks " + std::to_string(before)) +
+                        "), summarize it, or give a new --output");
+}
+
 void validate(const JobOptions& options, int world_size) {
   if (options.ranks_per_job < 1 || world_size % options.ranks_per_job != 0) {
     throw ConfigError("ranks-per-job", std::to_string(options.ranks_per_job) + " must divide the " +

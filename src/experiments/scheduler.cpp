@@ -122,8 +122,9 @@ std::map<std::string, JobStatus> settled_jobs(const std::filesystem::path& direc
   }
   if (!unsettled.empty()) {
     throw std::runtime_error("the " + command + " in " + directory.string() + " is not finished: " + unsettled +
-                             "; wait for its array tasks (squeue), or resubmit the ones that ended early: the same "
-                             "sbatch --array=K command resumes them");
+                             "; wait for its array tasks (squeue), or resubmit a task that ended early with its "
+                             "directory: BRAINMRI_OUTPUT=" +
+                             directory.string() + " sbatch --array=K ...");
   }
   return statuses;
 }

@@ -73,6 +73,7 @@ SearchPlan plan_search(const RunConfig& config, const SearchConfig& search, cons
                        int world_size) {
   validate(config);
   validate(search.jobs, world_size);
+  check_same_split(search.jobs, config.output.directory);
   SearchPlan plan;
   plan.objective_key = objective_key(search.objective);
   plan.folds = selected_folds(search.jobs.folds, dataset);

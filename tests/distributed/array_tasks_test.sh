@@ -79,5 +79,15 @@ if "$brainmri" cv summarize "$work/cv-part" >"$work/cv-part-summary.out" 2>&1; t
 grep -q "is not finished: fold-0 (pending), fold-2 (pending)" "$work/cv-part-summary.out" ||
   { fail "partial summary: no clear refusal"; cat "$work/cv-part-summary.out" >&2; }
 
+# An array's directory is continued as an array of the same size, not as one job (which would
+# rerun the other tasks' folds) nor with another split: exit 2, saying why.
+for other in "" "--array-task 0 --array-tasks 3"; do
+  # shellcheck disable=SC2086  # the options are words
+  "${cv[@]}" --output "$work/cv-array" $other >"$work/cv-resplit.out" 2>&1
+  code=$?
+  [[ $code == 2 ]] || { fail "cv-array continued with '$other': exit $code"; cat "$work/cv-resplit.out" >&2; }
+  grep -q "was run as 2 array task(s)" "$work/cv-resplit.out" || fail "cv-array with '$other': no reason given"
+done
+
 if ((failures)); then echo "$failures failure(s)"; exit 1; fi
 echo "array tasks: all checks passed"

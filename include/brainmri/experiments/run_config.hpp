@@ -130,6 +130,9 @@ struct JobOptions {
 std::vector<int> selected_folds(const std::string& folds, const data::ShardedDataset& dataset);
 // ranks_per_job divides world_size, max_retries >= 0; throws ConfigError.
 void validate(const JobOptions& options, int world_size);
+// An experiment directory is continued with the split it began with (one job, or N array tasks);
+// throws ConfigError ("array-tasks") otherwise.
+void check_same_split(const JobOptions& options, const std::filesystem::path& output);
 
 struct CrossValidationConfig {
   JobOptions jobs;
