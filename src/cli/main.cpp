@@ -110,9 +110,10 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
 
 int main(int argc, char* argv[]) {
   const std::string command = argc > 1 ? argv[1] : "";
+  const bool summarize = (command == "cv" || command == "tune") && argc > 2 && std::string(argv[2]) == "summarize";
   std::unique_ptr<distributed::MpiEnvironment> environment;
   try {
-    if ((command == "cv" || command == "tune") && argc > 2 && std::string(argv[2]) == "summarize") {
+    if (summarize) {
       return run_summarize(command, argc - 2, argv + 2);
     }
     if (command == "train" || command == "evaluate" || command == "cv" || command == "tune") {
@@ -163,7 +164,8 @@ int main(int argc, char* argv[]) {
   } catch (...) {
     // A usage error is the same on every rank: rank 0 reports it. Any other error is this rank's
     // own: it reports it with its rank and ends the whole job (no rank waits for it).
-    return distributed::end_with_failure(environment.get(), describe_failure(command)(std::current_exception()),
-                                         say_error);
+    return distributed::end_with_failure(
+        environment.get(), describe_failure(summarize ? command + " summarize" : command)(std::current_exception()),
+        say_error);
   }
 }

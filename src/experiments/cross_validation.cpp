@@ -46,6 +46,34 @@ evaluation::Predictions ensemble_of(const std::vector<evaluation::Predictions>& 
 using evaluation::number_or_nan;
 using evaluation::number_or_null;
 
+// One fold's line in cv_summary.json: the same while the CV runs and at its end.
+json fold_entry(const std::string& job, const JobStatus& status) {
+  return {{"fold", job},
+          {"accuracy", status.result["accuracy"]},
+          {"macro_f1", status.result["macro_f1"]},
+          {"macro_auc", status.result["macro_auc"]},
+          {"validation_samples", status.result["validation_samples"]},
+          {"attempts", status.attempts}};
+}
+
+// Accuracy, macro-F1 and macro AUC of several models (folds, or fold models on the test set), for
+// the across-folds rows; a model without an AUC (a class absent) adds none.
+struct ScoresAcrossFolds {
+  std::vector<double> accuracy, macro_f1, macro_auc;
+
+  void add(const json& scores) {
+    accuracy.push_back(result_number(scores, "accuracy"));
+    macro_f1.push_back(result_number(scores, "macro_f1"));
+    const double auc = result_number(scores, "macro_auc");
+    if (!std::isnan(auc)) macro_auc.push_back(auc);
+  }
+  void write_into(json& summary) const {
+    summary["accuracy"] = evaluation::across_folds_json(accuracy);
+    summary["macro_f1"] = evaluation::across_folds_json(macro_f1);
+    summary["macro_auc"] = evaluation::across_folds_json(macro_auc);
+  }
+};
+
 // cv_summary.md
 std::string summary_table(const json& summary, const std::string& test_split, std::size_t pooled_samples,
                           const std::vector<std::string>& failed) {
@@ -171,7 +199,7 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
   // the pooled out-of-fold evaluation and the report come at the end). An array task writes no
   // summary: `brainmri cv summarize` does once all have run.
   json live_folds = json::array();
-  std::vector<double> live_accuracy, live_macro_f1, live_macro_auc;
+  ScoresAcrossFolds live_scores;
   std::vector<std::string> live_failed;
   scheduling.on_settled = [&](const JobSettled& event) {
     const auto& r = event.status.result;
@@ -183,26 +211,17 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
     if (event.status.state != JobState::Finished) {
       live_failed.push_back(event.job + " (failed: " + event.status.error + ")");
     } else if (event.job != "final") {
-      live_folds.push_back({{"fold", event.job},
-                            {"accuracy", r["accuracy"]},
-                            {"macro_f1", r["macro_f1"]},
-                            {"macro_auc", r["macro_auc"]},
-                            {"validation_samples", r["validation_samples"]},
-                            {"attempts", event.status.attempts}});
-      live_accuracy.push_back(result_number(r, "accuracy"));
-      live_macro_f1.push_back(result_number(r, "macro_f1"));
-      if (!std::isnan(result_number(r, "macro_auc"))) live_macro_auc.push_back(result_number(r, "macro_auc"));
+      live_folds.push_back(fold_entry(event.job, event.status));
+      live_scores.add(r);
     }
-    const json partial = {{"model", config.model.architecture},
-                          {"dataset", fs::absolute(dataset.directory()).string()},
-                          {"complete", false},
-                          {"jobs_settled", event.settled},
-                          {"jobs", event.known},
-                          {"folds", live_folds},
-                          {"accuracy", evaluation::across_folds_json(live_accuracy)},
-                          {"macro_f1", evaluation::across_folds_json(live_macro_f1)},
-                          {"macro_auc", evaluation::across_folds_json(live_macro_auc)},
-                          {"failed", live_failed}};
+    json partial = {{"model", config.model.architecture},
+                    {"dataset", fs::absolute(dataset.directory()).string()},
+                    {"complete", false},
+                    {"jobs_settled", event.settled},
+                    {"jobs", event.known},
+                    {"folds", live_folds},
+                    {"failed", live_failed}};
+    live_scores.write_into(partial);
     write_file_atomically(output / "cv_summary.json", partial.dump(2) + "\n");
     write_file_atomically(output / "cv_summary.md",
                           "Running: " + std::to_string(event.settled) + " of " + std::to_string(event.known) +
@@ -294,10 +313,9 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
   CrossValidationResult result;
   // Aggregates, on rank 0: per fold, across folds, and pooled out of fold.
   json per_fold = json::array();
-  std::vector<double> accuracy, macro_f1, macro_auc;
+  ScoresAcrossFolds validation_scores, test_scores;
   evaluation::Predictions pooled;
   double pooled_loss = 0;
-  std::vector<double> test_accuracy, test_macro_f1, test_macro_auc;
   std::vector<evaluation::Predictions> test_predictions;  // one per fold model, for the ensemble
   for (const auto& job : jobs) {
     const auto& status = statuses.at(job);
@@ -306,23 +324,13 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
       continue;
     }
     if (job == "final") continue;
-    per_fold.push_back({{"fold", job},
-                        {"accuracy", status.result["accuracy"]},
-                        {"macro_f1", status.result["macro_f1"]},
-                        {"macro_auc", status.result["macro_auc"]},
-                        {"validation_samples", status.result["validation_samples"]},
-                        {"attempts", status.attempts}});
+    per_fold.push_back(fold_entry(job, status));
     if (status.result.contains("test")) {
-      const auto& t = status.result["test"];
-      per_fold.back()["test"] = t;
-      test_accuracy.push_back(t["accuracy"].get<double>());
-      test_macro_f1.push_back(t["macro_f1"].get<double>());
-      if (!t["macro_auc"].is_null()) test_macro_auc.push_back(t["macro_auc"].get<double>());
+      per_fold.back()["test"] = status.result["test"];
+      test_scores.add(status.result["test"]);
       test_predictions.push_back(evaluation::read_predictions(output / job / "test" / "predictions.h5"));
     }
-    accuracy.push_back(status.result["accuracy"].get<double>());
-    macro_f1.push_back(status.result["macro_f1"].get<double>());
-    if (!status.result["macro_auc"].is_null()) macro_auc.push_back(status.result["macro_auc"].get<double>());
+    validation_scores.add(status.result);
     const auto fold_predictions = evaluation::read_predictions(output / job / "validation" / "predictions.h5");
     pooled.sample_ids.insert(pooled.sample_ids.end(), fold_predictions.sample_ids.begin(),
                              fold_predictions.sample_ids.end());
@@ -347,14 +355,12 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
   json summary = {{"model", config.model.architecture},
                   {"dataset", fs::absolute(dataset.directory()).string()},
                   {"folds", per_fold},
-                  {"accuracy", evaluation::across_folds_json(accuracy)},
-                  {"macro_f1", evaluation::across_folds_json(macro_f1)},
-                  {"macro_auc", evaluation::across_folds_json(macro_auc)},
                   {"failed", result.failed},
                   {"complete", true},
                   {"ranks", ranks},
                   {"ranks_per_job", cv.jobs.ranks_per_job},
                   {"array_tasks", cv.jobs.array_tasks}};
+  validation_scores.write_into(summary);
   if (!pooled.labels.empty()) {
     pooled.loss = pooled_loss / static_cast<double>(pooled.labels.size());
     const json context = {
@@ -378,12 +384,10 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
     summary["test"] = {
         {"split", plan.test_split},
         {"samples", ensemble.labels.size()},
-        {"fold_models",
-         {{"accuracy", evaluation::across_folds_json(test_accuracy)},
-          {"macro_f1", evaluation::across_folds_json(test_macro_f1)},
-          {"macro_auc", evaluation::across_folds_json(test_macro_auc)}}},
+        {"fold_models", json::object()},
         {"ensemble",
          {{"accuracy", m.accuracy}, {"macro_f1", m.macro_average.f1}, {"macro_auc", number_or_null(m.macro_auc)}}}};
+    test_scores.write_into(summary["test"]["fold_models"]);
   }
   if (cv.final_model && statuses.at("final").state == JobState::Finished) {
     const auto& final_result = statuses.at("final").result;

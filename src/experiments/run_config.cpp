@@ -29,25 +29,8 @@ Option<RunConfig> run_option(const char* name, const char* group, const char* he
 // A size in MiB on the command line, bytes in the reducer.
 Option<RunConfig> mebibytes_option(const char* name, const char* help,
                                    std::size_t distributed::ReducerOptions::*field) {
-  Option<RunConfig> option;
-  option.name = name;
-  option.group = kDistributed;
-  option.help = help;
-  option.searchable = false;
-  option.set = [field, name = std::string(name)](RunConfig& c, const std::string& text) {
-    double mib = 0;
-    try {
-      mib = option_text::parse<double>(text);
-    } catch (const std::invalid_argument& e) {
-      throw ConfigError(name, e.what());
-    }
-    if (!(mib > 0)) throw ConfigError(name, "must be > 0 MiB, got " + text);
-    c.training.reducer.*field = static_cast<std::size_t>(mib * (1 << 20));
-  };
-  option.get = [field](const RunConfig& c) {
-    return std::vector<std::string>{option_text::format(static_cast<double>(c.training.reducer.*field) / (1 << 20))};
-  };
-  return option;
+  return bind_scaled_option<RunConfig>(
+      name, kDistributed, help, [field](auto& c) -> auto& { return c.training.reducer.*field; }, 1 << 20, 1 << 20);
 }
 
 std::vector<Option<RunConfig>> make_run_options() {

@@ -72,6 +72,7 @@ std::vector<std::string> ArrayShare::on_failed(const std::string& job) { return 
 
 std::vector<std::string> ArrayShare::poll() {
   std::vector<std::string> mine;
+  if (foreign_.empty()) return mine;  // e.g. a CV array: no job waits on another task's result
   const auto elsewhere = read_experiment_journals(directory_);
   // Settling a job may create foreign jobs that are settled already: repeat until none is.
   for (bool settled_some = true; settled_some;) {

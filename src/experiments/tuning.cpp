@@ -32,6 +32,13 @@ std::string fixed(double value, int digits = 4) {
   return text;
 }
 
+// A failed job in the tables: its name and the first line of its error.
+std::string failure_line(const std::string& job, const JobStatus& status) {
+  std::string line = job + ": ";
+  line.append(status.error, 0, status.error.find('\n'));
+  return line;
+}
+
 std::string trial_name(int trial) {
   char text[32];
   std::snprintf(text, sizeof(text), "trial-%04d", trial);
@@ -220,7 +227,7 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     }
     messages.progress(job_settled_line(event, what));
     if (event.status.state == JobState::Failed) {
-      live_failures.push_back(event.job + ": " + event.status.error.substr(0, event.status.error.find('\n')));
+      live_failures.push_back(failure_line(event.job, event.status));
     }
     // The tables of the search so far, for whoever watches it (one array task sees its share).
     if (!search.jobs.in_array()) {
@@ -422,8 +429,7 @@ SearchResult write_summaries(const RunConfig& config, const SearchConfig& search
   const auto* halving = &halving_plan;
   std::vector<std::string> failures;
   for (const auto& [job, status] : statuses) {
-    if (status.state == JobState::Failed)
-      failures.push_back(job + ": " + status.error.substr(0, status.error.find('\n')));
+    if (status.state == JobState::Failed) failures.push_back(failure_line(job, status));
   }
   const auto tables = write_trial_tables(config, search, plan, halving_plan, failures, statuses.size(), ranks, true);
   const auto& ranking = tables.ranking;
@@ -476,7 +482,8 @@ SearchResult write_summaries(const RunConfig& config, const SearchConfig& search
     write_file_atomically(output / "best_config.ini",
                           comment.str() + trial_ini(plan.trial_configs[static_cast<std::size_t>(best)], output));
   }
-  messages.result("\n" + md.str() + "\nSearch directory: " + output.string() +
+  // (not "\n" + md.str(): g++ 12 warns wrongly of an overflow in that operator+)
+  messages.result(std::string(1, '\n') + md.str() + "\nSearch directory: " + output.string() +
                   " (trials.csv, trials.json, tune_summary.md, best_config.ini, trials/, journal.jsonl)");
   if (best >= 0) {  // the best trial's runs, one per objective fold
     for (const int f : plan.folds) {

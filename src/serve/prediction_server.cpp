@@ -371,24 +371,8 @@ namespace {
 // A limit given in millions (MB, megapixels) and kept as a count.
 template <typename Count>
 Option<ServerOptions> millions_option(const char* name, const char* help, Count ServerOptions::*field) {
-  Option<ServerOptions> option;
-  option.name = name;
-  option.group = "brainmri serve";
-  option.help = help;
-  option.set = [name = std::string(name), field](ServerOptions& o, const std::string& text) {
-    double millions = 0;
-    try {
-      millions = option_text::parse<double>(text);
-    } catch (const std::invalid_argument& e) {
-      throw ConfigError(name, e.what());
-    }
-    if (!(millions > 0) || millions > 10000) throw ConfigError(name, "must be in (0, 10000], got " + text);
-    o.*field = static_cast<Count>(millions * 1e6);
-  };
-  option.get = [field](const ServerOptions& o) {
-    return std::vector<std::string>{option_text::format(static_cast<double>(o.*field) / 1e6)};
-  };
-  return option;
+  return bind_scaled_option<ServerOptions>(
+      name, "brainmri serve", help, [field](auto& o) -> auto& { return o.*field; }, 1e6, 1e4);
 }
 
 }  // namespace

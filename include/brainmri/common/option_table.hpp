@@ -126,6 +126,35 @@ Option<Config> bind_option(const std::string& name, const std::string& group, co
   return option;
 }
 
+// An option given in units (MiB, millions) and kept as a count of bytes or pixels: the text
+// `value` sets count = value × `scale`; values outside (0, `largest`] are refused.
+template <typename Config, typename Field>
+Option<Config> bind_scaled_option(const std::string& name, const std::string& group, const std::string& help,
+                                  Field field, double scale, double largest) {
+  using Count = std::remove_cvref_t<decltype(field(std::declval<Config&>()))>;
+  Option<Config> option;
+  option.searchable = false;
+  option.set = [field, name, scale, largest](Config& config, const std::string& text) {
+    double units = 0;
+    try {
+      units = option_text::parse<double>(text);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(name, e.what());
+    }
+    if (!(units > 0) || units > largest) {
+      throw ConfigError(name, "must be in (0, " + option_text::format(largest) + "], got " + text);
+    }
+    field(config) = static_cast<Count>(units * scale);
+  };
+  option.get = [field, scale](const Config& config) {
+    return std::vector<std::string>{option_text::format(static_cast<double>(field(config)) / scale)};
+  };
+  option.name = name;
+  option.group = group;
+  option.help = help;
+  return option;
+}
+
 // The same option, also given alone on a command line (meaning true).
 template <typename Config>
 Option<Config> as_flag(Option<Config> option) {
