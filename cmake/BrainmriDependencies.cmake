@@ -22,6 +22,10 @@ brainmri_require(nlohmann_json_FOUND "nlohmann_json (JSON for Modern C++)"
 find_package(Boost 1.71 COMPONENTS program_options)
 brainmri_require(Boost_FOUND "Boost.Program_options" "Debian/Ubuntu: apt-get install libboost-program-options-dev")
 
+# The log (src/common/log.cpp only: its header hides spdlog, whose fmt would meet LibTorch's copy).
+find_package(spdlog QUIET)
+brainmri_require(spdlog_FOUND "spdlog (the log)" "Debian/Ubuntu: apt-get install libspdlog-dev")
+
 find_package(Threads REQUIRED)
 find_package(OpenSSL QUIET COMPONENTS Crypto)
 brainmri_require(OpenSSL_FOUND "OpenSSL libcrypto (SHA-256 of shards, models and configs)" "Debian/Ubuntu: apt-get install libssl-dev")

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "brainmri/common/atomic_file.hpp"
+#include "brainmri/common/log.hpp"
 #include "brainmri/data/dataset_format.hpp"
 #include "brainmri/data/manifest.hpp"
 #include "brainmri/version.hpp"
@@ -85,7 +86,8 @@ int run_pack(int argc, const char* const argv[]) {
     ("seed", po::value<std::uint64_t>()->default_value(42), "seed of the fold assignment")
     ("holdout-split", po::value<std::string>()->default_value(""), "keep this split (e.g. Testing) out of the folds as a fixed test set")
     ("strict", po::bool_switch(), "fail on any unreadable input instead of skipping it")
-    ("quiet,q", po::bool_switch(), "print only errors")
+    ("quiet,q", po::bool_switch(), "log only errors (--log-level error)")
+    ("log-level", po::value<std::string>()->default_value(brainmri::name_of(brainmri::logging::level())), "what the log (stderr, timestamped) shows: trace, debug, info, warning, error or off; the default comes from BRAINMRI_LOG_LEVEL, else info")
     ("config", po::value<std::string>(), "read options from an INI file (key = value, same names without --; 'root' may be repeated); the command line wins");
   // clang-format on
   po::options_description hidden;
@@ -149,7 +151,13 @@ int run_pack(int argc, const char* const argv[]) {
   pack.strict = vm["strict"].as<bool>();
   pack.command_line.assign(argv, argv + argc);
   const bool quiet = vm["quiet"].as<bool>();
-  if (!quiet) pack.progress = [](const std::string& line) { std::cerr << "brainmri-prep: " << line << "\n"; };
+  try {
+    brainmri::logging::set_level(quiet ? brainmri::LogLevel::Error
+                                       : brainmri::parse_enum<brainmri::LogLevel>(vm["log-level"].as<std::string>()));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  if (!quiet) pack.progress = [](const std::string& line) { brainmri::logging::info("brainmri-prep: " + line); };
 
   std::signal(SIGINT, request_cancel);
   std::signal(SIGTERM, request_cancel);
@@ -167,7 +175,7 @@ int run_pack(int argc, const char* const argv[]) {
     }
   } catch (const brainmri::prep::PackError& e) {
     if (g_cancel.load()) {
-      std::cerr << "brainmri-prep: interrupted; no output was written to " << pack.output.string() << "\n";
+      brainmri::logging::error("brainmri-prep: interrupted; no output was written to " + pack.output.string());
       return kExitInterrupted;
     }
     throw;
@@ -194,7 +202,7 @@ int run_verify(int argc, const char* const argv[]) {
     std::cout << "OK: " << summary.shards << " shard(s), " << summary.samples << " samples verified\n";
     return kExitOk;
   } catch (const brainmri::prep::VerifyError& e) {
-    std::cerr << "brainmri-prep verify: FAILED: " << e.what() << "\n";
+    brainmri::logging::error(std::string("brainmri-prep verify: FAILED: ") + e.what());
     return kExitFailure;
   }
 }
@@ -232,13 +240,13 @@ int main(int argc, char* argv[]) {
     if (command == "audit") return run_audit(argc - 1, argv + 1);
     return run_pack(argc, argv);
   } catch (const po::error& e) {
-    std::cerr << "brainmri-prep: " << e.what() << "\nTry 'brainmri-prep --help'.\n";
+    brainmri::logging::error(std::string("brainmri-prep: ") + e.what() + "\nTry 'brainmri-prep --help'.");
     return kExitUsage;
   } catch (const UsageError& e) {
-    std::cerr << "brainmri-prep: " << e.what() << "\nTry 'brainmri-prep --help'.\n";
+    brainmri::logging::error(std::string("brainmri-prep: ") + e.what() + "\nTry 'brainmri-prep --help'.");
     return kExitUsage;
   } catch (const std::exception& e) {
-    std::cerr << "brainmri-prep: error: " << e.what() << "\n";
+    brainmri::logging::error(std::string("brainmri-prep: error: ") + e.what());
     return kExitFailure;
   }
 }

@@ -56,7 +56,7 @@ declare -A feature_packages=(
   [toolchain]="build-essential cmake ninja-build pkg-config git|gcc cmake ninja|"
   [build-cache]="ccache|ccache|"
   [python-venv]="python3-venv|python|"
-  [core]="libhdf5-dev hdf5-tools libboost-program-options-dev nlohmann-json3-dev libssl-dev|hdf5 boost nlohmann_json openssl|"
+  [core]="libhdf5-dev hdf5-tools libboost-program-options-dev nlohmann-json3-dev libssl-dev libspdlog-dev|hdf5 boost nlohmann_json openssl spdlog|"
   [mpi]="libopenmpi-dev openmpi-bin|openmpi|"
   [imaging]="libopencv-dev zlib1g-dev libdeflate-dev libturbojpeg0-dev|opencv libjpeg-turbo libdeflate zlib|-DBRAINMRI_WITH_OPENCV=OFF"
   [plots]="libplplot-dev plplot-driver-cairo|plplot|-DBRAINMRI_WITH_PLOTS=OFF"

@@ -17,6 +17,7 @@ int run_export(int argc, const char* const argv[]) {
     ("format", po::value<std::string>()->default_value("all"), "torchscript (model.torchscript.pt), safetensors (model.safetensors + model.json) or all")
     ("output", po::value<std::string>(), "directory for the exported files (required)");
   // clang-format on
+  add_log_level_option(options);
   po::positional_options_description positional;
   positional.add("model", 1);
   const auto vm = parse_with_config(argc, argv, options, &positional);

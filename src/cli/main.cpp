@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "brainmri/common/log.hpp"
 #include "brainmri/common/preemption.hpp"
 #include "brainmri/experiments/checkpoint_evaluation.hpp"
 #include "brainmri/experiments/training_run.hpp"
@@ -45,10 +46,10 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
     return kExitOk;
   }
   const auto& config = setup.config;
-  // Rank 0's console only, unless --log-all-ranks; then every line carries its rank.
+  // Rank 0's lines, unless --log-all-ranks (the log prefixes each line with its rank).
   const bool speaks = environment.rank() == 0 || config.distribution.log_all_ranks;
-  const auto say = [&](const std::string& line) {
-    if (speaks) std::cout << environment.log_prefix() << line << std::endl;
+  const auto say = [speaks](const std::string& line) {
+    if (speaks) logging::info(line);
   };
   return run_or_abort_job(environment, "train", [&] {
     const auto communicator = distributed::make_communicator(environment, config.distribution.backend, setup.device,
@@ -57,8 +58,7 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
     const auto outcome = experiments::train_run(config, experiments::RunPlacement::of(config), dataset, *communicator,
                                                 setup.device, say, "train", to_ini(experiments::run_options(), config));
     if (communicator->rank() == 0) {
-      std::cout << "\n"
-                << environment.log_prefix() << "Validation (" << outcome.validation_samples << " images):\n"
+      std::cout << "\nValidation (" << outcome.validation_samples << " images):\n"
                 << outcome.validation->report << "\nRun directory: " << config.output.directory.string()
                 << " (model.pt, validation/metrics.json, train_log.jsonl)\n";
       experiments::write_run_report(
@@ -73,6 +73,7 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
   std::vector<Section> sections = {Section("General")};
   sections.back().options.add_options()("help,h", "show this help and exit")("config", po::value<std::string>(),
                                                                              "INI file with any of these options");
+  add_log_level_option(sections.back().options);
   add_options(sections, experiments::checkpoint_evaluation_options());
   const auto options = combined("brainmri evaluate", sections);
   experiments::CheckpointEvaluation request;
@@ -121,6 +122,7 @@ int main(int argc, char* argv[]) {
       // not kill the process. --preemption-signal then picks the one to use.
       if (command != "evaluate") install_preemption_handler("USR1");
       environment = std::make_unique<distributed::MpiEnvironment>(&argc, &argv);
+      logging::set_rank(environment->rank(), environment->size());
       if (command == "train") return run_train(argc - 1, argv + 1, *environment);
       if (command == "cv") return run_cv(argc - 1, argv + 1, *environment);
       if (command == "tune") return run_tune(argc - 1, argv + 1, *environment);
@@ -156,8 +158,8 @@ int main(int argc, char* argv[]) {
       std::cout << kUsage;
       return kExitOk;
     }
-    std::cerr << (command.empty() ? "brainmri: no command given\n" : "brainmri: unknown command '" + command + "'\n")
-              << kUsage;
+    logging::error(command.empty() ? "brainmri: no command given" : "brainmri: unknown command '" + command + "'");
+    std::cerr << kUsage;
     return kExitUsage;
   } catch (const distributed::JobExit& e) {
     return e.code;  // reported already

@@ -36,7 +36,14 @@ po::variables_map parse_with_config(int argc, const char* const argv[], const po
     po::store(from_file, vm);
   }
   po::notify(vm);
+  if (vm.count("log-level")) logging::set_level(parse_choice<LogLevel>("log-level", vm["log-level"].as<std::string>()));
   return vm;
+}
+
+void add_log_level_option(po::options_description& options) {
+  options.add_options()("log-level", po::value<std::string>()->default_value(name_of(logging::level())),
+                        "what the log (stderr, timestamped, rank-prefixed) shows: trace, debug, info, warning, error "
+                        "or off; the default comes from BRAINMRI_LOG_LEVEL, else info");
 }
 
 po::options_description combined(const std::string& title, const std::vector<Section>& sections) {

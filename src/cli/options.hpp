@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "brainmri/common/config_error.hpp"
+#include "brainmri/common/log.hpp"
 #include "brainmri/common/option_table.hpp"
 
 namespace brainmri::cli {
@@ -41,11 +42,14 @@ Enum parse_choice(const std::string& option, const std::string& text) {
 }
 
 // Parses argv, then the file named by --config (if the description has it); command-line values
-// win. A relative value of an `input_paths` option in the file is relative to the file. Throws
-// po::error or UsageError.
+// win. A relative value of an `input_paths` option in the file is relative to the file. Sets the
+// log's level if the description has --log-level. Throws po::error, UsageError or ConfigError.
 po::variables_map parse_with_config(int argc, const char* const argv[], const po::options_description& options,
                                     const po::positional_options_description* positional = nullptr,
                                     const std::vector<std::string>& input_paths = {});
+
+// --log-level, which every command takes; parse_with_config applies it.
+void add_log_level_option(po::options_description& options);
 
 // A titled group of options in a command's help.
 struct Section {

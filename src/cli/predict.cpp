@@ -24,6 +24,7 @@ int run_predict(int argc, const char* const argv[]) {
     ("gradcam", po::value<std::string>()->default_value(""), "write an explanation overlay PNG per image into this directory (checkpoints only)")
     ("threads", po::value<int>()->default_value(0), "CPU threads for LibTorch (0: its default)");
   // clang-format on
+  add_log_level_option(options);
   add_model_loading_options(options);
   po::positional_options_description positional;
   positional.add("image", -1);

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "brainmri/common/log.hpp"
 #include "training_command.hpp"
 
 namespace brainmri::cli {
@@ -21,6 +22,7 @@ int run_report(int argc, const char* const argv[]) {
     ("output", po::value<std::string>()->default_value(""), "one run: the report directory (default RUN/report); several: where the comparison goes (default ./report_comparison)")
     ("device", po::value<std::string>()->default_value("auto"), "where the explanation check trains: auto (CUDA when available), cpu or cuda");
   // clang-format on
+  add_log_level_option(sections.back().options);
   add_options(sections, reports::report_options());
   const auto options = combined("brainmri report", sections);
   po::positional_options_description positional;
@@ -45,7 +47,7 @@ int run_report(int argc, const char* const argv[]) {
   reports::validate(report_options);
   std::string why;
   if (report_options.figures && !reports::plotting_available(&why)) {
-    std::cerr << "brainmri report: no figures: " << why << "\n";
+    logging::warning("brainmri report: no figures: " + why);
     report_options.figures = false;
   }
   report_options.device =

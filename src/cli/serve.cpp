@@ -4,22 +4,12 @@
 #include <iostream>
 #include <mutex>
 
+#include "brainmri/common/log.hpp"
 #include "brainmri/serve/stop_signals.hpp"
 #include "inference_options.hpp"
 #include "training_command.hpp"
 
 namespace brainmri::cli {
-
-namespace {
-std::string timestamp() {
-  const auto now = std::time(nullptr);
-  std::tm local{};
-  localtime_r(&now, &local);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local);
-  return text;
-}
-}  // namespace
 
 int run_serve(int argc, const char* const argv[]) {
   std::vector<Section> sections = {Section("brainmri serve")};
@@ -32,6 +22,7 @@ int run_serve(int argc, const char* const argv[]) {
     ("torch-threads", po::value<int>()->default_value(0), "CPU threads of the model (0: LibTorch's default)")
     ("quiet", po::bool_switch(), "no line per request on stderr");
   // clang-format on
+  add_log_level_option(sections.back().options);
   add_options(sections, serve::server_options());
   auto options = combined("brainmri serve", sections);
   add_model_loading_options(options);
@@ -55,18 +46,15 @@ int run_serve(int argc, const char* const argv[]) {
   load.device = choose_device(parse_choice<distributed::DeviceChoice>("device", vm["device"].as<std::string>()));
   const auto model = inference::InferenceModel::load(vm["model"].as<std::string>(), load);
 
-  std::mutex log_mutex;
   const bool quiet = vm["quiet"].as<bool>();
   serve::PredictionServer http(*model, server, [&](const std::string& line) {
-    if (quiet) return;
-    std::lock_guard lock(log_mutex);
-    std::cerr << "[" << timestamp() << "] " << line << "\n";
+    if (!quiet) logging::info(line);  // a line per request
   });
   const int port = http.bind();
   const bool loopback = server.host == "127.0.0.1" || server.host == "localhost" || server.host == "::1";
   if (!loopback) {
-    std::cerr << "brainmri serve: warning: listening on " << server.host
-              << ", reachable from other machines; the server has no authentication and no TLS\n";
+    logging::warning("brainmri serve: listening on " + server.host +
+                     ", reachable from other machines; the server has no authentication and no TLS");
   }
   std::cout << "brainmri serve: listening on http://" << (server.host == "0.0.0.0" ? "127.0.0.1" : server.host) << ":"
             << port << "/ (" << model->name() << " " << model->version() << ", " << model->class_names().size()
@@ -74,11 +62,8 @@ int run_serve(int argc, const char* const argv[]) {
             << (model->can_explain() ? explain::display_name(model->method()) + " of " + model->explained_layer()
                                      : std::string("no explanations"))
             << "); Ctrl-C stops it" << std::endl;
-  serve::serve_until_stop_signal(http, [&](const std::string& line) {
-    std::lock_guard lock(log_mutex);
-    std::cerr << "brainmri serve: " << line << "\n";
-  });
-  std::cerr << "brainmri serve: stopped" << std::endl;
+  serve::serve_until_stop_signal(http, [](const std::string& line) { logging::info("brainmri serve: " + line); });
+  logging::info("brainmri serve: stopped");
   return kExitOk;
 }
 

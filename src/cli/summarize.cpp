@@ -17,6 +17,7 @@ int run_summarize(const std::string& command, int argc, const char* const argv[]
     ("directory", po::value<std::string>(), "the experiment directory (positional)")
     ("device", po::value<std::string>()->default_value("auto"), "where the report's explanation check trains: auto, cpu or cuda");
   // clang-format on
+  add_log_level_option(options);
   po::positional_options_description positional;
   positional.add("directory", 1);
   const auto vm = parse_with_config(argc, argv, options, &positional);

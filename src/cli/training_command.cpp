@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "brainmri/common/log.hpp"
 #include "brainmri/common/preemption.hpp"
 
 namespace brainmri::cli {
@@ -25,21 +26,17 @@ void set_threads(int requested, const distributed::MpiEnvironment& environment) 
 
 torch::Device choose_device(distributed::DeviceChoice choice, const distributed::MpiEnvironment& environment) {
   const auto selection = distributed::pick_device(choice, environment);
-  if (!selection.warning.empty()) say_error(environment.log_prefix() + selection.warning);
+  if (!selection.warning.empty()) logging::warning(selection.warning);
   return selection.device;
 }
 
 torch::Device choose_device(distributed::DeviceChoice choice) {
   const auto selection = distributed::pick_device(choice);
-  if (!selection.warning.empty()) say_error(selection.warning);
+  if (!selection.warning.empty()) logging::warning(selection.warning);
   return selection.device;
 }
 
-void say_error(const std::string& message) {
-  const std::string line = message + "\n";
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
-}
+void say_error(const std::string& message) { logging::error(message); }
 
 std::vector<Section> run_option_sections() {
   std::vector<Section> sections;
@@ -49,6 +46,7 @@ std::vector<Section> run_option_sections() {
     ("help,h", "show this help and exit")
     ("config", po::value<std::string>(), "INI file with any of these options (key = value); the command line wins");
   // clang-format on
+  add_log_level_option(sections.back().options);
   add_options(sections, experiments::run_options());
   return sections;
 }

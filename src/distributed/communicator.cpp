@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "brainmri/common/log.hpp"
 #include "mpi_communicator.hpp"
 #include "mpi_world.hpp"
 #ifdef BRAINMRI_HAVE_NCCL
@@ -34,7 +35,7 @@ class LocalCommunicator final : public Communicator {
   torch::Tensor allgatherv(const torch::Tensor& tensor, std::string) override { return tensor.clone(); }
   void barrier(std::string) override {}
   [[noreturn]] void abort(int exit_code, const std::string& why) override {
-    std::cerr << (why + "\n") << std::flush;  // one write: ranks share the terminal
+    logging::error(why);
     std::_Exit(exit_code);
   }
   std::unique_ptr<Communicator> split(int color, int) override {

@@ -6,10 +6,9 @@ namespace brainmri::distributed {
 
 int end_with_failure(const MpiEnvironment* environment, const FailureReport& report, const Say& say) {
   const bool several = environment != nullptr && environment->size() > 1;
-  const std::string prefix = environment != nullptr ? environment->log_prefix() : std::string();
-  if (!several || !report.same_on_every_rank || environment->rank() == 0) say(prefix + report.message);
+  if (!several || !report.same_on_every_rank || environment->rank() == 0) say(report.message);
   if (several && !report.same_on_every_rank) {
-    say(prefix + "aborting the job");
+    say("aborting the job");
     environment->abort_job(report.exit_code);
   }
   return report.exit_code;
@@ -30,14 +29,13 @@ void agree_on_setup(const MpiEnvironment& environment, const std::function<void(
   }
   if (!failure) {
     if (environment.rank() == 0) {
-      say(environment.log_prefix() + std::to_string(failed) +
-          " rank(s) failed to start (their errors are above); stopping every rank");
+      say(std::to_string(failed) + " rank(s) failed to start (their errors are above); stopping every rank");
     }
     throw JobExit{2};
   }
   const auto report = describe(failure);
   // When every rank failed, they failed alike: rank 0 speaks for them.
-  if (environment.rank() == 0 || failed < environment.size()) say(environment.log_prefix() + report.message);
+  if (environment.rank() == 0 || failed < environment.size()) say(report.message);
   throw JobExit{report.exit_code};
 }
 

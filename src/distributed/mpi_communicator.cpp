@@ -5,6 +5,7 @@
 #include <climits>
 #include <iostream>
 
+#include "brainmri/common/log.hpp"
 #include "mpi_world.hpp"
 
 namespace brainmri::distributed {
@@ -104,7 +105,8 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm, bool thread_multiple, Communicat
   const auto grace = rank_ == 0 ? std::chrono::milliseconds(0)
                                 : std::min<std::chrono::milliseconds>(options_.timeout / 10, std::chrono::seconds(10));
   watchdog_ = std::make_unique<CollectiveWatchdog>(
-      "[rank " + std::to_string(rank_) + "/" + std::to_string(size_) + "] mpi", options_.timeout, grace, hooks);
+      "mpi (communicator rank " + std::to_string(rank_) + "/" + std::to_string(size_) + ")", options_.timeout, grace,
+      hooks);
   worker_ = std::thread([this] { run_tasks(); });
 }
 
@@ -123,8 +125,8 @@ MpiCommunicator::~MpiCommunicator() {
 }
 
 std::string MpiCommunicator::describe(const std::string& operation, const std::string& label, int code) const {
-  return "[rank " + std::to_string(rank_) + "/" + std::to_string(size_) + "] mpi " + operation + " (" + label +
-         ") failed: " + mpi_error_text(code);
+  return "mpi " + operation + " (" + label + ") failed on communicator rank " + std::to_string(rank_) + "/" +
+         std::to_string(size_) + ": " + mpi_error_text(code);
 }
 
 std::shared_ptr<MpiCommunicator::Task> MpiCommunicator::submit(std::string operation, std::string label,
@@ -253,7 +255,7 @@ void MpiCommunicator::barrier(std::string label) {
 }
 
 void MpiCommunicator::abort(int exit_code, const std::string& why) {
-  std::cerr << (why + "\n") << std::flush;  // one write: ranks share the terminal
+  logging::error(why);
   MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);
 }

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "arrival_board.hpp"
+#include "brainmri/common/log.hpp"
 #include "mpi_communicator.hpp"
 #include "watchdog.hpp"
 
@@ -63,7 +64,7 @@ class NcclCommunicator final : public Communicator {
     host_ = std::make_unique<MpiCommunicator>(bootstrap, thread_multiple, options);
     rank_ = host_->rank();
     size_ = host_->size();
-    who_ = "[rank " + std::to_string(rank_) + "/" + std::to_string(size_) + "] nccl";
+    who_ = "nccl (communicator rank " + std::to_string(rank_) + "/" + std::to_string(size_) + ")";
     // Work that relies on the current device (cuBLAS handles, NCCL's own checks) must see this
     // rank's GPU.
     c10::cuda::set_device(device_.index());
@@ -107,9 +108,8 @@ class NcclCommunicator final : public Communicator {
       if (state == ncclSuccess) {
         ncclCommDestroy(comm_);
       } else {
-        std::cerr << (who_ + " warning: NCCL finalize did not complete (" + ncclGetErrorString(state) +
-                      "); aborting the communicator\n")
-                  << std::flush;
+        logging::warning(who_ + ": NCCL finalize did not complete (" + ncclGetErrorString(state) +
+                         "); aborting the communicator");
         ncclCommAbort(comm_);
       }
       comm_ = nullptr;
@@ -159,7 +159,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   [[noreturn]] void abort(int exit_code, const std::string& why) override {
-    std::cerr << (why + "\n") << std::flush;     // one write: ranks share the terminal
+    logging::error(why);
     if (comm_ != nullptr) ncclCommAbort(comm_);  // releases ranks blocked in NCCL kernels
     MPI_Abort(MPI_COMM_WORLD, exit_code);
     std::_Exit(exit_code);

@@ -4,6 +4,8 @@
 #include <iostream>
 #include <vector>
 
+#include "brainmri/common/log.hpp"
+
 namespace brainmri::distributed {
 
 std::string format_seconds(std::chrono::steady_clock::duration duration) {
@@ -65,9 +67,8 @@ void CollectiveWatchdog::run() {
       const auto waited = now - pending.started;
       if (!pending.warned && waited > timeout_ / 2) {
         pending.warned = true;
-        std::cerr << (who_ + " warning: collective #" + std::to_string(sequence) + " (" + pending.label +
-                      ") has waited " + format_seconds(waited) + " of its " + format_seconds(timeout_) + " timeout\n")
-                  << std::flush;
+        logging::warning(who_ + ": collective #" + std::to_string(sequence) + " (" + pending.label + ") has waited " +
+                         format_seconds(waited) + " of its " + format_seconds(timeout_) + " timeout");
       }
       if (waited > timeout_ + grace_) {
         std::string missing = hooks_.describe_missing ? hooks_.describe_missing(sequence) : "";

@@ -9,6 +9,7 @@
 
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/config_error.hpp"
+#include "brainmri/common/log.hpp"
 #include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/experiments/journal.hpp"
 #include "brainmri/experiments/scheduler.hpp"
@@ -264,12 +265,12 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
     where.test_split = plan.test_split;
     where.all_folds = is_final;
     where.export_model = is_final;
-    const std::string prefix = is_final ? "[final] " : "[fold " + std::to_string(fold) + "] ";
+    const logging::LogContext log_context(is_final ? "[final]" : "[fold " + std::to_string(fold) + "]");
     const bool speaks = context.group.rank() == 0;
     const auto outcome = train_run(
         run, where, dataset, context.group, device,
         [&](const std::string& line) {
-          if (speaks) messages.progress(prefix + line);
+          if (speaks) messages.progress(line);
         },
         "cv", config_text);
     return outcome.to_json();

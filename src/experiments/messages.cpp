@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "brainmri/common/log.hpp"
+
 namespace brainmri::experiments {
 namespace {
 
@@ -14,7 +16,7 @@ void write_line(std::FILE* stream, const std::string& message) {
 }  // namespace
 
 Messages Messages::standard() {
-  return {[](const std::string& m) { write_line(stdout, m); }, [](const std::string& m) { write_line(stderr, m); }};
+  return {[](const std::string& m) { write_line(stdout, m); }, [](const std::string& m) { logging::info(m); }};
 }
 
 Messages Messages::silent() {

@@ -60,7 +60,7 @@ std::vector<Option<RunConfig>> make_run_options() {
     run_option("overlap", kDistributed, "start each bucket's all-reduce during backward (false: after backward)", [](auto& c) -> auto& { return c.training.reducer.overlap; }),
     run_option("grad-compression", kDistributed, "none or bf16 (bf16 on the wire, fp32 additions)", [](auto& c) -> auto& { return c.training.reducer.compression; }),
     as_flag(run_option("sync-bn", kDistributed, "batch-norm statistics over the global batch instead of each rank's (for small per-rank batches)", [](auto& c) -> auto& { return c.training.sync_batch_norm; })),
-    as_flag(run_option("log-all-ranks", kDistributed, "print every rank's console output, prefixed [rank r/n] (default: rank 0 only)", [](auto& c) -> auto& { return c.distribution.log_all_ranks; }, kFixed)),
+    as_flag(run_option("log-all-ranks", kDistributed, "every rank logs its progress (each line names its rank); default: rank 0 only, and warnings and errors from any rank", [](auto& c) -> auto& { return c.distribution.log_all_ranks; }, kFixed)),
     run_option("report", kDistributed, "write the run's report (DIR/report: tables, figures, index.html) at the end, as brainmri report does", [](auto& c) -> auto& { return c.output.report; }, kFixed),
     run_option("explanation-check", kDistributed, "the report checks its explanation method on the run's architecture (trains a small copy on this run's device; docs/reports.md)", [](auto& c) -> auto& { return c.output.explanation_check; }),
 

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "brainmri/common/log.hpp"
 #include "brainmri/common/preemption.hpp"
 #include "brainmri/common/progress.hpp"
 
@@ -205,7 +206,7 @@ void Coordinator::settled(const std::string& job) {
     on_settled({job, status, settled_, known_.size(), settled_now_,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()});
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "brainmri: could not report the end of job %s: %s\n", job.c_str(), e.what());
+    logging::error("brainmri: could not report the end of job " + job + ": " + e.what());
   }
 }
 
@@ -278,6 +279,9 @@ void JobScheduler::coordinate(Coordinator& coordinator) {
     if (!idle.empty() && !coordinator.has_pending() && !coordinator.stopping()) coordinator.poll();
     while (!idle.empty() && coordinator.has_pending() && !coordinator.stopping()) {
       const auto assignment = coordinator.next();
+      logging::debug("job " + assignment->job + " (attempt " + std::to_string(assignment->attempt) +
+                     (assignment->resume ? ", resumed" : "") + ") to the group led by rank " +
+                     std::to_string(idle.front()));
       control_->send(assignment_json(*assignment).dump(), idle.front(), kAssignTag);
       idle.pop_front();
     }

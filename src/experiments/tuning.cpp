@@ -13,6 +13,7 @@
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/config_error.hpp"
 #include "brainmri/common/csv.hpp"
+#include "brainmri/common/log.hpp"
 #include "brainmri/evaluation/run_log.hpp"
 #include "brainmri/experiments/journal.hpp"
 #include "brainmri/experiments/scheduler.hpp"
@@ -276,9 +277,9 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     where.output = output / "trials" / trial_name(job->trial) / ("fold-" + std::to_string(job->fold));
     where.val_fold = job->fold;
     where.resume = job->rung > 0 || context.assignment.resume;
-    char prefix_text[64];
-    std::snprintf(prefix_text, sizeof(prefix_text), "[trial-%04d rung %d fold %d] ", job->trial, job->rung, job->fold);
-    const std::string prefix = prefix_text;
+    char label[64];
+    std::snprintf(label, sizeof(label), "[trial-%04d rung %d fold %d]", job->trial, job->rung, job->fold);
+    const logging::LogContext log_context(label);
     const bool speaks = context.group.rank() == 0;
     if (speaks && job->rung == 0 && !context.assignment.resume) {
       // TensorBoard's HParams view: the trial's values beside the scalars of its run.
@@ -295,7 +296,7 @@ SearchResult tune(const RunConfig& config, const SearchConfig& search, const dis
     auto outcome = train_run(
                        run, where, dataset, context.group, device,
                        [&](const std::string& line) {
-                         if (speaks) messages.progress(prefix + line);
+                         if (speaks) messages.progress(line);
                        },
                        "tune", job_texts[static_cast<std::size_t>(job->trial)])
                        .to_json();

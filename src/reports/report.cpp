@@ -11,6 +11,7 @@
 
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/csv.hpp"
+#include "brainmri/common/log.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/explain/gradcam.hpp"
@@ -605,7 +606,7 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
                " of the predicted class, on the most confident correct predictions and errors of each class"});
     } catch (const std::exception& e) {
       gradcam_note = "No " + method_name + " grid: " + e.what() + ".";
-      std::fprintf(stderr, "brainmri report: %s\n", gradcam_note.c_str());
+      logging::warning("brainmri report: " + gradcam_note);
     }
   }
   std::string check_note;
@@ -614,7 +615,7 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
       report["explanation_check"] = run_explanation_check(run, options);
     } catch (const std::exception& e) {
       check_note = std::string("No explanation check: ") + e.what() + ".";
-      std::fprintf(stderr, "brainmri report: %s\n", check_note.c_str());
+      logging::warning("brainmri report: " + check_note);
     }
   }
   report["figures"] = json::array();

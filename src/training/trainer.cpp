@@ -15,6 +15,7 @@
 
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/heap.hpp"
+#include "brainmri/common/log.hpp"
 #include "brainmri/common/option_table.hpp"
 #include "brainmri/common/preemption.hpp"
 #include "brainmri/distributed/sync_batch_norm.hpp"
@@ -330,11 +331,17 @@ std::vector<evaluation::EpochRecord> Trainer::fit(const BatchSource& train, cons
       seen += batch;
       if (meter) meter->advance(batch * world_size_);
       const auto done = logged_step(epoch, step + 1);
-      if (log_ && options_.log_every_steps > 0 && done % options_.log_every_steps == 0) {
+      if (options_.log_every_steps > 0 && done % options_.log_every_steps == 0 &&
+          (log_ || (rank_ == 0 && logging::enabled(LogLevel::Debug)))) {
         // Reads the loss back: a GPU waits for its queue here, once every log_every_steps steps.
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        log_->step(done, loss_total.item<double>() / static_cast<double>(seen), lr,
-                   seconds > 0 ? static_cast<double>(seen * world_size_) / seconds : 0);
+        const double running_loss = loss_total.item<double>() / static_cast<double>(seen);
+        const double images_per_second = seconds > 0 ? static_cast<double>(seen * world_size_) / seconds : 0;
+        if (log_) log_->step(done, running_loss, lr, images_per_second);
+        char line[160];
+        std::snprintf(line, sizeof(line), "[%s] epoch %d step %zu/%zu  lr %.2e  running loss %.4f  %.0f img/s",
+                      options_.stage_name.c_str(), epoch, step + 1, all_steps, lr, running_loss, images_per_second);
+        if (rank_ == 0) logging::debug(line);
       }
     }
     if (meter) meter->finish();
@@ -458,7 +465,7 @@ void Trainer::note(const std::string& message) const {
   if (on_note) {
     on_note(message);
   } else {
-    std::fprintf(stderr, "brainmri: %s\n", message.c_str());
+    logging::info(message);
   }
 }
 
@@ -583,7 +590,14 @@ void Trainer::save_checkpoint(const fs::path& path) const {
                       {"ranks", world_size_},
                       {"seed", options_.seed}};
   archive.write(kTrainerStateKey, c10::IValue(state.dump()));
+  const auto started = std::chrono::steady_clock::now();
   atomic_save(archive, path);
+  if (logging::enabled(LogLevel::Debug)) {
+    char line[64];
+    std::snprintf(line, sizeof(line), " in %.3f s",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    logging::debug("wrote checkpoint " + path.string() + line);
+  }
 }
 
 void Trainer::resume(const fs::path& checkpoint) {

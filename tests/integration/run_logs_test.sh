@@ -3,7 +3,7 @@
 # files, read back by TensorBoard's own reader (check_run_logs.py) — for a two-stage training, for
 # a training killed mid-epoch and resumed (TensorBoard must show each step once), for every fold
 # of a cross-validation and for the trials of a search (with their hyperparameters) — and the
-# tables of a running search and cross-validation, read while they run.
+# tables of a running search and cross-validation, read while they run; and the log (--log-level).
 #
 # usage: run_logs_test.sh BRAINMRI BRAINMRI_PREP SAMPLE_DIR WORK_DIR PYTHON
 set -uo pipefail
@@ -73,6 +73,30 @@ code=$?
 grep -q "\[3/3 jobs\] fold-2 failed: injected failure" "$work/cv-failing.out" || fail "cv with failing folds: no line per failed job"
 "$python" -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d['failed']) == 3, d" "$work/cv-failing/cv_summary.json" ||
   fail "cv with failing folds: the summary does not name them"
+
+# The log: stderr lines with time, level and the job's label; results (tables) plain on stdout;
+# --log-level and BRAINMRI_LOG_LEVEL choose what shows.
+stamp='[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}'
+"$brainmri" train "${small[@]}" --output "$work/debug" --epochs 1 --log-level debug >"$work/debug.out" 2>"$work/debug.err" ||
+  { fail "train --log-level debug"; cat "$work/debug.err" >&2; }
+grep -Eq "^$stamp debug   \[train\] epoch 1 step 3/[0-9]+ .*running loss [0-9.]+ .*img/s$" "$work/debug.err" || fail "no debug step lines"
+grep -Eq "^$stamp debug   wrote checkpoint .*train_last.pt in [0-9.]+ s$" "$work/debug.err" || fail "no debug checkpoint lines"
+grep -Eq "^$stamp info    \[train\] epoch   1 " "$work/debug.err" || fail "no timestamped epoch line"
+grep -Evq "^$stamp (trace|debug|info|warning|error) " "$work/debug.err" && fail "an untimestamped line on stderr: $(grep -Ev "^$stamp" "$work/debug.err" | head -1)"
+grep -Eq "^$stamp" "$work/debug.out" && fail "a log line on stdout (results only)"
+grep -q "Validation (" "$work/debug.out" || fail "the result is not on stdout"
+"$brainmri" train "${small[@]}" --output "$work/quiet" --epochs 1 --log-level warning >/dev/null 2>"$work/quiet.err" ||
+  fail "train --log-level warning"
+[[ -s $work/quiet.err ]] && fail "--log-level warning still logs: $(head -1 "$work/quiet.err")"
+BRAINMRI_LOG_LEVEL=error "$brainmri" train "${small[@]}" --output "$work/quiet-env" --epochs 1 >/dev/null 2>"$work/quiet-env.err" ||
+  fail "train with BRAINMRI_LOG_LEVEL=error"
+[[ -s $work/quiet-env.err ]] && fail "BRAINMRI_LOG_LEVEL=error still logs: $(head -1 "$work/quiet-env.err")"
+"$brainmri" train "${small[@]}" --output "$work/bad-level" --log-level loud >/dev/null 2>"$work/bad-level.err"
+code=$?
+[[ $code == 2 ]] || fail "--log-level loud: exit $code, not 2"
+grep -q "log-level must be trace, debug, info, warning, error or off, got 'loud'" "$work/bad-level.err" ||
+  fail "--log-level loud: $(cat "$work/bad-level.err")"
+grep -Eq "^$stamp info    \[fold 1\] \[train\] epoch   2 " "$work/cv.out" || fail "cv: epoch lines do not name their fold"
 
 if ((failures)); then echo "$failures failure(s)"; exit 1; fi
 echo "run logs: all checks passed"

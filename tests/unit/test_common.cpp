@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/csv.hpp"
 #include "brainmri/common/ini.hpp"
+#include "brainmri/common/log.hpp"
 #include "brainmri/common/progress.hpp"
 #include "test_support.hpp"
 
@@ -118,4 +121,55 @@ TEST(ProgressMeter, LinesComeAtTheirIntervalWithCountRateAndTimeLeft) {
   none.advance(5);
   none.finish();
   EXPECT_TRUE(shown.empty());
+}
+
+// The log's lines as a person reads them: time to the millisecond, level, rank, job label.
+TEST(Log, LinesCarryTimeLevelRankAndTheJobsLabelAndHonourTheLevel) {
+  namespace logging = brainmri::logging;
+  using brainmri::LogLevel;
+  const auto level_before = logging::level();
+  logging::set_rank(1, 4);
+  logging::set_level(LogLevel::Info);
+  testing::internal::CaptureStderr();
+  logging::debug("hidden at info");
+  {
+    const logging::LogContext fold("[fold 2]");
+    const logging::LogContext stage("[train]");
+    logging::info("epoch 1");
+  }
+  logging::warning("no label once the contexts end");
+  logging::set_level(LogLevel::Error);
+  logging::warning("hidden at error");
+  logging::set_level(LogLevel::Off);
+  logging::error("hidden when off");
+  const std::string text = testing::internal::GetCapturedStderr();
+  logging::set_rank(0, 1);
+  logging::set_level(level_before);
+
+  const std::string stamp = R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} )";
+  const std::regex expected("^" + stamp + R"(info    \[rank 1/4\] \[fold 2\] \[train\] epoch 1\n)" + stamp +
+                            R"(warning \[rank 1/4\] no label once the contexts end\n$)");
+  EXPECT_TRUE(std::regex_match(text, expected)) << text;
+  EXPECT_FALSE(logging::enabled(LogLevel::Off));
+}
+
+TEST(Log, TheDefaultLevelComesFromTheEnvironmentAndABadOneIsNamed) {
+  namespace logging = brainmri::logging;
+  const char* before = std::getenv("BRAINMRI_LOG_LEVEL");
+  const std::string saved = before ? before : "";
+  ::setenv("BRAINMRI_LOG_LEVEL", "debug", 1);
+  EXPECT_EQ(logging::default_level(), brainmri::LogLevel::Debug);
+  ::setenv("BRAINMRI_LOG_LEVEL", "loud", 1);
+  try {
+    logging::default_level();
+    ADD_FAILURE() << "a bad level was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("BRAINMRI_LOG_LEVEL: log-level must be trace, debug, info, warning, error or "
+                                         "off, got 'loud'"),
+              std::string::npos)
+        << e.what();
+  }
+  ::unsetenv("BRAINMRI_LOG_LEVEL");
+  EXPECT_EQ(logging::default_level(), brainmri::LogLevel::Info);
+  if (before) ::setenv("BRAINMRI_LOG_LEVEL", saved.c_str(), 1);
 }
