@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "brainmri/common/log.hpp"
+#include "brainmri/experiments/search_report.hpp"
 #include "training_command.hpp"
 
 namespace brainmri::cli {
@@ -30,13 +31,16 @@ int run_report(int argc, const char* const argv[]) {
   const auto vm = parse_with_config(argc, argv, options, &positional);
   if (vm.count("help")) {
     std::cout
-        << "Usage: brainmri report RUN [RUN ...] [--output DIR]\n\n"
+        << "Usage: brainmri report RUN [RUN ...] [--output DIR]\n       brainmri report SEARCH_DIR [--output DIR]\n\n"
            "Writes RUN/report/: classification_report.{txt,csv,json} (per fold, pooled out of fold, across folds,\n"
-           "held-out test), confusion_matrix and roc_curves (.png, .svg, .pdf), training_curves for a training run,\n"
+           "held-out test), confusion_matrix and roc_curves (.png, .svg, .pdf), training_curves (each fold's for a "
+           "CV),\n"
            "gradcam_grid (HiResCAM by default) with the model-randomization check and the localization check of\n"
            "the explanation method when the run's checkpoints and dataset are here,\n"
            "tables.{md,tex} for a paper and index.html with all of it. With several runs, also a comparison\n"
            "(comparison.{md,tex}, index.html) in --output.\n\n"
+           "A search directory (brainmri tune) gets its own report: search_history, search_parallel_coordinates,\n"
+           "search_rungs (ASHA), search_importance, search_report.md and index.html (docs/reports.md).\n\n"
         << options << "\n";
     return kExitOk;
   }
@@ -57,6 +61,13 @@ int run_report(int argc, const char* const argv[]) {
   std::vector<nlohmann::json> headlines;
   std::vector<fs::path> directories;
   for (const auto& run : runs) {
+    if (fs::exists(fs::path(run) / "trials.json")) {  // a search: its own report, not comparable to runs
+      if (runs.size() > 1) throw UsageError(run + " is a search (brainmri tune): report it alone");
+      const fs::path directory = output.empty() ? fs::path(run) / "report" : fs::path(output);
+      experiments::write_search_report(run, directory, report_options);
+      std::cout << "Search report of " << run << ": " << (fs::absolute(directory) / "index.html").string() << "\n";
+      return kExitOk;
+    }
     contents.push_back(reports::read_run(run));
     directories.push_back(runs.size() == 1 && !output.empty() ? fs::path(output) : fs::path(run) / "report");
     headlines.push_back(reports::write_report(contents.back(), directories.back(), report_options));

@@ -17,6 +17,7 @@
 #include "brainmri/evaluation/run_log.hpp"
 #include "brainmri/experiments/journal.hpp"
 #include "brainmri/experiments/scheduler.hpp"
+#include "brainmri/experiments/search_report.hpp"
 #include "brainmri/experiments/training_run.hpp"
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/version.hpp"
@@ -491,6 +492,17 @@ SearchResult write_summaries(const RunConfig& config, const SearchConfig& search
       // The check concerns the architecture, the same in every fold: once is enough.
       write_run_report(output / "trials" / trial_name(best) / ("fold-" + std::to_string(f)), config.output, device,
                        messages.result, messages.progress, f == plan.folds.front());
+    }
+  }
+  if (config.output.report) {  // after the best trial's reports, which its page links to
+    try {
+      reports::ReportOptions figures;
+      figures.figures = reports::plotting_available();
+      write_search_report(output, output / "report", figures);
+      messages.result("Search report: " + (fs::absolute(output) / "report" / "index.html").string());
+    } catch (const std::exception& e) {
+      messages.progress("brainmri: the search report could not be written: " + std::string(e.what()) +
+                        "; run `brainmri report " + output.string() + "` to retry");
     }
   }
   result.best_trial = best;

@@ -25,6 +25,20 @@ namespace brainmri::reports {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+std::string html_escape(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 namespace {
 
 json read_json(const fs::path& file) {
@@ -55,20 +69,6 @@ std::string fixed(double value, int digits = 4) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.*f", digits, value);
   return text;
-}
-
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 std::string latex_escape(const std::string& text) {
@@ -244,6 +244,9 @@ RunContents read_run(const fs::path& directory) {
         run.folds.push_back(*e);
       if (auto t = read_evaluation(directory / fold / "test", fold + "_test", "held-out test: " + fold + " model"))
         run.tests.push_back(*t);
+      if (fs::exists(directory / fold / "train_log.jsonl")) {
+        run.fold_epochs.emplace_back(fold, evaluation::read_training_log(directory / fold / "train_log.jsonl"));
+      }
     }
     if (run.folds.empty())
       throw std::runtime_error(directory.string() + ": cv_summary.json lists no fold with predictions");
@@ -576,6 +579,11 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
       plot_roc_curves(run.main->predictions.labels, run.main->predictions.probabilities, classes,
                       "ROC, pooled out-of-fold", output / "roc_curves_out_of_fold", vector_figures);
       figure_list.push_back({"roc_curves_out_of_fold", "ROC curves: " + run.main->title});
+      if (!run.fold_epochs.empty()) {
+        plot_fold_training_curves(run.fold_epochs, run.model, output / "training_curves", vector_figures);
+        figure_list.push_back(
+            {"training_curves", "Training curves of every fold (dotted vertical lines: a new stage starts)"});
+      }
     } else {
       plot_roc_curves(run.main->predictions.labels, run.main->predictions.probabilities, classes, "ROC, validation",
                       output / "roc_curves", vector_figures);

@@ -148,6 +148,13 @@ log = [json.loads(l) for l in open(d / "trials" / ("trial-%04d" % int(best["tria
 assert [r["epoch"] for r in log] == [1, 2, 3], log
 PY
 [[ $(journal_count "$work/tune" running) == 24 ]] || fail "tune: expected 24 job starts"
+# The search's own report: its figures (where PLplot draws them) and tables.
+[[ -s $work/tune/report/index.html && -s $work/tune/report/search_report.md ]] || fail "tune: no search report"
+if ! grep -q "No figures" "$work/tune/report/index.html"; then
+  for figure in search_history search_parallel_coordinates search_rungs search_importance; do
+    [[ -s $work/tune/report/$figure.png ]] || fail "tune: the search report has no $figure.png"
+  done
+fi
 # The best trial's config runs as it is, given the data (it names no path of the machine it ran on).
 grep -q "^data = " "$work/tune/best_config.ini" && fail "tune: best_config.ini names the dataset path"
 run tune_best 0 -n 2 "$brainmri" cv --config "$work/tune/best_config.ini" --data "$work/data3" --output "$work/tune_best_cv" --epochs 1 \

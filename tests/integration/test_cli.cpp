@@ -323,8 +323,8 @@ TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
                                    " --vector false --output " + shell_quote(run / "comparison"));
   ASSERT_EQ(report.exit_code, 0) << report.output;
   const auto dir = run / "cv" / "report";
-  for (const char* figure :
-       {"confusion_matrix.png", "roc_curves.png", "roc_curves_out_of_fold.png", "gradcam_grid.png"}) {
+  for (const char* figure : {"confusion_matrix.png", "roc_curves.png", "roc_curves_out_of_fold.png", "gradcam_grid.png",
+                             "training_curves.png"}) {
     EXPECT_GT(png_size(dir / figure).first, 0u) << figure;
   }
   EXPECT_FALSE(fs::exists(dir / "roc_curves.svg"));  // --vector false

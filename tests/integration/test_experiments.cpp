@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -10,6 +11,7 @@
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/experiments/cross_validation.hpp"
+#include "brainmri/experiments/search_report.hpp"
 #include "brainmri/experiments/tuning.hpp"
 #include "synthetic_dataset.hpp"
 #include "test_support.hpp"
@@ -53,6 +55,76 @@ RunConfig from_ini(const std::string& text) {
     set_option(run_options(), config, line.substr(0, equals), line.substr(equals + 3));
   }
   return config;
+}
+
+// A successive-halving search's trials.json, made by hand: 9 trials, rungs of 1, 3 and 9 epochs;
+// the objective at rung 0 is 0.9 - dropout; the learning rate and the dense units (a choice) vary
+// apart from it. Trials 0, 3 and 6 are promoted, trial 0 twice; trial 8 failed at rung 0.
+json made_up_search() {
+  json trials = json::array();
+  const char* units[] = {"32", "64", "128"};
+  for (int t = 0; t < 9; ++t) {
+    const double dropout = 0.1 + 0.05 * ((t * 4) % 9);  // a permutation of 0.1 .. 0.5
+    const double lr = std::pow(10.0, -2 - 0.25 * t);
+    const double rung0 = 0.9 - dropout;
+    json by_rung = t == 8 ? json::array() : json::array({rung0});
+    if (t % 3 == 0) by_rung.push_back(rung0 + 0.05);
+    if (t == 0) by_rung.push_back(rung0 + 0.08);
+    const int rung = static_cast<int>(by_rung.size()) - 1;
+    char lr_text[32], dropout_text[32];
+    std::snprintf(lr_text, sizeof(lr_text), "%g", lr);
+    std::snprintf(dropout_text, sizeof(dropout_text), "%g", dropout);
+    trials.push_back({{"trial", t},
+                      {"rank", t + 1},
+                      {"parameters", {{"lr", lr_text}, {"dropout", dropout_text}, {"dense-units", units[t % 3]}}},
+                      {"state", t == 8      ? "failed"
+                                : rung == 2 ? "completed"
+                                            : "stopped"},
+                      {"rung", rung},
+                      {"objective", by_rung.empty() ? json() : by_rung.back()},
+                      {"objective_by_rung", by_rung}});
+  }
+  return {{"algorithm", "asha"},
+          {"model", "baseline_cnn"},
+          {"objective", "val_macro_f1"},
+          {"rung_epochs", {1, 3, 9}},
+          {"reduction_factor", 3},
+          {"folds", {0}},
+          {"best_trial", 0},
+          {"search", {"lr: loguniform 1e-5 1e-2", "dropout: uniform 0.1 0.5", "dense-units: choice 32 64 128"}},
+          {"trials", trials}};
+}
+
+TEST(SearchReport, ImportanceRanksWhatTheObjectiveFollowsAndEveryFigureAndLinkIsThere) {
+  ScratchDir scratch;
+  const json table = made_up_search();
+  std::ofstream(scratch / "trials.json") << table.dump(2);
+
+  const auto importance = parameter_importance(table);
+  ASSERT_EQ(importance.size(), 3u);
+  EXPECT_EQ(importance[0].name, "lr");
+  EXPECT_EQ(importance[0].measure, "spearman");
+  EXPECT_EQ(importance[1].name, "dropout");
+  EXPECT_NEAR(importance[1].value, -1.0, 1e-12);  // the objective at rung 0 is 0.9 - dropout
+  EXPECT_EQ(importance[1].trials, 8);             // the failed trial has no score
+  EXPECT_EQ(importance[2].measure, "eta");
+  EXPECT_GE(importance[2].value, 0.0);
+  EXPECT_LT(importance[2].value, 0.9);
+
+  const auto written = write_search_report(scratch.path(), scratch / "report");
+  EXPECT_NEAR(written["importance"][1]["value"].get<double>(), -1.0, 1e-12);
+  const auto html = slurp(scratch / "report" / "index.html");
+  EXPECT_NE(html.find("dense-units"), std::string::npos);
+  EXPECT_NE(slurp(scratch / "report" / "search_report.md").find("| dropout | Spearman ρ | -1.000 | 8 |"),
+            std::string::npos);
+  if (!reports::plotting_available()) GTEST_SKIP() << "no PLplot: the tables only";
+  for (const auto* stem : {"search_history", "search_parallel_coordinates", "search_rungs", "search_importance"}) {
+    for (const auto* extension : {".png", ".svg", ".pdf"}) {
+      EXPECT_TRUE(fs::exists(scratch / "report" / (std::string(stem) + extension))) << stem << extension;
+    }
+    EXPECT_NE(html.find(std::string("src=\"") + stem + ".png\""), std::string::npos) << stem;
+  }
+  EXPECT_EQ(written["figures"], 4);
 }
 
 TEST(RunConfiguration, WritesEveryOptionWithFullPrecisionAndReadsItBack) {

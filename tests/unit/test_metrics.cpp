@@ -4,6 +4,7 @@
 
 #include "brainmri/metrics/bootstrap.hpp"
 #include "brainmri/metrics/classification.hpp"
+#include "brainmri/metrics/correlation.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/summary.hpp"
 
@@ -104,4 +105,22 @@ TEST(Spread, StudentTIntervalUsesTheExactQuantileAtAnyDegreesOfFreedom) {
   EXPECT_NEAR(s.ci95_low, 2.0 - 4.302652730 / std::sqrt(3.0), 1e-8);
   EXPECT_NEAR(s.ci95_high, 2.0 + 4.302652730 / std::sqrt(3.0), 1e-8);
   EXPECT_TRUE(std::isnan(brainmri::metrics::spread({0.5}).std_dev));
+}
+
+// Spearman's ρ and the correlation ratio η (a search's parameter importance). The expected values
+// are scipy.stats.spearmanr's (1.11) and NumPy's for η written from its definition.
+TEST(Correlation, SpearmanMatchesScipyWithTiesAndEtaMatchesItsDefinition) {
+  using brainmri::metrics::average_ranks;
+  using brainmri::metrics::correlation_ratio;
+  using brainmri::metrics::spearman_correlation;
+  EXPECT_EQ(average_ranks({0.3, 0.1, 0.3, 0.2}), (std::vector<double>{3.5, 1, 3.5, 2}));
+  EXPECT_NEAR(spearman_correlation({1, 2, 3, 4, 5}, {5, 6, 7, 8, 7}), 0.8207826816681233, 1e-12);
+  EXPECT_NEAR(spearman_correlation({0.1, 0.1, 0.3, 0.2, 0.5, 0.4}, {1, 3, 2, 2, 5, 4}), 0.7352941176470588, 1e-12);
+  EXPECT_NEAR(spearman_correlation({1, 2, 3}, {3, 2, 1}), -1.0, 1e-12);
+  EXPECT_TRUE(std::isnan(spearman_correlation({1, 1, 1}, {1, 2, 3})));  // a constant side
+  EXPECT_TRUE(std::isnan(spearman_correlation({1, 2}, {1, 2})));        // too few pairs
+  EXPECT_THROW(spearman_correlation({1, 2, 3}, {1, 2}), std::invalid_argument);
+  EXPECT_NEAR(correlation_ratio({0, 0, 0, 1, 1, 1}, {0.5, 0.7, 0.6, 0.9, 0.8, 0.95}), 0.8898206684033636, 1e-12);
+  EXPECT_NEAR(correlation_ratio({4, 4, 9, 9}, {1, 1, 2, 2}), 1.0, 1e-12);  // the group decides everything
+  EXPECT_TRUE(std::isnan(correlation_ratio({0, 0, 0}, {1, 2, 3})));        // one group
 }

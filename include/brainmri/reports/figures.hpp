@@ -41,6 +41,12 @@ void plot_cross_validated_roc(const std::vector<FoldPredictions>& folds, const s
 void plot_training_curves(const std::vector<evaluation::EpochRecord>& epochs, const std::string& title,
                           const std::filesystem::path& stem, bool vector = true);
 
+// Cross-validation: every fold's curves in its own colour — loss (training dashed, validation
+// solid) and validation macro-F1 (solid) with validation accuracy (dotted) — over the epochs of
+// every stage in order. `folds` pairs a fold's name with its epochs.
+void plot_fold_training_curves(const std::vector<std::pair<std::string, std::vector<evaluation::EpochRecord>>>& folds,
+                               const std::string& title, const std::filesystem::path& stem, bool vector = true);
+
 // Grad-CAM grid: one row per class, its tiles left to right (the most confident correct
 // predictions, then the most confident errors); each tile the slice in grey with the heat map over
 // it (a perceptual colour map, transparent where the map is low) and its true/predicted labels
@@ -55,6 +61,49 @@ struct CamTile {
 void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& rows, int correct_columns,
                        const std::vector<std::string>& class_names, const std::string& title,
                        const std::string& map_name, const std::filesystem::path& stem, bool vector = true);
+
+// A hyperparameter search's figures. A trial: its number (the order trials started), its value on
+// every axis (a categorical axis: the index of its category) and its objective at each rung it
+// completed, in rung order (none: it failed or has not finished rung 0).
+struct SearchAxis {
+  std::string name;
+  bool log_scale = false;               // loguniform
+  std::vector<std::string> categories;  // a choice: its values, in the order the search lists them
+};
+struct SearchTrialPoint {
+  int number = 0;
+  std::vector<double> values;
+  std::vector<double> score_by_rung;
+};
+
+// The objective of every trial at the highest rung it completed, coloured by that rung, and the
+// running best of the trials that completed the last rung (a step line), against trial number.
+void plot_search_history(const std::vector<SearchTrialPoint>& trials, const std::vector<int>& rung_epochs,
+                         const std::string& objective, const std::string& title, const std::filesystem::path& stem,
+                         bool vector = true);
+
+// One vertical axis per hyperparameter and one for the objective; each trial a line across them,
+// coloured by its objective at the last rung it completed (a colour bar on the right): thick for
+// the trials that completed the last rung (drawn last, the best on top), thin for the others.
+void plot_parallel_coordinates(const std::vector<SearchAxis>& axes, const std::vector<SearchTrialPoint>& trials,
+                               int rungs, const std::string& objective, const std::string& title,
+                               const std::filesystem::path& stem, bool vector = true);
+
+// Successive halving: each trial's objective at every rung it ran, joined by a line; the trials
+// that reached the last rung in colour, those stopped earlier grey with a cross where they stopped.
+void plot_search_rungs(const std::vector<SearchTrialPoint>& trials, const std::vector<int>& rung_epochs,
+                       const std::string& objective, const std::string& title, const std::filesystem::path& stem,
+                       bool vector = true);
+
+// Horizontal bars, largest first: how strongly the objective depends on each hyperparameter.
+struct ParameterImportance {
+  std::string name;
+  std::string measure;  // "spearman" (signed, numeric parameters) or "eta" (categorical, >= 0)
+  double value = 0;     // NaN: not measurable (constant, too few trials)
+  int trials = 0;
+};
+void plot_parameter_importance(const std::vector<ParameterImportance>& importance, const std::string& title,
+                               const std::filesystem::path& stem, bool vector = true);
 
 // The mean true-positive rate of several curves on `grid` (as numpy.interp, starting at 0).
 std::vector<double> interpolate_tpr(const std::vector<double>& fpr, const std::vector<double>& tpr,

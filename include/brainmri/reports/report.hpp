@@ -37,7 +37,9 @@ struct RunContents {
   std::vector<Evaluation> folds;                // cv: each fold's validation
   std::vector<Evaluation> tests;                // held-out test sets: per fold model, ensemble, final model
   std::vector<evaluation::EpochRecord> epochs;  // train: train_log.jsonl
-  std::string config_text;                      // config.ini
+  // cv: each fold's train_log.jsonl (name, epochs), for the folds that have one
+  std::vector<std::pair<std::string, std::vector<evaluation::EpochRecord>>> fold_epochs;
+  std::string config_text;  // config.ini
 };
 
 // Reads a run directory; throws std::runtime_error naming the directory and what is missing.
@@ -70,6 +72,9 @@ void validate(const ReportOptions& options);
 // metrics.json records); without them they are skipped, with the reason on the page and on stderr.
 nlohmann::json write_report(const RunContents& run, const std::filesystem::path& output,
                             const ReportOptions& options = {});
+
+// Text made safe inside HTML (& < > ").
+std::string html_escape(const std::string& text);
 
 // comparison.md, comparison.tex and index.html in `output`, one row per run.
 void write_comparison(const std::vector<RunContents>& runs, const std::vector<nlohmann::json>& headlines,
