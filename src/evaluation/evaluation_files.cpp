@@ -159,7 +159,7 @@ EvaluationMetrics write_evaluation(const fs::path& directory, const Predictions&
 
 json across_folds_json(const std::vector<double>& values) {
   if (values.empty()) return nullptr;
-  const auto s = metrics::spread(values);
+  const auto s = metrics::spread_of_proportions(values);
   return {{"mean", s.mean},
           {"std", number_or_null(s.std_dev)},
           {"ci95_low", number_or_null(s.ci95_low)},

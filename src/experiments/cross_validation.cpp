@@ -94,7 +94,7 @@ std::string summary_table(const json& summary, const std::string& test_split, st
                   number_or_nan(m["std"]), number_or_nan(m["ci95_low"]), number_or_nan(m["ci95_high"]));
     table << line;
   };
-  table << "\n| across folds | mean ± std [95% t-interval] |\n|---|---|\n";
+  table << "\n| across folds | mean ± std [95% t-interval, logit scale] |\n|---|---|\n";
   summary_row("accuracy", summary["accuracy"]);
   summary_row("macro-F1", summary["macro_f1"]);
   summary_row("macro AUC", summary["macro_auc"]);

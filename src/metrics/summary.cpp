@@ -1,5 +1,6 @@
 #include "brainmri/metrics/summary.hpp"
 
+#include <algorithm>
 #include <boost/math/distributions/students_t.hpp>
 #include <cmath>
 #include <stdexcept>
@@ -28,6 +29,30 @@ Spread spread(const std::vector<double>& values) {
   const double half_width = t_quantile_95(s.count - 1) * s.std_dev / std::sqrt(n);
   s.ci95_low = s.mean - half_width;
   s.ci95_high = s.mean + half_width;
+  return s;
+}
+
+Spread spread_of_proportions(const std::vector<double>& values) {
+  Spread s = spread(values);
+  for (const double v : values) {
+    if (!(v >= 0 && v <= 1)) {
+      throw std::invalid_argument("spread_of_proportions: " + std::to_string(v) + " is not in [0, 1]");
+    }
+  }
+  if (values.size() < 2) return s;
+  if (s.std_dev == 0) {
+    s.ci95_low = s.ci95_high = values.front();
+    return s;
+  }
+  std::vector<double> logits;
+  for (const double v : values) {
+    const double p = std::clamp(v, kProportionFloor, 1 - kProportionFloor);
+    logits.push_back(std::log(p / (1 - p)));
+  }
+  const Spread on_logits = spread(logits);
+  const auto inverse_logit = [](double z) { return 1 / (1 + std::exp(-z)); };
+  s.ci95_low = inverse_logit(on_logits.ci95_low);
+  s.ci95_high = inverse_logit(on_logits.ci95_high);
   return s;
 }
 

@@ -137,7 +137,7 @@ std::string value_text(double value, const metrics::Interval& interval) {
 }
 
 // The rows of the paper table: per class precision, recall, F1, AUC; then accuracy, macro-F1,
-// macro AUC. For a CV: mean ± std [95% t-interval] over the folds; for a single evaluation: the
+// macro AUC. For a CV: mean ± std [95% t-interval, logit scale] over the folds; for a single evaluation: the
 // value, with its bootstrap 95% interval where metrics.json has one.
 struct TableRow {
   std::string name;
@@ -181,7 +181,7 @@ std::vector<TableRow> paper_rows(const RunContents& run, const json& report_json
 std::string table_caption(const RunContents& run) {
   if (run.kind == "cv") {
     return run.model + ", " + std::to_string(run.folds.size()) +
-           "-fold cross-validation: mean ± std over the folds [95% t-interval of the mean]";
+           "-fold cross-validation: mean ± std over the folds [95% t-interval of the mean, on the logit scale]";
   }
   return run.model + ", " + run.main->title + ": value [bootstrap 95% interval]";
 }
@@ -510,7 +510,7 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
     }
     report["across_folds"] = across;
     headline = {{"accuracy", across["accuracy"]}, {"macro_f1", across["macro_f1"]}, {"macro_auc", across["macro_auc"]}};
-    text << "== Across the " << run.folds.size() << " folds: mean ± std [95% t-interval] ==\n\n";
+    text << "== Across the " << run.folds.size() << " folds: mean ± std [95% t-interval, logit scale] ==\n\n";
     char line[512];
     std::snprintf(line, sizeof(line), "%-16s %-36s %-36s %-36s\n", "", "precision", "recall", "f1-score");
     text << line;
@@ -725,7 +725,8 @@ void write_comparison(const std::vector<RunContents>& runs, const std::vector<js
   md << "| run | model | evaluation | accuracy | macro-F1 | macro AUC |\n|---|---|---|---|---|---|\n";
   tex << "% needs \\usepackage{booktabs}\n\\begin{table}[t]\n\\centering\n\\caption{Comparison: mean $\\pm$ std over "
          "the "
-         "folds [95\\% t-interval] for cross-validations, value [bootstrap 95\\% interval] for single runs}\n"
+         "folds [95\\% t-interval, logit scale] for cross-validations, value [bootstrap 95\\% interval] for single "
+         "runs}\n"
          "\\begin{tabular}{llllll}\n\\toprule\nrun & model & evaluation & accuracy & macro-F1 & macro AUC "
          "\\\\\n\\midrule\n";
   html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>brainmri comparison</title><style>"
@@ -750,7 +751,8 @@ void write_comparison(const std::vector<RunContents>& runs, const std::vector<js
          << html_escape(f) << "</td><td>" << html_escape(u) << "</td></tr>\n";
   }
   tex << "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
-  html << "</table>\n<p>Cross-validations: mean ± std over the folds [95% t-interval]; single runs: value [bootstrap "
+  html << "</table>\n<p>Cross-validations: mean ± std over the folds [95% t-interval, logit scale]; single runs: value "
+          "[bootstrap "
           "95% "
           "interval].</p>\n</body></html>\n";
   write_file_atomically(output / "comparison.md", md.str());

@@ -107,6 +107,30 @@ TEST(Spread, StudentTIntervalUsesTheExactQuantileAtAnyDegreesOfFreedom) {
   EXPECT_TRUE(std::isnan(brainmri::metrics::spread({0.5}).std_dev));
 }
 
+// Across-fold intervals of metrics in [0, 1] stay inside it: the Student-t interval on the logit
+// scale (expected values: NumPy and scipy.stats.t on the clipped logits, written in the comment's
+// way). The plain t-interval of {0, 0, 0.25, 0.33, 0.25} would be [-0.0265, 0.3585].
+TEST(Spread, ProportionsGetALogitScaleIntervalInsideZeroAndOne) {
+  using brainmri::metrics::spread_of_proportions;
+  const auto middle = spread_of_proportions({0.2, 0.4, 0.6});
+  EXPECT_NEAR(middle.mean, 0.4, 1e-15);
+  EXPECT_NEAR(middle.std_dev, 0.2, 1e-15);  // mean and std of the values as they are
+  EXPECT_NEAR(middle.ci95_low, 0.06351132070530519, 1e-12);
+  EXPECT_NEAR(middle.ci95_high, 0.8540496735618203, 1e-12);
+  const auto near_zero = spread_of_proportions({0, 0, 0.25, 0.33, 0.25});
+  EXPECT_NEAR(near_zero.ci95_low, 0.0006187545898767067, 1e-12);
+  EXPECT_NEAR(near_zero.ci95_high, 0.668102452200229, 1e-12);
+  const auto near_one = spread_of_proportions({1, 1, 0.99, 1, 1});
+  EXPECT_NEAR(near_one.ci95_low, 0.9942956315162742, 1e-12);
+  EXPECT_NEAR(near_one.ci95_high, 0.9995598933583, 1e-12);
+  EXPECT_LE(near_one.ci95_high, 1.0);
+  const auto all_one = spread_of_proportions({1, 1, 1});
+  EXPECT_EQ(all_one.ci95_low, 1.0);
+  EXPECT_EQ(all_one.ci95_high, 1.0);
+  EXPECT_TRUE(std::isnan(spread_of_proportions({0.5}).ci95_low));
+  EXPECT_THROW(spread_of_proportions({0.5, 1.2}), std::invalid_argument);
+}
+
 // Spearman's ρ and the correlation ratio η (a search's parameter importance). The expected values
 // are scipy.stats.spearmanr's (1.11) and NumPy's for η written from its definition.
 TEST(Correlation, SpearmanMatchesScipyWithTiesAndEtaMatchesItsDefinition) {

@@ -63,8 +63,9 @@ EvaluationMetrics write_evaluation(const std::filesystem::path& directory, const
                                    const std::vector<std::string>& class_names, const nlohmann::json& context,
                                    std::uint64_t bootstrap_seed);
 
-// A metric over the folds of a cross-validation as JSON: mean, std, ci95_low, ci95_high (null where
-// undefined: fewer than 2 folds) and folds; null for no values.
+// A metric in [0, 1] over the folds of a cross-validation as JSON: mean, std, ci95_low, ci95_high
+// (metrics::spread_of_proportions: inside [0, 1]; null where undefined: fewer than 2 folds) and
+// folds; null for no values.
 nlohmann::json across_folds_json(const std::vector<double>& values);
 
 // JSON has no NaN: an undefined metric (NaN, e.g. the AUC of an absent class) is written as null
