@@ -23,8 +23,11 @@ find_package(Boost 1.71 COMPONENTS program_options)
 brainmri_require(Boost_FOUND "Boost.Program_options" "Debian/Ubuntu: apt-get install libboost-program-options-dev")
 
 # The log (src/common/log.cpp only: its header hides spdlog, whose fmt would meet LibTorch's copy).
-find_package(spdlog QUIET)
-brainmri_require(spdlog_FOUND "spdlog (the log)" "Debian/Ubuntu: apt-get install libspdlog-dev")
+if(BRAINMRI_WITH_SPDLOG)
+  find_package(spdlog QUIET)
+  brainmri_require(spdlog_FOUND "spdlog (the log)"
+                   "Debian/Ubuntu: apt-get install libspdlog-dev, or configure with -DBRAINMRI_WITH_SPDLOG=OFF (the same log lines, uncoloured)")
+endif()
 
 find_package(Threads REQUIRED)
 find_package(OpenSSL QUIET COMPONENTS Crypto)

@@ -7,8 +7,8 @@
 # PACKED_DATA: a brainmri-prep output at 128x128 (a directory, or a .tar.xz of one); OUT: where the
 # logs, machine facts and benchmark table go. --quick: benchmark at batch 256 only, no CV timing.
 # BRAINMRI_DEPS_PREFIX: a prefix (include/, lib/) with what the machine lacks — e.g. Debian's
-# Boost.Program_options, nlohmann-json and GoogleTest packages (and libssl-dev if absent) extracted
-# with dpkg-deb -x — added to
+# Boost.Program_options, nlohmann-json, spdlog and fmt (libspdlog-dev, libspdlog1.10, libfmt-dev,
+# libfmt9) and GoogleTest packages (and libssl-dev if absent) extracted with dpkg-deb -x — added to
 # CMAKE_PREFIX_PATH and LD_LIBRARY_PATH. Budget: about 1 minute to build with 16 cores, 1 for the
 # tests, 3 to 6 for the benchmark.
 set -uo pipefail

@@ -56,14 +56,15 @@ declare -A feature_packages=(
   [toolchain]="build-essential cmake ninja-build pkg-config git|gcc cmake ninja|"
   [build-cache]="ccache|ccache|"
   [python-venv]="python3-venv|python|"
-  [core]="libhdf5-dev hdf5-tools libboost-program-options-dev nlohmann-json3-dev libssl-dev libspdlog-dev|hdf5 boost nlohmann_json openssl spdlog|"
+  [core]="libhdf5-dev hdf5-tools libboost-program-options-dev nlohmann-json3-dev libssl-dev|hdf5 boost nlohmann_json openssl|"
+  [log]="libspdlog-dev|spdlog|-DBRAINMRI_WITH_SPDLOG=OFF"
   [mpi]="libopenmpi-dev openmpi-bin|openmpi|"
   [imaging]="libopencv-dev zlib1g-dev libdeflate-dev libturbojpeg0-dev|opencv libjpeg-turbo libdeflate zlib|-DBRAINMRI_WITH_OPENCV=OFF"
   [plots]="libplplot-dev plplot-driver-cairo|plplot|-DBRAINMRI_WITH_PLOTS=OFF"
   [serve]="libcpp-httplib-dev|cpp-httplib|-DBRAINMRI_WITH_SERVE=OFF"
   [unit-tests]="libgtest-dev time|googletest|-DBRAINMRI_BUILD_TESTS=OFF"
 )
-features=(toolchain build-cache python-venv core mpi imaging plots serve unit-tests)
+features=(toolchain build-cache python-venv core log mpi imaging plots serve unit-tests)
 # Test-only extras (--with-test-tools): none of them is needed to build or run brainmri.
 test_apt_packages=(
   shellcheck                             # tests: the scripts pass shellcheck

@@ -46,13 +46,14 @@ run_setup() {  # MISSING, then setup.sh's arguments; output in $work/out, status
 }
 
 # Optional features missing: named with their apt packages and modules, built without.
-run_setup "libplplot-dev libcpp-httplib-dev" release
+run_setup "libplplot-dev libcpp-httplib-dev libspdlog-dev" release
 ((status == 0)) || { cat "$work/out"; fail "setup stopped although only optional packages were missing"; }
 grep -q "not root and no sudo" "$work/out" || fail "the reason for not installing is not given"
 grep -q "plots (optional; building without it: -DBRAINMRI_WITH_PLOTS=OFF): apt libplplot-dev; modules: plplot" \
   "$work/out" || { cat "$work/out"; fail "missing PLplot not reported with its package and module"; }
 grep -q "serve (optional.*libcpp-httplib-dev" "$work/out" || fail "missing cpp-httplib not reported"
-grep -q -- "--preset release .*-DBRAINMRI_WITH_PLOTS=OFF -DBRAINMRI_WITH_SERVE=OFF" "$work/cmake.log" ||
+grep -q "log (optional.*libspdlog-dev; modules: spdlog" "$work/out" || fail "missing spdlog not reported"
+grep -q -- "--preset release .*-DBRAINMRI_WITH_SPDLOG=OFF -DBRAINMRI_WITH_PLOTS=OFF -DBRAINMRI_WITH_SERVE=OFF" "$work/cmake.log" ||
   { cat "$work/cmake.log"; fail "cmake was not configured without the missing features"; }
 grep -q -- "-DPython3_EXECUTABLE=.*/.venv/bin/python" "$work/cmake.log" || fail "cmake does not take the venv's Python"
 

@@ -7,7 +7,8 @@
 // Results (tables, summaries, help) are not log lines: they go to stdout, plain. One place decides
 // the format and the level (--log-level, or BRAINMRI_LOG_LEVEL), so every command logs alike.
 // The interface hides its library (spdlog): a header that includes it would meet LibTorch's own
-// copy of fmt in every file that uses Torch.
+// copy of fmt in every file that uses Torch. Built without spdlog (-DBRAINMRI_WITH_SPDLOG=OFF, for
+// a machine without it and without root), a plain writer writes the same lines, uncoloured.
 
 #include <string>
 #include <string_view>
