@@ -15,7 +15,8 @@ import warnings
 
 try:
     import numpy as np
-    from sklearn.metrics import classification_report, roc_auc_score, roc_curve
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss, classification_report, log_loss, roc_auc_score, roc_curve
 except ImportError as error:
     print(f"scikit-learn oracle unavailable: {error}", file=sys.stderr)
     sys.exit(77)
@@ -70,6 +71,36 @@ def answer(k, truth, scores, names):
     return expected
 
 
+def reliability(outcome, score, n_bins, strategy):
+    """calibration_curve's bins, with the counts and the ECE/MCE written here from their definition."""
+    prob_true, prob_pred = calibration_curve(outcome, score, n_bins=n_bins, strategy=strategy)
+    edges = np.linspace(0.0, 1.0, n_bins + 1) if strategy == "uniform" else np.percentile(score, np.linspace(0, 1, n_bins + 1) * 100)
+    counts = np.bincount(np.searchsorted(edges[1:-1], score), minlength=n_bins)
+    counts = counts[counts != 0]
+    gaps = np.abs(prob_true - prob_pred)
+    return {"frequency": prob_true.tolist(), "mean_score": prob_pred.tolist(), "count": counts.tolist(),
+            "ece": float(np.sum(counts / len(score) * gaps)), "mce": float(gaps.max())}
+
+
+def calibration(k, truth, scores):
+    """Reliability (top-label and per class, both binnings), Brier score and NLL."""
+    out = {}
+    predicted = scores.argmax(axis=1)
+    confidence = scores[np.arange(len(truth)), predicted]
+    for strategy in ("uniform", "quantile"):
+        for n_bins in (5, 10):
+            key = f"{strategy}_{n_bins}"
+            out[key] = {"top": reliability((predicted == truth).astype(int), confidence, n_bins, strategy),
+                        "classes": [reliability((truth == c).astype(int), scores[:, c], n_bins, strategy)
+                                    for c in range(k)]}
+    # Brier (1950) over the classes: the sum of the binary one-vs-rest scores.
+    out["brier"] = float(sum(brier_score_loss((truth == c).astype(int), scores[:, c], pos_label=1)
+                             for c in range(k)))
+    if np.allclose(scores.sum(axis=1), 1.0, atol=1e-12, rtol=0):  # log_loss renormalizes other rows
+        out["nll"] = float(log_loss(truth, scores, labels=list(range(k))))
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -83,7 +114,8 @@ def main():
         k, truth, scores = make_case(rng, index)
         names = [f"class_{c}" if c % 2 else f"c{c}" for c in range(k)]
         cases.append({"class_count": k, "names": names, "truth": truth.tolist(),
-                      "probabilities": scores.ravel().tolist(), "expected": answer(k, truth, scores, names)})
+                      "probabilities": scores.ravel().tolist(), "expected": answer(k, truth, scores, names),
+                      "calibration": calibration(k, truth, scores)})
     with open(args.out, "w") as f:
         json.dump({"cases": cases}, f)
 

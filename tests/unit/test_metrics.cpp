@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "brainmri/metrics/bootstrap.hpp"
+#include "brainmri/metrics/calibration.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/correlation.hpp"
 #include "brainmri/metrics/roc.hpp"
@@ -147,4 +148,30 @@ TEST(Correlation, SpearmanMatchesScipyWithTiesAndEtaMatchesItsDefinition) {
   EXPECT_NEAR(correlation_ratio({0, 0, 0, 1, 1, 1}, {0.5, 0.7, 0.6, 0.9, 0.8, 0.95}), 0.8898206684033636, 1e-12);
   EXPECT_NEAR(correlation_ratio({4, 4, 9, 9}, {1, 1, 2, 2}), 1.0, 1e-12);  // the group decides everything
   EXPECT_TRUE(std::isnan(correlation_ratio({0, 0, 0}, {1, 2, 3})));        // one group
+}
+
+// Calibration's edge policies (the values themselves: MetricsOracle against scikit-learn).
+TEST(Calibration, EdgesAndAPerfectlyCalibratedCase) {
+  using namespace brainmri::metrics;
+  const auto none = top_label_reliability({}, {}, 3, 10, CalibrationBinning::EqualWidth);
+  EXPECT_TRUE(none.bins.empty());
+  EXPECT_TRUE(std::isnan(none.ece));
+  EXPECT_TRUE(std::isnan(brier_score({}, {}, 3)));
+  const std::vector<int> two = {0, 1};
+  const std::vector<double> too_few = {0.5, 0.5};
+  EXPECT_THROW(brier_score(two, too_few, 2), std::invalid_argument);  // 2 images need 4 values
+  // Four images at 0.75 of which three are right, four at 0.5 of which two: calibrated, ECE 0.
+  const std::vector<int> labels = {0, 0, 0, 1, 0, 0, 1, 1};
+  const std::vector<double> p = {0.75, 0.25, 0.75, 0.25, 0.75, 0.25, 0.75, 0.25,
+                                 0.5,  0.5,  0.5,  0.5,  0.5,  0.5,  0.5,  0.5};
+  const auto top = top_label_reliability(labels, p, 2, 10, CalibrationBinning::EqualWidth);
+  ASSERT_EQ(top.bins.size(), 2u);
+  EXPECT_NEAR(top.ece, 0.0, 1e-15);
+  EXPECT_NEAR(top.bins[1].frequency, 0.75, 1e-15);
+  EXPECT_EQ(top.bins[1].count, 4);
+  // Brier: (0.25² · 2) for each of the three right, (0.75² · 2) for the wrong one, 0.5 for each of
+  // the other four; NLL: the mean of −log 0.75 (3×), −log 0.25 and −log 0.5 (4×).
+  EXPECT_NEAR(brier_score(labels, p, 2), (3 * 0.125 + 1.125 + 4 * 0.5) / 8, 1e-15);
+  EXPECT_NEAR(negative_log_likelihood(labels, p, 2), -(3 * std::log(0.75) + std::log(0.25) + 4 * std::log(0.5)) / 8,
+              1e-15);
 }

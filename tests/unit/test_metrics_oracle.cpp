@@ -1,4 +1,5 @@
-// scikit-learn as the oracle: 200 random cases with ties, absent classes and tiny sets; every
+// scikit-learn as the oracle: 200 random cases with ties, absent classes and tiny sets (reports,
+// ROC, calibration: reliability bins, ECE, MCE, Brier score, NLL); every
 // number must match to 1e-12 and the report text character for character.
 
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "brainmri/metrics/calibration.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "test_support.hpp"
@@ -62,6 +64,18 @@ std::string integer_supports(const std::string& text) {
   return out;
 }
 
+void expect_reliability(const json& expected, const Reliability& actual, const std::string& what) {
+  const auto frequency = expected["frequency"].get<std::vector<double>>();
+  ASSERT_EQ(actual.bins.size(), frequency.size()) << what;
+  for (std::size_t b = 0; b < frequency.size(); ++b) {
+    EXPECT_NEAR(actual.bins[b].frequency, frequency[b], kTolerance) << what << " bin " << b;
+    EXPECT_NEAR(actual.bins[b].mean_score, expected["mean_score"][b].get<double>(), kTolerance) << what << " bin " << b;
+    EXPECT_EQ(actual.bins[b].count, expected["count"][b].get<int>()) << what << " bin " << b;
+  }
+  EXPECT_NEAR(actual.ece, expected["ece"].get<double>(), kTolerance) << what << " ECE";
+  EXPECT_NEAR(actual.mce, expected["mce"].get<double>(), kTolerance) << what << " MCE";
+}
+
 }  // namespace
 
 TEST(MetricsOracle, EqualsScikitLearnOnRandomCases) {
@@ -113,6 +127,32 @@ TEST(MetricsOracle, EqualsScikitLearnOnRandomCases) {
     }
     expect_close_or_both_undefined(expected["macro_auc"], roc.macro_auc, where + " macro AUC");
     expect_close_or_both_undefined(expected["micro_auc"], roc.micro_auc, where + " micro AUC");
+
+    // Calibration: calibration_curve's bins (with counts and ECE/MCE computed in the oracle from
+    // their definition), brier_score_loss summed over the classes, log_loss.
+    const auto& calibration = c["calibration"];
+    for (const auto& [key, binning] : {std::pair{std::string("uniform"), CalibrationBinning::EqualWidth},
+                                       std::pair{std::string("quantile"), CalibrationBinning::EqualMass}}) {
+      for (const int bins : {5, 10}) {
+        const auto& expected_bins = calibration[key + "_" + std::to_string(bins)];
+        const std::string here = where + " " + key + " " + std::to_string(bins) + " bins";
+        expect_reliability(expected_bins["top"], top_label_reliability(truth, probabilities, k, bins, binning),
+                           here + " top-label");
+        double classwise = 0;
+        for (int label = 0; label < k; ++label) {
+          const auto& expected_class = expected_bins["classes"][static_cast<std::size_t>(label)];
+          expect_reliability(expected_class, class_reliability(truth, probabilities, k, label, bins, binning),
+                             here + " class " + std::to_string(label));
+          classwise += expected_class["ece"].get<double>() / k;
+        }
+        EXPECT_NEAR(classwise_ece(truth, probabilities, k, bins, binning), classwise, kTolerance) << here;
+      }
+    }
+    EXPECT_NEAR(brier_score(truth, probabilities, k), calibration["brier"].get<double>(), kTolerance) << where;
+    if (calibration.contains("nll")) {
+      EXPECT_NEAR(negative_log_likelihood(truth, probabilities, k), calibration["nll"].get<double>(), kTolerance)
+          << where;
+    }
     if (testing::Test::HasFailure()) break;  // one broken case is enough to read
   }
 }
