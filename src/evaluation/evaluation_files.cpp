@@ -34,6 +34,42 @@ AveragedScores scores_from(const json& j) {
 }
 AveragedScores averaged(const metrics::ClassScores& s) { return {s.precision, s.recall, s.f1, s.support}; }
 
+json calibration_json(const CalibrationMetrics& c) {
+  json bins = json::array();
+  for (const auto& b : c.top_label_bins) {
+    bins.push_back({{"lower", b.lower},
+                    {"upper", b.upper},
+                    {"mean_confidence", b.mean_score},
+                    {"accuracy", b.frequency},
+                    {"count", b.count}});
+  }
+  return {{"bins", c.bins},
+          {"ece", number_or_null(c.ece)},
+          {"ece_95ci", interval_json(c.ece_interval)},
+          {"ece_equal_mass", number_or_null(c.ece_equal_mass)},
+          {"mce", number_or_null(c.mce)},
+          {"classwise_ece", number_or_null(c.classwise_ece)},
+          {"brier", number_or_null(c.brier)},
+          {"nll", number_or_null(c.nll)},
+          {"top_label_bins", bins}};
+}
+CalibrationMetrics calibration_from(const json& j) {
+  CalibrationMetrics c;
+  c.bins = j.at("bins").get<int>();
+  c.ece = number_or_nan(j.at("ece"));
+  c.ece_interval = interval_from(j.at("ece_95ci"));
+  c.ece_equal_mass = number_or_nan(j.at("ece_equal_mass"));
+  c.mce = number_or_nan(j.at("mce"));
+  c.classwise_ece = number_or_nan(j.at("classwise_ece"));
+  c.brier = number_or_nan(j.at("brier"));
+  c.nll = number_or_nan(j.at("nll"));
+  for (const auto& b : j.at("top_label_bins")) {
+    c.top_label_bins.push_back({b.at("mean_confidence").get<double>(), b.at("accuracy").get<double>(),
+                                b.at("count").get<int>(), b.at("lower").get<double>(), b.at("upper").get<double>()});
+  }
+  return c;
+}
+
 }  // namespace
 
 json to_json(const EvaluationMetrics& m) {
@@ -57,6 +93,7 @@ json to_json(const EvaluationMetrics& m) {
       {"macro_auc_classes", m.macro_auc_classes},
       {"macro_auc_95ci", interval_json(m.macro_auc_interval)},
       {"micro_auc", number_or_null(m.micro_auc)},
+      {"calibration", calibration_json(m.calibration)},
       {"confusion_matrix", {{"rows", "true class"}, {"columns", "predicted class"}, {"counts", m.confusion}}},
       {"class_names", m.class_names},
       {"bootstrap", {{"resamples", m.bootstrap_resamples}, {"seed", m.bootstrap_seed}, {"level", m.bootstrap_level}}}};
@@ -82,6 +119,11 @@ EvaluationMetrics metrics_from_json(const json& j) {
   m.macro_auc_classes = j.at("macro_auc_classes").get<int>();
   m.macro_auc_interval = interval_from(j.at("macro_auc_95ci"));
   m.micro_auc = number_or_nan(j.at("micro_auc"));
+  if (j.contains("calibration")) {
+    m.calibration = calibration_from(j.at("calibration"));
+  } else {
+    m.calibration.bins = 0;  // an older metrics.json
+  }
   m.confusion = j.at("confusion_matrix").at("counts").get<std::vector<std::vector<std::int64_t>>>();
   const auto& bootstrap = j.at("bootstrap");
   m.bootstrap_resamples = bootstrap.at("resamples").get<int>();
@@ -135,6 +177,20 @@ EvaluationMetrics evaluation_metrics(const Predictions& p, const std::vector<std
   m.macro_auc_classes = roc.classes_in_macro;
   m.macro_auc_interval = intervals.macro_auc;
   m.micro_auc = roc.micro_auc;
+  using metrics::CalibrationBinning;
+  const auto top = metrics::top_label_reliability(p.labels, p.probabilities, k, metrics::kCalibrationBins,
+                                                  CalibrationBinning::EqualWidth);
+  m.calibration.ece = top.ece;
+  m.calibration.ece_interval = intervals.top_label_ece;
+  m.calibration.mce = top.mce;
+  m.calibration.top_label_bins = top.bins;
+  m.calibration.ece_equal_mass = metrics::top_label_reliability(p.labels, p.probabilities, k, metrics::kCalibrationBins,
+                                                                CalibrationBinning::EqualMass)
+                                     .ece;
+  m.calibration.classwise_ece =
+      metrics::classwise_ece(p.labels, p.probabilities, k, metrics::kCalibrationBins, CalibrationBinning::EqualWidth);
+  m.calibration.brier = metrics::brier_score(p.labels, p.probabilities, k);
+  m.calibration.nll = metrics::negative_log_likelihood(p.labels, p.probabilities, k);
   m.bootstrap_resamples = bootstrap_resamples;
   m.bootstrap_seed = bootstrap_seed;
   m.bootstrap_level = 0.95;

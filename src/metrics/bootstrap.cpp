@@ -5,6 +5,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "brainmri/metrics/calibration.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
 
@@ -26,6 +27,7 @@ struct Scores {
   double macro_f1;
   double macro_auc;
   std::vector<double> auc_per_class;
+  double top_label_ece;
 };
 
 Scores score(std::span<const int> truth, std::span<const int> predicted, std::span<const double> probabilities,
@@ -35,7 +37,9 @@ Scores score(std::span<const int> truth, std::span<const int> predicted, std::sp
   const auto roc = one_vs_rest_roc(truth, probabilities, class_count);
   // The macro AUC of a resample is defined only when every class's AUC is.
   const bool all_defined = roc.classes_in_macro == class_count;
-  return {report.accuracy, report.macro_average.f1, all_defined ? roc.macro_auc : kUndefined, roc.auc_per_class};
+  const double ece =
+      top_label_reliability(truth, probabilities, class_count, kCalibrationBins, CalibrationBinning::EqualWidth).ece;
+  return {report.accuracy, report.macro_average.f1, all_defined ? roc.macro_auc : kUndefined, roc.auc_per_class, ece};
 }
 
 Interval interval(double estimate, std::vector<double> values, double level) {
@@ -58,7 +62,7 @@ BootstrapIntervals bootstrap_intervals(std::span<const int> truth, std::span<con
   const auto predicted = argmax_rows(probabilities, class_count);
   const Scores full = score(truth, predicted, probabilities, class_count);
 
-  std::vector<double> accuracy, macro_f1, macro_auc;
+  std::vector<double> accuracy, macro_f1, macro_auc, ece;
   std::vector<std::vector<double>> auc(k);
   std::mt19937_64 random(options.seed);
   std::uniform_int_distribution<std::size_t> pick(0, n == 0 ? 0 : n - 1);
@@ -76,6 +80,7 @@ BootstrapIntervals bootstrap_intervals(std::span<const int> truth, std::span<con
     accuracy.push_back(s.accuracy);
     macro_f1.push_back(s.macro_f1);
     macro_auc.push_back(s.macro_auc);
+    ece.push_back(s.top_label_ece);
     for (std::size_t c = 0; c < k; ++c) auc[c].push_back(s.auc_per_class[c]);
   }
 
@@ -83,6 +88,7 @@ BootstrapIntervals bootstrap_intervals(std::span<const int> truth, std::span<con
   result.accuracy = interval(full.accuracy, accuracy, options.level);
   result.macro_f1 = interval(full.macro_f1, macro_f1, options.level);
   result.macro_auc = interval(full.macro_auc, macro_auc, options.level);
+  result.top_label_ece = interval(full.top_label_ece, ece, options.level);
   for (std::size_t c = 0; c < k; ++c)
     result.auc_per_class.push_back(interval(full.auc_per_class[c], auc[c], options.level));
   return result;

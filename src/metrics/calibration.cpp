@@ -59,7 +59,8 @@ Reliability reliability(std::span<const double> scores, std::span<const int> out
   const auto n = static_cast<double>(scores.size());
   for (std::size_t b = 0; b < counts.size(); ++b) {
     if (counts[b] == 0) continue;
-    const ReliabilityBin bin{score_sums[b] / counts[b], outcome_sums[b] / counts[b], counts[b]};
+    const ReliabilityBin bin{score_sums[b] / counts[b], outcome_sums[b] / counts[b], counts[b],
+                             b == 0 ? 0.0 : edges[b - 1], b == edges.size() ? 1.0 : edges[b]};
     const double gap = std::abs(bin.frequency - bin.mean_score);
     r.ece += counts[b] / n * gap;
     r.mce = std::max(r.mce, gap);

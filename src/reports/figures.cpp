@@ -878,6 +878,72 @@ void plot_parameter_importance(const std::vector<ParameterImportance>& importanc
   });
 }
 
+void plot_reliability_diagrams(const std::vector<ReliabilityPanel>& panels, const fs::path& stem, bool vector) {
+  if (panels.empty()) throw std::invalid_argument("no reliability panels to plot in " + stem.string());
+  const int columns = std::min<int>(3, static_cast<int>(panels.size()));
+  const int rows = (static_cast<int>(panels.size()) + columns - 1) / columns;
+  render(stem, vector, 460 * columns, 520 * rows + 40, [&](plstream& pls) {
+    pls.ssub(columns, rows);
+    pls.schr(0, 0.95);
+    const int shade = translucent(pls, 3, 0.35, 0);  // the gaps, in a light red
+    for (std::size_t p = 0; p < panels.size(); ++p) {
+      const auto& panel = panels[p];
+      const auto& bins = panel.reliability.bins;
+      pls.adv(0);
+      // The diagram above, the counts below.
+      pls.vpor(0.21, 0.95, 0.36, 0.9);
+      pls.wind(0, 1, 0, 1);
+      pls.col0(kInk);
+      pls.width(1.0);
+      pls.box("bcst", 0, 0, "bcnstv", 0, 0);
+      pls.lab("", "Observed frequency",
+              (panel.title +
+               (std::isnan(panel.reliability.ece) ? std::string() : ": ECE " + format("%.3f", panel.reliability.ece)))
+                  .c_str());
+      const PLFLT diagonal_x[2] = {0, 1}, diagonal_y[2] = {0, 1};
+      pls.col0(kGrey);
+      pls.lsty(2);
+      pls.line(2, diagonal_x, diagonal_y);
+      pls.lsty(1);
+      std::vector<PLFLT> x, y;
+      for (const auto& b : bins) {
+        // The gap between the bin's frequency and its mean confidence, over the bin's width.
+        const PLFLT gx[4] = {b.lower, b.upper, b.upper, b.lower};
+        const PLFLT gy[4] = {b.mean_score, b.mean_score, b.frequency, b.frequency};
+        pls.col0(shade);
+        pls.fill(4, gx, gy);
+        x.push_back(b.mean_score);
+        y.push_back(b.frequency);
+      }
+      pls.col0(class_colour(0));
+      pls.width(2.0);
+      if (x.size() > 1) pls.line(static_cast<PLINT>(x.size()), x.data(), y.data());
+      pls.ssym(0, 1.2);
+      if (!x.empty()) pls.poin(static_cast<PLINT>(x.size()), x.data(), y.data(), 17);
+      pls.width(1.0);
+      // Counts: bars over each bin's width, on a log-free linear scale up to the largest.
+      int most = 1;
+      for (const auto& b : bins) most = std::max(most, b.count);
+      pls.vpor(0.21, 0.95, 0.12, 0.3);
+      pls.wind(0, 1, 0, most * 1.1);
+      pls.col0(kInk);
+      pls.box("bcnst", 0, 0, "bcstv", 0, 0);
+      pls.lab("Mean confidence", "", "");
+      pls.mtex("l", 2.0, 0.5, 0.5, "images");
+      for (const auto& b : bins) {
+        const PLFLT bx[4] = {b.lower, b.upper, b.upper, b.lower};
+        const PLFLT by[4] = {0, 0, static_cast<double>(b.count), static_cast<double>(b.count)};
+        pls.col0(kGrey);
+        pls.fill(4, bx, by);
+      }
+      pls.col0(kInk);
+      pls.schr(0, 0.7);
+      pls.mtex("r", 0.8, 1.0, 1.0, std::to_string(most).c_str());
+      pls.schr(0, 0.95);
+    }
+  });
+}
+
 #else  // built without PLplot: the report has tables and text, no figures
 
 bool plotting_available(std::string* why) {
@@ -929,6 +995,7 @@ void plot_parameter_importance(const std::vector<ParameterImportance>&, const st
                                bool) {
   no_plots(stem);
 }
+void plot_reliability_diagrams(const std::vector<ReliabilityPanel>&, const fs::path& stem, bool) { no_plots(stem); }
 void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>&, int, const std::vector<std::string>&,
                        const std::string&, const fs::path& stem, bool) {
   no_plots(stem);

@@ -16,6 +16,7 @@
 #include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/explain/gradcam.hpp"
 #include "brainmri/explain/localization_check.hpp"
+#include "brainmri/metrics/calibration.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/summary.hpp"
@@ -548,6 +549,55 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
   write_file_atomically(output / "classification_report.txt", text.str());
   write_file_atomically(output / "classification_report.csv", csv.text());
 
+  // Calibration of the main evaluation (the pooled out-of-fold predictions of a CV): can its
+  // probabilities be trusted? The interval is metrics.json's bootstrap (absent in older files).
+  using metrics::CalibrationBinning;
+  const auto& main_predictions = run.main->predictions;
+  const int class_count = static_cast<int>(classes.size());
+  std::vector<ReliabilityPanel> reliability_panels = {
+      {"top label", metrics::top_label_reliability(main_predictions.labels, main_predictions.probabilities, class_count,
+                                                   metrics::kCalibrationBins, CalibrationBinning::EqualWidth)}};
+  for (int c = 0; c < class_count; ++c) {
+    reliability_panels.push_back(
+        {classes[static_cast<std::size_t>(c)],
+         metrics::class_reliability(main_predictions.labels, main_predictions.probabilities, class_count, c,
+                                    metrics::kCalibrationBins, CalibrationBinning::EqualWidth)});
+  }
+  const auto& stored_calibration = run.main->metrics.calibration;
+  const bool has_ece_interval = stored_calibration.bins == metrics::kCalibrationBins;
+  const double top_ece = reliability_panels.front().reliability.ece;
+  report["calibration"] = {
+      {"evaluation", run.main->key},
+      {"bins", metrics::kCalibrationBins},
+      {"ece", number_or_null(top_ece)},
+      {"ece_95ci", has_ece_interval ? json{{"low", number_or_null(stored_calibration.ece_interval.low)},
+                                           {"high", number_or_null(stored_calibration.ece_interval.high)}}
+                                    : json()},
+      {"ece_equal_mass", number_or_null(metrics::top_label_reliability(
+                                            main_predictions.labels, main_predictions.probabilities, class_count,
+                                            metrics::kCalibrationBins, CalibrationBinning::EqualMass)
+                                            .ece)},
+      {"mce", number_or_null(reliability_panels.front().reliability.mce)},
+      {"classwise_ece",
+       number_or_null(metrics::classwise_ece(main_predictions.labels, main_predictions.probabilities, class_count,
+                                             metrics::kCalibrationBins, CalibrationBinning::EqualWidth))},
+      {"brier",
+       number_or_null(metrics::brier_score(main_predictions.labels, main_predictions.probabilities, class_count))},
+      {"nll", number_or_null(metrics::negative_log_likelihood(main_predictions.labels, main_predictions.probabilities,
+                                                              class_count))}};
+  const auto& calibration = report["calibration"];
+  const std::string calibration_text =
+      "Calibration of the " + run.main->title + " (" + std::to_string(main_predictions.labels.size()) + " images, " +
+      std::to_string(metrics::kCalibrationBins) + " equal-width bins): top-label ECE " + fixed(top_ece) +
+      (has_ece_interval ? " [bootstrap 95% interval " + fixed(stored_calibration.ece_interval.low) + ", " +
+                              fixed(stored_calibration.ece_interval.high) + "]"
+                        : std::string()) +
+      ", MCE " + fixed(number_or_nan(calibration["mce"])) + ", classwise ECE " +
+      fixed(number_or_nan(calibration["classwise_ece"])) + ", ECE with equal-mass bins " +
+      fixed(number_or_nan(calibration["ece_equal_mass"])) + ", Brier score " +
+      fixed(number_or_nan(calibration["brier"])) + ", negative log-likelihood " +
+      fixed(number_or_nan(calibration["nll"])) + ".";
+
   // Tables for a paper.
   const auto rows = paper_rows(run, report);
   std::ostringstream md;
@@ -559,6 +609,7 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
        << ", macro-F1 " << fixed(e["macro_avg"]["f1"].get<double>()) << ", macro AUC "
        << (e["macro_auc"].is_null() ? std::string("n/a") : fixed(e["macro_auc"].get<double>())) << "\n";
   }
+  md << "\n" << calibration_text << "\n";
   write_file_atomically(output / "tables.md", md.str());
   write_file_atomically(output / "tables.tex", latex_table(rows, table_caption(run)));
 
@@ -568,6 +619,13 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
     plot_confusion_matrix(scores.at(run.main->key).matrix, classes, "Confusion matrix", output / "confusion_matrix",
                           vector_figures);
     figure_list.push_back({"confusion_matrix", "Confusion matrix: " + run.main->title});
+    plot_reliability_diagrams(reliability_panels, output / "reliability_diagram", vector_figures);
+    figure_list.push_back(
+        {"reliability_diagram", "Reliability diagrams of the " + run.main->title +
+                                    ": observed frequency against mean confidence in " +
+                                    std::to_string(metrics::kCalibrationBins) +
+                                    " equal-width bins (shaded: the gap to the diagonal), top label then each class "
+                                    "one-vs-rest; below, the images per bin"});
     if (run.kind == "cv") {
       std::vector<FoldPredictions> folds;
       for (const auto& f : run.folds) folds.push_back({f.predictions.labels, f.predictions.probabilities});
@@ -706,6 +764,7 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
     if (vector_figures) html << " (<a href=\"" << stem << ".svg\">SVG</a>, <a href=\"" << stem << ".pdf\">PDF</a>)";
     html << "</figcaption></figure>\n";
   }
+  html << "<h2>Calibration</h2>\n<p>" << html_escape(calibration_text) << "</p>\n";
   html << "<h2>Classification reports</h2>\n<p>Also as <a href=\"classification_report.csv\">CSV</a> and "
        << "<a href=\"classification_report.json\">JSON</a>; tables for a paper: <a href=\"tables.md\">Markdown</a>, "
        << "<a href=\"tables.tex\">LaTeX</a>.</p>\n<pre>" << html_escape(text.str()) << "</pre>\n"

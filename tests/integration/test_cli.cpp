@@ -253,7 +253,8 @@ TEST_F(CliOnSample, ReportOfATrainingRunHasEveryFileAndTheMetricsModulesValues) 
                            "tables.md", "tables.tex", "index.html"}) {
     EXPECT_TRUE(fs::exists(dir / file)) << file;
   }
-  for (const char* figure : {"confusion_matrix", "roc_curves", "training_curves", "gradcam_grid"}) {
+  for (const char* figure :
+       {"confusion_matrix", "roc_curves", "training_curves", "gradcam_grid", "reliability_diagram"}) {
     for (const char* extension : {".png", ".svg", ".pdf"}) {
       EXPECT_GT(fs::file_size(dir / (std::string(figure) + extension)), 1000u) << figure << extension;
     }
@@ -283,6 +284,21 @@ TEST_F(CliOnSample, ReportOfATrainingRunHasEveryFileAndTheMetricsModulesValues) 
                 .find(slurp(run / "a" / "validation" / "classification_report.txt").substr(0, 40)),
             std::string::npos);
   EXPECT_NE(slurp(dir / "tables.tex").find("\\begin{tabular}"), std::string::npos);
+
+  // Calibration: metrics.json has it (with the ECE's bootstrap interval) and the report says the same.
+  const auto& calibration = metrics["calibration"];
+  EXPECT_EQ(calibration["bins"], 15);
+  const double ece = calibration["ece"].get<double>();
+  EXPECT_LE(calibration["ece_95ci"]["low"].get<double>(), calibration["ece_95ci"]["high"].get<double>());
+  EXPECT_GE(ece, 0.0);
+  EXPECT_LE(ece, calibration["mce"].get<double>());
+  int binned = 0;
+  for (const auto& bin : calibration["top_label_bins"]) binned += bin["count"].get<int>();
+  EXPECT_EQ(binned, metrics["samples"].get<int>());
+  EXPECT_DOUBLE_EQ(json_report["calibration"]["ece"].get<double>(), ece);
+  EXPECT_DOUBLE_EQ(json_report["calibration"]["brier"].get<double>(), calibration["brier"].get<double>());
+  EXPECT_NE(slurp(dir / "tables.md").find("top-label ECE"), std::string::npos);
+  EXPECT_NE(slurp(dir / "index.html").find("<h2>Calibration</h2>"), std::string::npos);
 
   // The explanations: HiResCAM of the last convolution by default, with both checks on the page.
   EXPECT_EQ(json_report["gradcam"]["method"], "hirescam");
@@ -324,7 +340,7 @@ TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
   ASSERT_EQ(report.exit_code, 0) << report.output;
   const auto dir = run / "cv" / "report";
   for (const char* figure : {"confusion_matrix.png", "roc_curves.png", "roc_curves_out_of_fold.png", "gradcam_grid.png",
-                             "training_curves.png"}) {
+                             "training_curves.png", "reliability_diagram.png"}) {
     EXPECT_GT(png_size(dir / figure).first, 0u) << figure;
   }
   EXPECT_FALSE(fs::exists(dir / "roc_curves.svg"));  // --vector false

@@ -11,6 +11,7 @@
 
 #include "brainmri/evaluation/predictions.hpp"
 #include "brainmri/metrics/bootstrap.hpp"
+#include "brainmri/metrics/calibration.hpp"
 
 namespace brainmri::evaluation {
 
@@ -24,6 +25,19 @@ struct ClassMetrics {
   AveragedScores scores;
   double auc = 0;  // one-vs-rest; NaN when undefined
   metrics::Interval auc_interval;
+};
+
+// Can the probabilities be trusted (metrics/calibration.hpp): with kCalibrationBins bins.
+struct CalibrationMetrics {
+  int bins = metrics::kCalibrationBins;
+  double ece = 0;  // top-label, equal-width bins
+  metrics::Interval ece_interval;
+  double ece_equal_mass = 0;  // top-label, equal-mass bins
+  double mce = 0;             // top-label, equal-width bins
+  double classwise_ece = 0;   // equal-width bins
+  double brier = 0;
+  double nll = 0;
+  std::vector<metrics::ReliabilityBin> top_label_bins;  // equal-width, the non-empty ones
 };
 
 // metrics.json. Undefined numbers (NaN) are written as null and read back as NaN.
@@ -40,6 +54,8 @@ struct EvaluationMetrics {
   int macro_auc_classes = 0;  // classes with both positives and negatives
   metrics::Interval macro_auc_interval;
   double micro_auc = 0;
+  // Absent from metrics.json files written before calibration was measured: then bins is 0.
+  CalibrationMetrics calibration;
   std::vector<std::vector<std::int64_t>> confusion;  // rows: true class, columns: predicted class
   std::vector<std::string> class_names;
   int bootstrap_resamples = 0;

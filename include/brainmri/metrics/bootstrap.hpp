@@ -24,6 +24,7 @@ struct BootstrapIntervals {
   Interval accuracy;
   Interval macro_f1;
   Interval macro_auc;
+  Interval top_label_ece;  // kCalibrationBins equal-width bins (calibration.hpp)
   std::vector<Interval> auc_per_class;
 };
 

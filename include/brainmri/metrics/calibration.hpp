@@ -22,10 +22,15 @@ namespace brainmri::metrics {
 
 enum class CalibrationBinning { EqualWidth, EqualMass };
 
+// The bins of the reported ECE and reliability diagrams: 15 equal-width bins, as Guo et al. (2017)
+// and most calibration papers use, so that the numbers compare with theirs.
+inline constexpr int kCalibrationBins = 15;
+
 struct ReliabilityBin {
   double mean_score = 0;  // the mean confidence of the bin's images
   double frequency = 0;   // how often the outcome happened in the bin (accuracy, for top-label)
   int count = 0;
+  double lower = 0, upper = 1;  // the bin's edges (the first starts at 0, the last ends at 1)
 };
 
 struct Reliability {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "brainmri/evaluation/epoch_record.hpp"
+#include "brainmri/metrics/calibration.hpp"
 #include "brainmri/metrics/classification.hpp"
 
 namespace brainmri::reports {
@@ -61,6 +62,17 @@ struct CamTile {
 void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& rows, int correct_columns,
                        const std::vector<std::string>& class_names, const std::string& title,
                        const std::string& map_name, const std::filesystem::path& stem, bool vector = true);
+
+// Reliability diagrams: the top-label panel, then one per class. In each, the observed frequency
+// against the mean confidence of every non-empty bin (a point per bin, joined; the gap to the
+// diagonal shaded), the diagonal of perfect calibration, the ECE in the title, and below it the
+// bins' image counts as bars.
+struct ReliabilityPanel {
+  std::string title;  // "top label", a class name
+  metrics::Reliability reliability;
+};
+void plot_reliability_diagrams(const std::vector<ReliabilityPanel>& panels, const std::filesystem::path& stem,
+                               bool vector = true);
 
 // A hyperparameter search's figures. A trial: its number (the order trials started), its value on
 // every axis (a categorical axis: the index of its category) and its objective at each rung it
