@@ -72,7 +72,7 @@ test_apt_packages=(
   clang-format clang-tidy                # tests: the style check (.clang-format, .clang-tidy)
   chromium chromium-driver               # tests: brainmri serve's page in a real browser
 )
-test_python_packages=(numpy h5py pillow scikit-learn "selenium==4.50.0" safetensors onnx onnxruntime tensorboard)
+test_python_packages=(numpy h5py pillow scikit-learn statsmodels "selenium==4.50.0" safetensors onnx onnxruntime tensorboard)
 
 missing_of() {  # the packages of a list that dpkg does not know as installed
   local package

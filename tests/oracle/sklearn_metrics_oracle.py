@@ -101,6 +101,58 @@ def calibration(k, truth, scores):
     return out
 
 
+def delong_from_the_paper(positive, a, b):
+    """DeLong's test of AUC(a) - AUC(b), written from Sun & Xu (2014): midranks, structural components."""
+    from scipy.stats import norm, rankdata
+    m, n = int(positive.sum()), int((1 - positive).sum())
+    if m < 2 or n < 2:
+        return None
+    v10, v01, aucs = [], [], []
+    for scores in (a, b):
+        x, y = scores[positive == 1], scores[positive == 0]
+        tx, ty, tz = rankdata(x), rankdata(y), rankdata(np.concatenate([x, y]))
+        aucs.append((tz[:m].sum() - m * (m + 1) / 2) / (m * n))
+        v10.append((tz[:m] - tx) / n)
+        v01.append(1 - (tz[m:] - ty) / m)
+    s10, s01 = np.cov(np.array(v10)), np.cov(np.array(v01))
+    variance = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n
+    difference = aucs[0] - aucs[1]
+    if variance <= 0:
+        return {"auc_a": aucs[0], "auc_b": aucs[1], "difference": difference, "p_value": 1.0 if difference == 0 else None}
+    z = difference / np.sqrt(variance)
+    return {"auc_a": aucs[0], "auc_b": aucs[1], "difference": difference, "standard_error": float(np.sqrt(variance)),
+            "z": float(z), "p_value": float(2 * norm.sf(abs(z)))}
+
+
+def significance(rng, k, truth, scores):
+    """A second model's scores for the same images, then DeLong per class, McNemar and Holm."""
+    other = 0.5 * scores + 0.5 * rng.dirichlet(np.ones(k), size=len(truth))
+    if len(truth) % 2:
+        other = np.round(other, 1)  # ties between and within the models
+    out = {"probabilities_b": other.ravel().tolist(), "delong": []}
+    for c in range(k):
+        positive = (truth == c).astype(int)
+        test = delong_from_the_paper(positive, scores[:, c], other[:, c])
+        if test is not None and 0 < positive.sum() < len(positive):
+            test["sklearn_auc_a"] = float(roc_auc_score(positive, scores[:, c]))
+            test["sklearn_auc_b"] = float(roc_auc_score(positive, other[:, c]))
+        out["delong"].append(test)
+    try:
+        from statsmodels.stats.contingency_tables import mcnemar
+        from statsmodels.stats.multitest import multipletests
+    except ImportError:
+        return out
+    a_right, b_right = scores.argmax(axis=1) == truth, other.argmax(axis=1) == truth
+    table = [[int(np.sum(a_right & b_right)), int(np.sum(a_right & ~b_right))],
+             [int(np.sum(~a_right & b_right)), int(np.sum(~a_right & ~b_right))]]
+    out["mcnemar_p"] = float(mcnemar(table, exact=True).pvalue)
+    p_values = [t["p_value"] for t in out["delong"] if t is not None and t.get("p_value") is not None]
+    if p_values:
+        out["holm_input"] = p_values
+        out["holm"] = multipletests(p_values, method="holm")[1].tolist()
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -115,7 +167,8 @@ def main():
         names = [f"class_{c}" if c % 2 else f"c{c}" for c in range(k)]
         cases.append({"class_count": k, "names": names, "truth": truth.tolist(),
                       "probabilities": scores.ravel().tolist(), "expected": answer(k, truth, scores, names),
-                      "calibration": calibration(k, truth, scores)})
+                      "calibration": calibration(k, truth, scores),
+                      "significance": significance(rng, k, truth, scores)})
     with open(args.out, "w") as f:
         json.dump({"cases": cases}, f)
 

@@ -7,6 +7,7 @@
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/correlation.hpp"
 #include "brainmri/metrics/roc.hpp"
+#include "brainmri/metrics/significance.hpp"
 #include "brainmri/metrics/summary.hpp"
 
 using namespace brainmri::metrics;
@@ -174,4 +175,31 @@ TEST(Calibration, EdgesAndAPerfectlyCalibratedCase) {
   EXPECT_NEAR(brier_score(labels, p, 2), (3 * 0.125 + 1.125 + 4 * 0.5) / 8, 1e-15);
   EXPECT_NEAR(negative_log_likelihood(labels, p, 2), -(3 * std::log(0.75) + std::log(0.25) + 4 * std::log(0.5)) / 8,
               1e-15);
+}
+
+// The corrected resampled t-test by hand (scipy.stats.t for the p-value): five folds whose
+// differences are 0.02, 0.01, 0.03, 0, 0.04 with n_test/n_train = 1/4. The plain paired t-test
+// would say p = 0.047; the correction for overlapping training sets says 0.13.
+TEST(Significance, CorrectedTTestByHandHolmSkipsUndefinedAndMcNemarOfAgreeingModels) {
+  using namespace brainmri::metrics;
+  const std::vector<double> differences = {0.02, 0.01, 0.03, 0.0, 0.04};
+  const auto t = corrected_resampled_t_test(differences, 0.25);
+  EXPECT_NEAR(t.mean_difference, 0.02, 1e-15);
+  EXPECT_NEAR(t.t, 1.8856180831641267, 1e-12);
+  EXPECT_EQ(t.degrees_of_freedom, 4);
+  EXPECT_NEAR(t.p_value, 0.1324189222202493, 1e-12);
+  const std::vector<double> one = {0.02};
+  EXPECT_TRUE(std::isnan(corrected_resampled_t_test(one, 0.25).p_value));
+  // Holm: NaN stays NaN and is not counted (statsmodels: [0.03, 0.06, 0.06] for 0.01, 0.04, 0.03).
+  const std::vector<double> p = {0.01, NAN, 0.04, 0.03};
+  const auto adjusted = holm_adjusted(p);
+  EXPECT_NEAR(adjusted[0], 0.03, 1e-15);
+  EXPECT_TRUE(std::isnan(adjusted[1]));
+  EXPECT_NEAR(adjusted[2], 0.06, 1e-15);
+  EXPECT_NEAR(adjusted[3], 0.06, 1e-15);
+  // Two models right and wrong on the same images: nothing to test, p = 1.
+  const std::vector<int> truth = {0, 1, 2, 1}, same = {0, 1, 1, 1};
+  const auto mcnemar = mcnemar_exact_test(truth, same, same);
+  EXPECT_EQ(mcnemar.only_a_right + mcnemar.only_b_right, 0);
+  EXPECT_EQ(mcnemar.p_value, 1.0);
 }

@@ -1,5 +1,5 @@
 // scikit-learn as the oracle: 200 random cases with ties, absent classes and tiny sets (reports,
-// ROC, calibration: reliability bins, ECE, MCE, Brier score, NLL); every
+// ROC, calibration: reliability bins, ECE, MCE, Brier score, NLL; DeLong, McNemar, Holm); every
 // number must match to 1e-12 and the report text character for character.
 
 #include <gtest/gtest.h>
@@ -11,6 +11,7 @@
 #include "brainmri/metrics/calibration.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
+#include "brainmri/metrics/significance.hpp"
 #include "test_support.hpp"
 
 using namespace brainmri::metrics;
@@ -152,6 +153,50 @@ TEST(MetricsOracle, EqualsScikitLearnOnRandomCases) {
     if (calibration.contains("nll")) {
       EXPECT_NEAR(negative_log_likelihood(truth, probabilities, k), calibration["nll"].get<double>(), kTolerance)
           << where;
+    }
+
+    // Significance against a second model's scores of the same images: DeLong per class against
+    // the oracle's implementation written from Sun & Xu (and its AUCs against sklearn's), McNemar's
+    // exact test and Holm's correction against statsmodels.
+    const auto& significance = c["significance"];
+    const auto probabilities_b = significance["probabilities_b"].get<std::vector<double>>();
+    for (int label = 0; label < k; ++label) {
+      const auto& expected_test = significance["delong"][static_cast<std::size_t>(label)];
+      std::vector<int> positive(truth.size());
+      std::vector<double> a(truth.size()), b(truth.size());
+      for (std::size_t i = 0; i < truth.size(); ++i) {
+        positive[i] = truth[i] == label ? 1 : 0;
+        a[i] = probabilities[i * static_cast<std::size_t>(k) + static_cast<std::size_t>(label)];
+        b[i] = probabilities_b[i * static_cast<std::size_t>(k) + static_cast<std::size_t>(label)];
+      }
+      const auto test = delong_test(positive, a, b);
+      const std::string here = where + " DeLong class " + std::to_string(label);
+      if (expected_test.is_null()) {
+        EXPECT_TRUE(std::isnan(test.p_value)) << here;
+        continue;
+      }
+      EXPECT_NEAR(test.auc_a, expected_test["auc_a"].get<double>(), kTolerance) << here;
+      EXPECT_NEAR(test.auc_b, expected_test["auc_b"].get<double>(), kTolerance) << here;
+      if (expected_test.contains("sklearn_auc_a")) {
+        EXPECT_NEAR(test.auc_a, expected_test["sklearn_auc_a"].get<double>(), kTolerance) << here;
+        EXPECT_NEAR(test.auc_b, expected_test["sklearn_auc_b"].get<double>(), kTolerance) << here;
+      }
+      expect_close_or_both_undefined(expected_test["p_value"], test.p_value, here + " p");
+      if (expected_test.contains("z")) {
+        EXPECT_NEAR(test.z, expected_test["z"].get<double>(), 1e-9) << here;
+      }
+    }
+    if (significance.contains("mcnemar_p")) {
+      const auto test = mcnemar_exact_test(truth, argmax_rows(probabilities, k), argmax_rows(probabilities_b, k));
+      EXPECT_NEAR(test.p_value, significance["mcnemar_p"].get<double>(), kTolerance) << where << " McNemar";
+    }
+    if (significance.contains("holm")) {
+      const auto input = significance["holm_input"].get<std::vector<double>>();
+      const auto adjusted = holm_adjusted(input);
+      const auto expected_holm = significance["holm"].get<std::vector<double>>();
+      ASSERT_EQ(adjusted.size(), expected_holm.size()) << where;
+      for (std::size_t i = 0; i < adjusted.size(); ++i)
+        EXPECT_NEAR(adjusted[i], expected_holm[i], kTolerance) << where << " Holm " << i;
     }
     if (testing::Test::HasFailure()) break;  // one broken case is enough to read
   }
