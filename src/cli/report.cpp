@@ -33,8 +33,8 @@ int run_report(int argc, const char* const argv[]) {
     std::cout
         << "Usage: brainmri report RUN [RUN ...] [--output DIR]\n       brainmri report SEARCH_DIR [--output DIR]\n\n"
            "Writes RUN/report/: classification_report.{txt,csv,json} (per fold, pooled out of fold, across folds,\n"
-           "held-out test), confusion_matrix and roc_curves (.png, .svg, .pdf), training_curves (each fold's for a "
-           "CV),\n"
+           "held-out test), confusion_matrix, roc_curves and reliability_diagram (.png, .svg, .pdf), the\n"
+           "calibration (ECE, MCE, Brier score, NLL), training_curves (each fold's for a CV),\n"
            "gradcam_grid (HiResCAM by default) with the model-randomization check and the localization check of\n"
            "the explanation method when the run's checkpoints and dataset are here,\n"
            "tables.{md,tex} for a paper and index.html with all of it. With several runs, also a comparison\n"
