@@ -145,6 +145,26 @@ EvaluationMetrics read_metrics(const fs::path& file) {
   }
 }
 
+CalibrationMetrics calibration_metrics(const Predictions& p, int class_count) {
+  using metrics::CalibrationBinning;
+  constexpr int bins = metrics::kCalibrationBins;
+  const auto top =
+      metrics::top_label_reliability(p.labels, p.probabilities, class_count, bins, CalibrationBinning::EqualWidth);
+  CalibrationMetrics c;
+  c.ece = top.ece;
+  c.mce = top.mce;
+  c.top_label_bins = top.bins;
+  c.ece_equal_mass =
+      metrics::top_label_reliability(p.labels, p.probabilities, class_count, bins, CalibrationBinning::EqualMass).ece;
+  c.classwise_ece =
+      metrics::classwise_ece(p.labels, p.probabilities, class_count, bins, CalibrationBinning::EqualWidth);
+  c.brier = metrics::brier_score(p.labels, p.probabilities, class_count);
+  c.nll = metrics::negative_log_likelihood(p.labels, p.probabilities, class_count);
+  return c;
+}
+
+nlohmann::json to_json(const CalibrationMetrics& calibration) { return calibration_json(calibration); }
+
 EvaluationMetrics evaluation_metrics(const Predictions& p, const std::vector<std::string>& class_names,
                                      std::uint64_t bootstrap_seed, int bootstrap_resamples) {
   const int k = static_cast<int>(class_names.size());
@@ -177,20 +197,8 @@ EvaluationMetrics evaluation_metrics(const Predictions& p, const std::vector<std
   m.macro_auc_classes = roc.classes_in_macro;
   m.macro_auc_interval = intervals.macro_auc;
   m.micro_auc = roc.micro_auc;
-  using metrics::CalibrationBinning;
-  const auto top = metrics::top_label_reliability(p.labels, p.probabilities, k, metrics::kCalibrationBins,
-                                                  CalibrationBinning::EqualWidth);
-  m.calibration.ece = top.ece;
+  m.calibration = calibration_metrics(p, k);
   m.calibration.ece_interval = intervals.top_label_ece;
-  m.calibration.mce = top.mce;
-  m.calibration.top_label_bins = top.bins;
-  m.calibration.ece_equal_mass = metrics::top_label_reliability(p.labels, p.probabilities, k, metrics::kCalibrationBins,
-                                                                CalibrationBinning::EqualMass)
-                                     .ece;
-  m.calibration.classwise_ece =
-      metrics::classwise_ece(p.labels, p.probabilities, k, metrics::kCalibrationBins, CalibrationBinning::EqualWidth);
-  m.calibration.brier = metrics::brier_score(p.labels, p.probabilities, k);
-  m.calibration.nll = metrics::negative_log_likelihood(p.labels, p.probabilities, k);
   m.bootstrap_resamples = bootstrap_resamples;
   m.bootstrap_seed = bootstrap_seed;
   m.bootstrap_level = 0.95;

@@ -6,14 +6,10 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "same_size.hpp"
+
 namespace brainmri::metrics {
 namespace {
-
-void require_same_size(std::size_t a, std::size_t b, const char* what) {
-  if (a != b) {
-    throw std::invalid_argument(std::string(what) + ": " + std::to_string(a) + " values against " + std::to_string(b));
-  }
-}
 
 double pearson(const std::vector<double>& x, const std::vector<double>& y) {
   const auto n = static_cast<double>(x.size());

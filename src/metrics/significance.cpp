@@ -9,13 +9,10 @@
 #include <stdexcept>
 
 #include "brainmri/metrics/correlation.hpp"
+#include "same_size.hpp"
 
 namespace brainmri::metrics {
 namespace {
-
-void require_same_size(std::size_t a, std::size_t b, const char* what) {
-  if (a != b) throw std::invalid_argument(std::string(what) + ": inputs of different sizes");
-}
 
 // Sun & Xu's structural components of one model's AUC: V10 over the positives, V01 over the
 // negatives, and the AUC — all from midranks, so O(n log n).

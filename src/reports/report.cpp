@@ -554,49 +554,30 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
   using metrics::CalibrationBinning;
   const auto& main_predictions = run.main->predictions;
   const int class_count = static_cast<int>(classes.size());
+  auto calibration = evaluation::calibration_metrics(main_predictions, class_count);
+  const auto& stored_calibration = run.main->metrics.calibration;
+  const bool has_ece_interval = stored_calibration.bins == metrics::kCalibrationBins;
+  if (has_ece_interval) calibration.ece_interval = stored_calibration.ece_interval;
   std::vector<ReliabilityPanel> reliability_panels = {
-      {"top label", metrics::top_label_reliability(main_predictions.labels, main_predictions.probabilities, class_count,
-                                                   metrics::kCalibrationBins, CalibrationBinning::EqualWidth)}};
+      {"top label", {calibration.top_label_bins, calibration.ece, calibration.mce}}};
   for (int c = 0; c < class_count; ++c) {
     reliability_panels.push_back(
         {classes[static_cast<std::size_t>(c)],
          metrics::class_reliability(main_predictions.labels, main_predictions.probabilities, class_count, c,
                                     metrics::kCalibrationBins, CalibrationBinning::EqualWidth)});
   }
-  const auto& stored_calibration = run.main->metrics.calibration;
-  const bool has_ece_interval = stored_calibration.bins == metrics::kCalibrationBins;
-  const double top_ece = reliability_panels.front().reliability.ece;
-  report["calibration"] = {
-      {"evaluation", run.main->key},
-      {"bins", metrics::kCalibrationBins},
-      {"ece", number_or_null(top_ece)},
-      {"ece_95ci", has_ece_interval ? json{{"low", number_or_null(stored_calibration.ece_interval.low)},
-                                           {"high", number_or_null(stored_calibration.ece_interval.high)}}
-                                    : json()},
-      {"ece_equal_mass", number_or_null(metrics::top_label_reliability(
-                                            main_predictions.labels, main_predictions.probabilities, class_count,
-                                            metrics::kCalibrationBins, CalibrationBinning::EqualMass)
-                                            .ece)},
-      {"mce", number_or_null(reliability_panels.front().reliability.mce)},
-      {"classwise_ece",
-       number_or_null(metrics::classwise_ece(main_predictions.labels, main_predictions.probabilities, class_count,
-                                             metrics::kCalibrationBins, CalibrationBinning::EqualWidth))},
-      {"brier",
-       number_or_null(metrics::brier_score(main_predictions.labels, main_predictions.probabilities, class_count))},
-      {"nll", number_or_null(metrics::negative_log_likelihood(main_predictions.labels, main_predictions.probabilities,
-                                                              class_count))}};
-  const auto& calibration = report["calibration"];
+  report["calibration"] = evaluation::to_json(calibration);
+  report["calibration"]["evaluation"] = run.main->key;
+  if (!has_ece_interval) report["calibration"]["ece_95ci"] = nullptr;  // an older metrics.json has none
   const std::string calibration_text =
       "Calibration of the " + run.main->title + " (" + std::to_string(main_predictions.labels.size()) + " images, " +
-      std::to_string(metrics::kCalibrationBins) + " equal-width bins): top-label ECE " + fixed(top_ece) +
-      (has_ece_interval ? " [bootstrap 95% interval " + fixed(stored_calibration.ece_interval.low) + ", " +
-                              fixed(stored_calibration.ece_interval.high) + "]"
+      std::to_string(metrics::kCalibrationBins) + " equal-width bins): top-label ECE " + fixed(calibration.ece) +
+      (has_ece_interval ? " [bootstrap 95% interval " + fixed(calibration.ece_interval.low) + ", " +
+                              fixed(calibration.ece_interval.high) + "]"
                         : std::string()) +
-      ", MCE " + fixed(number_or_nan(calibration["mce"])) + ", classwise ECE " +
-      fixed(number_or_nan(calibration["classwise_ece"])) + ", ECE with equal-mass bins " +
-      fixed(number_or_nan(calibration["ece_equal_mass"])) + ", Brier score " +
-      fixed(number_or_nan(calibration["brier"])) + ", negative log-likelihood " +
-      fixed(number_or_nan(calibration["nll"])) + ".";
+      ", MCE " + fixed(calibration.mce) + ", classwise ECE " + fixed(calibration.classwise_ece) +
+      ", ECE with equal-mass bins " + fixed(calibration.ece_equal_mass) + ", Brier score " + fixed(calibration.brier) +
+      ", negative log-likelihood " + fixed(calibration.nll) + ".";
 
   // Tables for a paper.
   const auto rows = paper_rows(run, report);

@@ -68,6 +68,11 @@ nlohmann::json to_json(const EvaluationMetrics& metrics);
 EvaluationMetrics metrics_from_json(const nlohmann::json& json);    // throws nlohmann::json::exception
 EvaluationMetrics read_metrics(const std::filesystem::path& file);  // throws std::runtime_error naming the file
 
+// The calibration of a prediction set, without the ECE's bootstrap interval (evaluation_metrics
+// adds it), and its JSON as metrics.json holds it.
+CalibrationMetrics calibration_metrics(const Predictions& predictions, int class_count);
+nlohmann::json to_json(const CalibrationMetrics& calibration);
+
 // Every metric of a prediction set: accuracy, per-class and averaged precision/recall/F1,
 // confusion matrix, per-class/macro/micro AUC and bootstrap 95% intervals (seeded).
 EvaluationMetrics evaluation_metrics(const Predictions& predictions, const std::vector<std::string>& class_names,
