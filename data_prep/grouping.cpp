@@ -2,11 +2,9 @@
 
 #include <algorithm>
 #include <numeric>
-#include <random>
 #include <stdexcept>
 #include <unordered_map>
 
-#include "brainmri/data/dataset_format.hpp"
 #include "hashing.hpp"
 
 namespace brainmri::prep {
@@ -107,69 +105,6 @@ DuplicateGroups find_duplicate_groups(std::span<const std::string> content_hashe
     });
   }
   return result;
-}
-
-std::vector<int> assign_group_folds(std::span<const int> labels, std::span<const int> splits,
-                                    std::span<const int> group_of_sample, int class_count, const FoldOptions& options) {
-  const std::size_t n = labels.size();
-  if (splits.size() != n || group_of_sample.size() != n) throw std::invalid_argument("fold inputs differ in length");
-  if (options.fold_count < 2) throw std::invalid_argument("at least 2 folds are needed");
-  std::vector<int> fold(n, 0);
-
-  const int group_count = n == 0 ? 0 : *std::max_element(group_of_sample.begin(), group_of_sample.end()) + 1;
-  std::vector<std::vector<std::size_t>> members(static_cast<std::size_t>(group_count));
-  for (std::size_t i = 0; i < n; ++i) members[static_cast<std::size_t>(group_of_sample[i])].push_back(i);
-
-  std::vector<std::size_t> assignable_groups;
-  for (std::size_t g = 0; g < members.size(); ++g) {
-    const bool touches_held_out =
-        options.held_out_split && std::any_of(members[g].begin(), members[g].end(),
-                                              [&](std::size_t i) { return splits[i] == *options.held_out_split; });
-    if (touches_held_out) {
-      for (auto i : members[g]) {
-        fold[i] = splits[i] == *options.held_out_split ? data::format::kFoldHeldOut : data::format::kFoldExcludedLeak;
-      }
-    } else if (!members[g].empty()) {
-      assignable_groups.push_back(g);
-    }
-  }
-
-  // Large groups first, because they are the hard ones to balance; a seeded shuffle before the
-  // stable sort decides among equal sizes, so the seed changes which singletons land together.
-  std::mt19937_64 random(options.seed);
-  std::shuffle(assignable_groups.begin(), assignable_groups.end(), random);
-  std::stable_sort(assignable_groups.begin(), assignable_groups.end(),
-                   [&](std::size_t a, std::size_t b) { return members[a].size() > members[b].size(); });
-  std::vector<int> fold_order(static_cast<std::size_t>(options.fold_count));
-  std::iota(fold_order.begin(), fold_order.end(), 0);
-  std::shuffle(fold_order.begin(), fold_order.end(), random);
-
-  const auto k = static_cast<std::size_t>(options.fold_count);
-  std::vector<std::vector<std::int64_t>> class_count_in_fold(k, std::vector<std::int64_t>(class_count, 0));
-  std::vector<std::int64_t> fold_size(k, 0);
-  std::vector<std::int64_t> group_classes(class_count, 0);
-  for (const auto g : assignable_groups) {
-    std::fill(group_classes.begin(), group_classes.end(), 0);
-    for (auto i : members[g]) ++group_classes[labels[i]];
-    // Choose the fold where adding the group raises the sum of squared class counts least: the
-    // fold poorest in the group's classes, then the smallest fold.
-    int best_fold = -1;
-    std::int64_t best_cost = 0;
-    for (const int f : fold_order) {
-      std::int64_t cost = 0;
-      for (int c = 0; c < class_count; ++c) {
-        cost += group_classes[c] * (2 * class_count_in_fold[f][c] + group_classes[c]);
-      }
-      if (best_fold < 0 || cost < best_cost || (cost == best_cost && fold_size[f] < fold_size[best_fold])) {
-        best_fold = f;
-        best_cost = cost;
-      }
-    }
-    for (int c = 0; c < class_count; ++c) class_count_in_fold[best_fold][c] += group_classes[c];
-    fold_size[best_fold] += static_cast<std::int64_t>(members[g].size());
-    for (auto i : members[g]) fold[i] = best_fold;
-  }
-  return fold;
 }
 
 }  // namespace brainmri::prep

@@ -1,9 +1,8 @@
 #pragma once
-// The pure, testable decisions of packing: which shard a sample goes to, which samples are
-// duplicates of each other, and which cross-validation fold each sample belongs to.
+// The pure, testable decisions of packing: which shard a sample goes to and which samples are
+// duplicates of each other (the folds are dealt by brainmri/data/folds.hpp, which runs share).
 
 #include <cstdint>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -30,18 +29,5 @@ struct DuplicateGroups {
 // blocks, so only hashes sharing a block value are compared.
 DuplicateGroups find_duplicate_groups(std::span<const std::string> content_hashes,
                                       std::span<const std::uint64_t> perceptual_hashes, int near_bits);
-
-struct FoldOptions {
-  int fold_count = 5;
-  std::uint64_t seed = 0;
-  std::optional<int> held_out_split;  // samples of this split are the fixed test set
-};
-
-// Stratified group k-fold. No group is split across folds; per class, fold sizes differ by at
-// most one whenever the multi-member groups allow it. Held-out samples get kFoldHeldOut; other
-// members of a group that touches the held-out split get kFoldExcludedLeak, so no fold trains
-// on a copy of a test image.
-std::vector<int> assign_group_folds(std::span<const int> labels, std::span<const int> splits,
-                                    std::span<const int> group_of_sample, int class_count, const FoldOptions& options);
 
 }  // namespace brainmri::prep

@@ -217,14 +217,21 @@ json build_audit(const fs::path& dataset_dir) {
       }
       groups_split += folds.size() > 1;
     }
-    audit["folds"] = {{"fold_count", m.folds.fold_count},
-                      {"seed", m.folds.seed},
-                      {"held_out_split", m.folds.held_out_split},
-                      {"class_counts_per_fold", per_fold},
-                      {"max_class_spread_across_folds", worst_spread},
-                      {"held_out_samples", held_out},
-                      {"excluded_duplicates_of_held_out", excluded},
-                      {"duplicate_groups_split_across_folds", groups_split}};
+    std::vector<std::string> split_of_sample(samples.size());
+    std::transform(samples.begin(), samples.end(), split_of_sample.begin(),
+                   [](const SampleInfo& sample) { return sample.split; });
+    const auto contaminated = data::contaminated_held_out(m, split_of_sample, m.folds.held_out_split);
+    audit["folds"] = {
+        {"fold_count", m.folds.fold_count},
+        {"seed", m.folds.seed},
+        {"held_out_split", m.folds.held_out_split},
+        {"holdout_policy", name_of(m.folds.holdout_policy)},
+        {"held_out_samples_with_copy_in_folds", std::count(contaminated.begin(), contaminated.end(), true)},
+        {"class_counts_per_fold", per_fold},
+        {"max_class_spread_across_folds", worst_spread},
+        {"held_out_samples", held_out},
+        {"excluded_duplicates_of_held_out", excluded},
+        {"duplicate_groups_split_across_folds", groups_split}};
   }
   return audit;
 }
@@ -274,8 +281,9 @@ std::string render_audit(const json& a) {
     out << "\nFolds: " << f["fold_count"] << " (seed " << f["seed"] << ")";
     if (!f["held_out_split"].get<std::string>().empty()) {
       out << ", held-out split " << f["held_out_split"].get<std::string>() << " (" << f["held_out_samples"]
-          << " images), " << f["excluded_duplicates_of_held_out"]
-          << " training images excluded as duplicates of held-out images";
+          << " images), policy " << f.value("holdout_policy", std::string("drop-train")) << ": "
+          << f["excluded_duplicates_of_held_out"] << " training images excluded as copies of held-out images, "
+          << f.value("held_out_samples_with_copy_in_folds", 0) << " held-out images with a copy in the folds";
     }
     out << "\n";
     int index = 0;

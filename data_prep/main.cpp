@@ -85,6 +85,7 @@ int run_pack(int argc, const char* const argv[]) {
     ("folds", po::value<int>()->default_value(0), "write a stratified group k-fold assignment with K folds (0: none)")
     ("seed", po::value<std::uint64_t>()->default_value(42), "seed of the fold assignment")
     ("holdout-split", po::value<std::string>()->default_value(""), "keep this split (e.g. Testing) out of the folds as a fixed test set")
+    ("holdout-policy", po::value<std::string>()->default_value("split-test"), "training images that copy a held-out image: split-test (keep them; the test split is evaluated in a clean part, without a copy in training, and a contaminated part) or drop-train (exclude them from every fold)")
     ("strict", po::bool_switch(), "fail on any unreadable input instead of skipping it")
     ("quiet,q", po::bool_switch(), "log only errors (--log-level error)")
     ("log-level", po::value<std::string>()->default_value(brainmri::name_of(brainmri::logging::level())), "what the log (stderr, timestamped) shows: trace, debug, info, warning, error or off; the default comes from BRAINMRI_LOG_LEVEL, else info")
@@ -148,6 +149,11 @@ int run_pack(int argc, const char* const argv[]) {
   pack.seed = vm["seed"].as<std::uint64_t>();
   pack.held_out_split = vm["holdout-split"].as<std::string>();
   if (!pack.held_out_split.empty() && pack.fold_count == 0) throw UsageError("--holdout-split needs --folds");
+  try {
+    pack.holdout_policy = brainmri::parse_enum<brainmri::data::HoldoutPolicy>(vm["holdout-policy"].as<std::string>());
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--holdout-policy: ") + e.what());
+  }
   pack.strict = vm["strict"].as<bool>();
   pack.command_line.assign(argv, argv + argc);
   const bool quiet = vm["quiet"].as<bool>();

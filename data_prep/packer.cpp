@@ -356,7 +356,7 @@ void analyse_dataset(const PackOptions& options, const Discovery& discovery, con
   }
 
   if (options.fold_count >= 2) {
-    FoldOptions fold_options{options.fold_count, options.seed, std::nullopt};
+    data::FoldOptions fold_options{options.fold_count, options.seed, std::nullopt, options.holdout_policy};
     if (!options.held_out_split.empty()) {
       fold_options.held_out_split = static_cast<int>(
           std::find(discovery.split_names.begin(), discovery.split_names.end(), options.held_out_split) -
@@ -365,8 +365,10 @@ void analyse_dataset(const PackOptions& options, const Discovery& discovery, con
     manifest.folds.fold_count = options.fold_count;
     manifest.folds.seed = options.seed;
     manifest.folds.held_out_split = options.held_out_split;
-    manifest.folds.fold_of_sample = assign_group_folds(packed.labels, packed.splits, duplicates.group_of_sample,
-                                                       static_cast<int>(discovery.class_names.size()), fold_options);
+    manifest.folds.holdout_policy = options.holdout_policy;
+    manifest.folds.fold_of_sample =
+        data::assign_group_folds(packed.labels, packed.splits, duplicates.group_of_sample,
+                                 static_cast<int>(discovery.class_names.size()), fold_options);
   }
 }
 

@@ -35,6 +35,7 @@ struct PackOptions {
   int fold_count = 0;           // 0: no fold assignment
   std::uint64_t seed = 0;
   std::string held_out_split;  // empty: none
+  data::HoldoutPolicy holdout_policy = data::HoldoutPolicy::SplitTest;
   bool strict = false;
   std::vector<std::string> command_line;
   std::function<void(const std::string&)> progress;  // receives occasional status lines

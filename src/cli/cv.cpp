@@ -14,7 +14,7 @@ int run_cv(int argc, const char* const argv[], const distributed::MpiEnvironment
   auto setup =
       prepare_training(argc, argv, options, environment, "cv", [&](const po::variables_map& vm, const auto& config) {
         apply_options(vm, experiments::cross_validation_options(), cv);
-        experiments::plan_cross_validation(config, cv, data::ShardedDataset(config.data.dataset), environment.size());
+        experiments::plan_cross_validation(config, cv, experiments::open_dataset(config.data), environment.size());
         return to_ini(experiments::cross_validation_options(), cv);
       });
   if (setup.help) {

@@ -54,7 +54,7 @@ int run_train(int argc, const char* const argv[], const distributed::MpiEnvironm
   return run_or_abort_job(environment, "train", [&] {
     const auto communicator = distributed::make_communicator(environment, config.distribution.backend, setup.device,
                                                              {experiments::communication_timeout(config)});
-    const data::ShardedDataset dataset(config.data.dataset);
+    const data::ShardedDataset dataset = experiments::open_dataset(config.data);
     const auto outcome = experiments::train_run(config, experiments::RunPlacement::of(config), dataset, *communicator,
                                                 setup.device, say, "train", to_ini(experiments::run_options(), config));
     if (communicator->rank() == 0) {
@@ -100,7 +100,18 @@ int run_evaluate(int argc, const char* const argv[], const distributed::MpiEnvir
     const auto communicator = distributed::make_communicator(environment, distributed::Backend::Auto, device);
     const auto result = experiments::evaluate_checkpoint(request, *communicator, device);
     if (communicator->rank() == 0) {
-      std::cout << result.report << "\nWrote " << (result.output / "predictions.h5").string()
+      std::cout << result.report;
+      if (result.clean && result.contaminated) {
+        const auto part = [](const char* name, const evaluation::EvaluationMetrics& m, const char* what) {
+          std::cout << name << " part, " << m.samples << " images " << what << ": accuracy " << m.accuracy
+                    << ", macro-F1 " << m.macro_average.f1 << "\n";
+        };
+        std::cout << "\n";
+        part("Clean", *result.clean, "(no exact or near copy in the other splits)");
+        part("Contaminated", *result.contaminated, "(a copy in the other splits)");
+        std::cout << "(each part in its own folder: clean/, contaminated/)\n";
+      }
+      std::cout << "\nWrote " << (result.output / "predictions.h5").string()
                 << ", metrics.json and classification_report.txt\n";
     }
     return kExitOk;

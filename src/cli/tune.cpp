@@ -14,7 +14,7 @@ int run_tune(int argc, const char* const argv[], const distributed::MpiEnvironme
   auto setup =
       prepare_training(argc, argv, options, environment, "tune", [&](const po::variables_map& vm, const auto& config) {
         apply_options(vm, experiments::search_options(), search);
-        experiments::plan_search(config, search, data::ShardedDataset(config.data.dataset), environment.size());
+        experiments::plan_search(config, search, experiments::open_dataset(config.data), environment.size());
         return to_ini(experiments::search_options(), search);
       });
   if (setup.help) {

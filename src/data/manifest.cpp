@@ -44,6 +44,7 @@ std::string serialize_manifest(const Manifest& m) {
   json folds = {{"fold_count", m.folds.fold_count},
                 {"seed", m.folds.seed},
                 {"held_out_split", m.folds.held_out_split},
+                {"holdout_policy", name_of(m.folds.holdout_policy)},
                 {"fold_of_sample", m.folds.fold_of_sample}};
   json j = {{"format_version", m.format_version},
             {"tool_version", m.tool_version},
@@ -99,9 +100,14 @@ Manifest parse_manifest(std::string_view text, const std::string& source) {
     folds.at("fold_count").get_to(m.folds.fold_count);
     folds.at("seed").get_to(m.folds.seed);
     folds.at("held_out_split").get_to(m.folds.held_out_split);
+    m.folds.holdout_policy = folds.contains("holdout_policy")
+                                 ? parse_enum<HoldoutPolicy>(folds.at("holdout_policy").get<std::string>())
+                                 : HoldoutPolicy::DropTrain;
     folds.at("fold_of_sample").get_to(m.folds.fold_of_sample);
     j.at("rejected").get_to(m.rejected);
   } catch (const json::exception& e) {
+    throw ManifestError(source + ": malformed manifest: " + e.what());
+  } catch (const std::invalid_argument& e) {
     throw ManifestError(source + ": malformed manifest: " + e.what());
   }
 

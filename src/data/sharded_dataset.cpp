@@ -8,8 +8,9 @@
 
 namespace brainmri::data {
 
-ShardedDataset::ShardedDataset(std::filesystem::path directory)
-    : directory_(std::move(directory)), manifest_(read_manifest(directory_)) {
+ShardedDataset::ShardedDataset(std::filesystem::path directory, FoldGrouping folds_by)
+    : directory_(std::move(directory)), folds_by_(folds_by), manifest_(read_manifest(directory_)) {
+  std::vector<std::string> content_hashes;
   labels_.reserve(static_cast<std::size_t>(manifest_.sample_count));
   for (const auto& entry : manifest_.shards) {
     const auto path = directory_ / entry.file;
@@ -27,6 +28,13 @@ ShardedDataset::ShardedDataset(std::filesystem::path directory)
     labels_.insert(labels_.end(), columns.labels.begin(), columns.labels.end());
     std::move(columns.source_split.begin(), columns.source_split.end(), std::back_inserter(splits_));
     std::move(columns.source_paths.begin(), columns.source_paths.end(), std::back_inserter(paths_));
+    if (folds_by_ == FoldGrouping::ExactCopies) {
+      std::move(columns.content_hash.begin(), columns.content_hash.end(), std::back_inserter(content_hashes));
+    }
+  }
+  if (folds_by_ != FoldGrouping::DuplicateGroups) {
+    require_folds();
+    manifest_.folds.fold_of_sample = refold(manifest_, labels_, splits_, content_hashes, folds_by_);
   }
 }
 

@@ -221,6 +221,59 @@ EvaluationMetrics write_evaluation(const fs::path& directory, const Predictions&
   return metrics;
 }
 
+json to_json(const Scores& s) {
+  return {
+      {"accuracy", s.accuracy}, {"macro_f1", s.macro_f1}, {"macro_auc", number_or_null(s.macro_auc)}, {"loss", s.loss}};
+}
+
+namespace {
+
+// The clean and the contaminated rows of a held-out prediction set.
+std::pair<Predictions, Predictions> held_out_parts(const Predictions& p, const std::vector<bool>& contaminated,
+                                                   int class_count) {
+  const auto is_contaminated = [&](std::int64_t id) { return contaminated.at(static_cast<std::size_t>(id)); };
+  return {select_predictions(
+              p, [&](std::int64_t id) { return !is_contaminated(id); }, class_count),
+          select_predictions(p, is_contaminated, class_count)};
+}
+
+}  // namespace
+
+HeldOutEvaluation write_held_out_evaluation(const fs::path& directory, const Predictions& p,
+                                            const std::vector<std::string>& class_names, json context,
+                                            std::uint64_t bootstrap_seed, const std::vector<bool>& contaminated) {
+  const int k = static_cast<int>(class_names.size());
+  const auto [clean, dirty] = held_out_parts(p, contaminated, k);
+  context["held_out_parts"] = {{"clean", clean.labels.size()}, {"contaminated", dirty.labels.size()}};
+  HeldOutEvaluation result;
+  context["part"] = "all";
+  result.all = write_evaluation(directory, p, class_names, context, bootstrap_seed);
+  if (clean.labels.empty() || dirty.labels.empty()) {
+    if (!clean.labels.empty()) result.clean = result.all;
+    if (!dirty.labels.empty()) result.contaminated = result.all;
+    return result;
+  }
+  context["part"] = "clean";
+  result.clean = write_evaluation(directory / "clean", clean, class_names, context, bootstrap_seed);
+  context["part"] = "contaminated";
+  result.contaminated = write_evaluation(directory / "contaminated", dirty, class_names, context, bootstrap_seed);
+  return result;
+}
+
+json held_out_parts_json(const Predictions& p, const std::vector<bool>& contaminated, int class_count) {
+  const auto [clean, dirty] = held_out_parts(p, contaminated, class_count);
+  json parts;
+  for (const auto& [name, part] : {std::pair{"clean", &clean}, std::pair{"contaminated", &dirty}}) {
+    if (part->labels.empty()) {
+      parts[name] = nullptr;
+      continue;
+    }
+    parts[name] = to_json(score_predictions(*part, class_count));
+    parts[name]["samples"] = part->labels.size();
+  }
+  return parts;
+}
+
 json across_folds_json(const std::vector<double>& values) {
   if (values.empty()) return nullptr;
   const auto s = metrics::spread_of_proportions(values);

@@ -1,5 +1,9 @@
 #include "brainmri/evaluation/predictions.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/data/hdf5.hpp"
 #include "brainmri/metrics/classification.hpp"
@@ -29,6 +33,47 @@ Predictions read_predictions(const fs::path& path) {
   p.labels.assign(labels.begin(), labels.end());
   p.probabilities = hdf5::read_double_array(file, "probabilities").values;
   return p;
+}
+
+double mean_log_loss(const std::vector<double>& probabilities, const std::vector<int>& labels, int class_count) {
+  if (labels.empty()) return 0;
+  double total = 0;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    total -= std::log(std::max(
+        probabilities[i * static_cast<std::size_t>(class_count) + static_cast<std::size_t>(labels[i])], 1e-12));
+  }
+  return total / static_cast<double>(labels.size());
+}
+
+Predictions average_predictions(const std::vector<Predictions>& members, int class_count) {
+  if (members.empty()) throw std::invalid_argument("an ensemble needs at least one prediction set");
+  Predictions mean = members.front();
+  for (std::size_t m = 1; m < members.size(); ++m) {
+    if (members[m].sample_ids != mean.sample_ids || members[m].probabilities.size() != mean.probabilities.size()) {
+      throw std::invalid_argument("the ensemble's members are not predictions of the same images");
+    }
+    for (std::size_t i = 0; i < mean.probabilities.size(); ++i) mean.probabilities[i] += members[m].probabilities[i];
+  }
+  const auto count = static_cast<double>(members.size());
+  for (auto& p : mean.probabilities) p /= count;
+  mean.loss = mean_log_loss(mean.probabilities, mean.labels, class_count);
+  return mean;
+}
+
+Predictions select_predictions(const Predictions& predictions, const std::function<bool(std::int64_t)>& keep,
+                               int class_count) {
+  Predictions kept;
+  const auto k = static_cast<std::size_t>(class_count);
+  for (std::size_t i = 0; i < predictions.sample_ids.size(); ++i) {
+    if (!keep(predictions.sample_ids[i])) continue;
+    kept.sample_ids.push_back(predictions.sample_ids[i]);
+    kept.labels.push_back(predictions.labels[i]);
+    kept.probabilities.insert(kept.probabilities.end(),
+                              predictions.probabilities.begin() + static_cast<std::ptrdiff_t>(i * k),
+                              predictions.probabilities.begin() + static_cast<std::ptrdiff_t>((i + 1) * k));
+  }
+  kept.loss = mean_log_loss(kept.probabilities, kept.labels, class_count);
+  return kept;
 }
 
 Scores score_predictions(const Predictions& p, int class_count) {

@@ -20,6 +20,7 @@ const std::vector<Option<CheckpointEvaluation>>& checkpoint_evaluation_options()
     as_input_path(bind_option<C>("data", kGroup, "dataset directory written by brainmri-prep (required)", [](auto& c) -> auto& { return c.dataset; })),
     bind_option<C>("split", kGroup, "evaluate this split (e.g. Testing)", [](auto& c) -> auto& { return c.split; }),
     bind_option<C>("fold", kGroup, "or: evaluate this fold of the dataset's k-fold (-1: neither; no split either: every image)", [](auto& c) -> auto& { return c.fold; }),
+    bind_option<C>("folds-by", kGroup, "with --fold: how the run that trained the checkpoint dealt the folds (group, exact-groups or random; its config.ini says)", [](auto& c) -> auto& { return c.folds_by; }),
     bind_option<C>("output", kGroup, "where to write predictions.h5, metrics.json and classification_report.txt (default: next to the checkpoint, eval-SELECTION)", [](auto& c) -> auto& { return c.output; }),
     bind_option<C>("device", kGroup, "auto, cpu or cuda", [](auto& c) -> auto& { return c.device; }),
     bind_option<C>("threads", kGroup, "CPU threads for LibTorch (0: its default)", [](auto& c) -> auto& { return c.threads; }),
@@ -41,7 +42,7 @@ CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& reque
                                                distributed::Communicator& communicator, const torch::Device& device) {
   validate(request);
   auto model = models::load_model_from_checkpoint(request.checkpoint, device);
-  const data::ShardedDataset dataset(request.dataset);
+  const data::ShardedDataset dataset(request.dataset, request.folds_by);
   const auto& m = model->options();
   if (m.image_size != dataset.image_size() || m.input_channels != dataset.channels() ||
       m.num_classes != static_cast<int>(dataset.class_names().size())) {
@@ -83,8 +84,18 @@ CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& reque
                         {"dataset", fs::absolute(dataset.directory()).string()},
                         {"selection", selection},
                         {"model", model->model_name()}};
-  result.metrics =
-      evaluation::write_evaluation(result.output, predictions, dataset.class_names(), context, request.bootstrap_seed);
+  if (request.split.empty()) {
+    result.metrics = evaluation::write_evaluation(result.output, predictions, dataset.class_names(), context,
+                                                  request.bootstrap_seed);
+  } else {
+    // A split is scored in parts: its images with and without a copy in the other splits.
+    const auto parts =
+        evaluation::write_held_out_evaluation(result.output, predictions, dataset.class_names(), context,
+                                              request.bootstrap_seed, dataset.contaminated(request.split));
+    result.metrics = parts.all;
+    result.clean = parts.clean;
+    result.contaminated = parts.contaminated;
+  }
   const int k = static_cast<int>(dataset.class_names().size());
   const auto predicted = metrics::argmax_rows(predictions.probabilities, k);
   result.report = metrics::format_classification_report(

@@ -23,27 +23,6 @@ using nlohmann::json;
 
 namespace {
 
-// The fold models' ensemble: the mean of their class probabilities on each test image.
-evaluation::Predictions ensemble_of(const std::vector<evaluation::Predictions>& members, std::size_t classes) {
-  evaluation::Predictions ensemble = members.front();
-  const auto models = static_cast<double>(members.size());
-  for (std::size_t m = 1; m < members.size(); ++m) {
-    if (members[m].sample_ids != ensemble.sample_ids) {
-      throw std::runtime_error("the fold models' test predictions are not of the same images");
-    }
-    for (std::size_t i = 0; i < ensemble.probabilities.size(); ++i)
-      ensemble.probabilities[i] += members[m].probabilities[i];
-  }
-  ensemble.loss = 0;
-  for (std::size_t i = 0; i < ensemble.labels.size(); ++i) {
-    for (std::size_t c = 0; c < classes; ++c) ensemble.probabilities[i * classes + c] /= models;
-    ensemble.loss -=
-        std::log(std::max(ensemble.probabilities[i * classes + static_cast<std::size_t>(ensemble.labels[i])], 1e-12)) /
-        static_cast<double>(ensemble.labels.size());
-  }
-  return ensemble;
-}
-
 using evaluation::number_or_nan;
 using evaluation::number_or_null;
 
@@ -106,28 +85,61 @@ std::string summary_table(const json& summary, const std::string& test_split, st
   }
   if (summary.contains("test")) {
     const auto& t = summary["test"];
-    std::snprintf(line, sizeof(line), "\nHeld-out test set (split %s, %zu images, never trained or selected on):\n\n",
+    std::snprintf(line, sizeof(line), "\nHeld-out test set (split %s, %zu images, never trained or selected on)",
                   test_split.c_str(), t["samples"].get<std::size_t>());
-    table << line << "| model | accuracy | macro-F1 | macro AUC |\n|---|---|---|---|\n";
+    table << line;
     auto model_row = [&](const std::string& name, const json& scores) {
+      if (scores.is_null()) return;
       std::snprintf(line, sizeof(line), "| %s | %.4f | %.4f | %.4f |\n", name.c_str(), scores["accuracy"].get<double>(),
                     scores["macro_f1"].get<double>(), number_or_nan(scores["macro_auc"]));
       table << line;
     };
-    for (const auto& f : summary["folds"]) {
-      if (f.contains("test")) model_row(f["fold"].get<std::string>() + " model", f["test"]);
-    }
-    const auto& fm = t["fold_models"];
     auto spread = [&](const json& m) {
       char text[64];
       std::snprintf(text, sizeof(text), "%.4f ± %.4f", m["mean"].get<double>(), number_or_nan(m["std"]));
       return std::string(text);
     };
-    table << "| fold models, mean ± std | " << spread(fm["accuracy"]) << " | " << spread(fm["macro_f1"]) << " | "
-          << (fm["macro_auc"].is_null() ? std::string("n/a") : spread(fm["macro_auc"])) << " |\n";
-    model_row("ensemble of the fold models", t["ensemble"]);
-    if (summary.contains("final") && summary["final"]["test"].is_object()) {
-      model_row("final model (all folds)", summary["final"]["test"]);
+    // One table per part; `part` empty: every image. `scores_of` finds a part in a model's scores.
+    auto part_table = [&](const std::string& part, const json& part_summary) {
+      const auto scores_of = [&](const json& scores) -> json {
+        if (part.empty()) return scores;
+        return scores.is_object() && scores.contains(part) ? scores[part] : json();
+      };
+      table << "| model | accuracy | macro-F1 | macro AUC |\n|---|---|---|---|\n";
+      for (const auto& f : summary["folds"]) {
+        if (f.contains("test")) model_row(f["fold"].get<std::string>() + " model", scores_of(f["test"]));
+      }
+      const auto& fm = part_summary["fold_models"];
+      if (fm.is_object() && fm.contains("accuracy") && !fm["accuracy"].is_null()) {
+        table << "| fold models, mean ± std | " << spread(fm["accuracy"]) << " | " << spread(fm["macro_f1"]) << " | "
+              << (fm["macro_auc"].is_null() ? std::string("n/a") : spread(fm["macro_auc"])) << " |\n";
+      }
+      model_row("ensemble of the fold models", part_summary["ensemble"]);
+      if (summary.contains("final") && summary["final"]["test"].is_object()) {
+        model_row("final model (all folds)", scores_of(summary["final"]["test"]));
+      }
+    };
+    if (!t.contains("clean")) {  // written before the held-out split was evaluated in parts
+      table << ":\n\n";
+      part_table("", t);
+    } else {
+      const auto clean = t["clean"]["samples"].get<std::size_t>();
+      const auto contaminated = t["contaminated"]["samples"].get<std::size_t>();
+      std::snprintf(line, sizeof(line),
+                    ". %zu images are clean (no exact or near copy among the training images), %zu contaminated "
+                    "(held-out policy %s).\n",
+                    clean, contaminated, t.value("holdout_policy", std::string("split-test")).c_str());
+      table << line;
+      if (clean > 0) {
+        table << "\nClean part, " << clean << " images (what the model does on images it has not seen):\n\n";
+        part_table("clean", t["clean"]);
+      }
+      if (contaminated > 0) {
+        table << "\nContaminated part, " << contaminated << " images (a copy was trained on):\n\n";
+        part_table("contaminated", t["contaminated"]);
+      }
+      table << "\nAll " << t["samples"].get<std::size_t>() << " images:\n\n";
+      part_table("", t);
     }
   }
   if (summary.contains("final")) {
@@ -189,7 +201,7 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
 CrossValidationResult cross_validate(const RunConfig& config, const CrossValidationConfig& cv,
                                      const distributed::MpiEnvironment& environment, distributed::Communicator& world,
                                      const torch::Device& device, const Messages& messages) {
-  const data::ShardedDataset dataset(config.data.dataset);
+  const data::ShardedDataset dataset = open_dataset(config.data);
   const auto plan = plan_cross_validation(config, cv, dataset, world.size());
   const fs::path output = config.output.directory;
   const std::string config_text = cross_validation_ini(config, cv);
@@ -217,6 +229,7 @@ CrossValidationResult cross_validate(const RunConfig& config, const CrossValidat
     }
     json partial = {{"model", config.model.architecture},
                     {"dataset", fs::absolute(dataset.directory()).string()},
+                    {"folds_by", name_of(dataset.folds_by())},
                     {"complete", false},
                     {"jobs_settled", event.settled},
                     {"jobs", event.known},
@@ -296,7 +309,7 @@ CrossValidationResult summarize_cross_validation(const fs::path& directory, cons
   CrossValidationConfig cv;
   read_experiment_config(directory / "config.ini", config, &cv, nullptr);
   config.output.directory = directory;
-  const data::ShardedDataset dataset(config.data.dataset);
+  const data::ShardedDataset dataset = open_dataset(config.data);
   const auto plan = plan_cross_validation(config, cv, dataset, cv.jobs.ranks_per_job);
   FixedJobs jobs(job_names(plan, cv));
   const auto statuses = settled_jobs(directory, jobs, cv.jobs.max_retries, "cv");
@@ -315,6 +328,7 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
   // Aggregates, on rank 0: per fold, across folds, and pooled out of fold.
   json per_fold = json::array();
   ScoresAcrossFolds validation_scores, test_scores;
+  std::map<std::string, ScoresAcrossFolds> test_part_scores;  // "clean", "contaminated"
   evaluation::Predictions pooled;
   double pooled_loss = 0;
   std::vector<evaluation::Predictions> test_predictions;  // one per fold model, for the ensemble
@@ -329,6 +343,10 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
     if (status.result.contains("test")) {
       per_fold.back()["test"] = status.result["test"];
       test_scores.add(status.result["test"]);
+      for (const char* part : {"clean", "contaminated"}) {
+        if (status.result["test"].contains(part) && !status.result["test"][part].is_null())
+          test_part_scores[part].add(status.result["test"][part]);
+      }
       test_predictions.push_back(evaluation::read_predictions(output / job / "test" / "predictions.h5"));
     }
     validation_scores.add(status.result);
@@ -355,6 +373,7 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
   }
   json summary = {{"model", config.model.architecture},
                   {"dataset", fs::absolute(dataset.directory()).string()},
+                  {"folds_by", name_of(dataset.folds_by())},
                   {"folds", per_fold},
                   {"failed", result.failed},
                   {"complete", true},
@@ -374,21 +393,35 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
                               {"macro_auc", number_or_null(oof.macro_auc)}};
   }
   if (!test_predictions.empty()) {
-    const auto ensemble = ensemble_of(test_predictions, dataset.class_names().size());
+    const auto ensemble =
+        evaluation::average_predictions(test_predictions, static_cast<int>(dataset.class_names().size()));
     const json context = {{"command", "cv"},
                           {"dataset", summary["dataset"]},
                           {"selection", "split " + plan.test_split + " (held out), mean of " +
                                             std::to_string(test_predictions.size()) + " fold models"},
                           {"model", summary["model"]}};
-    const auto m = evaluation::write_evaluation(output / "test_ensemble", ensemble, dataset.class_names(), context,
-                                                config.output.bootstrap_seed);
-    summary["test"] = {
-        {"split", plan.test_split},
-        {"samples", ensemble.labels.size()},
-        {"fold_models", json::object()},
-        {"ensemble",
-         {{"accuracy", m.accuracy}, {"macro_f1", m.macro_average.f1}, {"macro_auc", number_or_null(m.macro_auc)}}}};
+    const auto contaminated = dataset.contaminated(plan.test_split);
+    const auto m = evaluation::write_held_out_evaluation(output / "test_ensemble", ensemble, dataset.class_names(),
+                                                         context, config.output.bootstrap_seed, contaminated);
+    const auto headline = [](const evaluation::EvaluationMetrics& e) {
+      return json{
+          {"accuracy", e.accuracy}, {"macro_f1", e.macro_average.f1}, {"macro_auc", number_or_null(e.macro_auc)}};
+    };
+    summary["test"] = {{"split", plan.test_split},
+                       {"holdout_policy", name_of(dataset.manifest().folds.holdout_policy)},
+                       {"samples", ensemble.labels.size()},
+                       {"fold_models", json::object()},
+                       {"ensemble", headline(m.all)}};
     test_scores.write_into(summary["test"]["fold_models"]);
+    for (const auto& [part, metrics] : {std::pair{"clean", &m.clean}, std::pair{"contaminated", &m.contaminated}}) {
+      if (!metrics->has_value()) {
+        summary["test"][part] = {{"samples", 0}};
+        continue;
+      }
+      summary["test"][part] = {
+          {"samples", (*metrics)->samples}, {"ensemble", headline(**metrics)}, {"fold_models", json::object()}};
+      test_part_scores[part].write_into(summary["test"][part]["fold_models"]);
+    }
   }
   if (cv.final_model && statuses.at("final").state == JobState::Finished) {
     const auto& final_result = statuses.at("final").result;

@@ -43,6 +43,7 @@ std::vector<Option<RunConfig>> make_run_options() {
     run_option("seed", kGeneral, "seed of data order, augmentation, dropout and initialization", [](auto& c) -> auto& { return c.training.seed; }, kFixed),
     as_flag(run_option("resume", kGeneral, "continue from the run directory's last checkpoints", [](auto& c) -> auto& { return c.output.resume; }, kFixed)),
     run_option("val-fold", kGeneral, "validation fold of the dataset's group k-fold; the other folds train", [](auto& c) -> auto& { return c.data.val_fold; }, kFixed),
+    run_option("folds-by", kGeneral, "what keeps images together in one fold: group (exact and near copies: the leakage-free folds brainmri-prep packed), exact-groups (only byte-identical copies) or random (none: copies cross folds, as in most published splits; for leakage studies)", [](auto& c) -> auto& { return c.data.folds_by; }, kFixed),
     run_option("val-split", kGeneral, "validate on this split (e.g. Testing) instead of a fold", [](auto& c) -> auto& { return c.data.val_split; }, kFixed),
     run_option("loader", kGeneral, "memory (whole selection on the device), stream (read ahead from HDF5) or auto", [](auto& c) -> auto& { return c.data.loader; }),
     run_option("memory-limit-mb", kGeneral, "auto loader: stream when the selected pixels exceed this", [](auto& c) -> auto& { return c.data.memory_limit_mb; }),
@@ -238,6 +239,10 @@ RunConfig patched(const RunConfig& base, const std::vector<std::pair<std::string
     option->set(config, value);
   }
   return config;
+}
+
+data::ShardedDataset open_dataset(const DataSelection& selection) {
+  return data::ShardedDataset(selection.dataset, selection.folds_by);
 }
 
 std::vector<int> selected_folds(const std::string& wanted, const data::ShardedDataset& dataset) {

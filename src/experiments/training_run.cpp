@@ -23,12 +23,7 @@ using nlohmann::json;
 
 namespace {
 
-json scores_json(const RunScores& s) {
-  return json{{"accuracy", s.scores.accuracy},
-              {"macro_f1", s.scores.macro_f1},
-              {"macro_auc", std::isnan(s.scores.macro_auc) ? json(nullptr) : json(s.scores.macro_auc)},
-              {"loss", s.scores.loss}};
-}
+json scores_json(const RunScores& s) { return evaluation::to_json(s.scores); }
 
 }  // namespace
 
@@ -68,6 +63,7 @@ json RunOutcome::to_json() const {
   if (test) {
     result["test"] = scores_json(*test);
     result["test"]["samples"] = test->samples;
+    if (!test_parts.is_null()) result["test"].update(test_parts);
   }
   return result;
 }
@@ -211,6 +207,7 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   outcome.directory = where.output;
   outcome.validation_samples = static_cast<int>(val_ids.size());
   evaluation::Predictions validation, test;
+  std::vector<bool> contaminated;  // by sample id, for the held-out test split
   if (val_source) {
     validation = trainer->predict(*val_source);
     outcome.validation = score(validation);
@@ -218,21 +215,28 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   if (!test_ids.empty()) {
     test = trainer->predict(*training::make_loader(dataset, test_ids, device, loader, memory_limit));
     outcome.test = score(test);
+    contaminated = dataset.contaminated(where.test_split);
+    outcome.test_parts = evaluation::held_out_parts_json(test, contaminated, k);
   }
   if (!writer) return outcome;
   if (fs::exists(final_checkpoint)) {
     fs::copy_file(final_checkpoint, where.output / "model.pt", fs::copy_options::overwrite_existing);
   }
-  json context = {{"command", command},           {"dataset", fs::absolute(dataset.directory()).string()},
-                  {"selection", selection},       {"model", model->model_name()},
-                  {"ranks", communicator.size()}, {"checkpoint", (where.output / "model.pt").string()}};
+  json context = {{"command", command},
+                  {"dataset", fs::absolute(dataset.directory()).string()},
+                  {"selection", selection},
+                  {"model", model->model_name()},
+                  {"ranks", communicator.size()},
+                  {"checkpoint", (where.output / "model.pt").string()},
+                  {"folds_by", name_of(dataset.folds_by())}};
   const auto bootstrap_seed = config.output.bootstrap_seed;
   if (val_source)
     evaluation::write_evaluation(where.output / "validation", validation, dataset.class_names(), context,
                                  bootstrap_seed);
   if (!test_ids.empty()) {
     context["selection"] = "split " + where.test_split + " (held out)";
-    evaluation::write_evaluation(where.output / "test", test, dataset.class_names(), context, bootstrap_seed);
+    evaluation::write_held_out_evaluation(where.output / "test", test, dataset.class_names(), context, bootstrap_seed,
+                                          contaminated);
   }
   if (where.export_model) {
     models::export_torchscript(*model, where.output / "model.torchscript.pt");

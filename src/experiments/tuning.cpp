@@ -180,7 +180,7 @@ std::string trial_ini(const RunConfig& trial, const fs::path& portable_directory
 
 SearchResult tune(const RunConfig& config, const SearchConfig& search, const distributed::MpiEnvironment& environment,
                   distributed::Communicator& world, const torch::Device& device, const Messages& messages) {
-  const data::ShardedDataset dataset(config.data.dataset);
+  const data::ShardedDataset dataset = open_dataset(config.data);
   const auto plan = plan_search(config, search, dataset, world.size());
   const fs::path output = config.output.directory;
   const int rungs = static_cast<int>(plan.budgets.size());
@@ -325,7 +325,7 @@ SearchResult summarize_search(const fs::path& directory, const torch::Device& de
   SearchConfig search;
   read_experiment_config(directory / "config.ini", config, nullptr, &search);
   config.output.directory = directory;
-  const data::ShardedDataset dataset(config.data.dataset);
+  const data::ShardedDataset dataset = open_dataset(config.data);
   const auto plan = plan_search(config, search, dataset, search.jobs.ranks_per_job);
   auto halving = halving_for(plan, search);
   const auto statuses = settled_jobs(directory, halving, search.jobs.max_retries, "tune");

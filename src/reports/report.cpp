@@ -65,6 +65,18 @@ std::optional<Evaluation> read_evaluation(const fs::path& directory, const std::
                     evaluation::read_metrics(directory / "metrics.json")};
 }
 
+// A held-out evaluation and its parts (evaluation::write_held_out_evaluation), clean part first:
+// the one that measures images the model has not seen.
+void add_test_evaluations(std::vector<Evaluation>& tests, const fs::path& directory, const std::string& key,
+                          const std::string& title) {
+  if (auto e = read_evaluation(directory / "clean", key + "_clean", title + ", clean part (no copy in training)"))
+    tests.push_back(*e);
+  if (auto e = read_evaluation(directory / "contaminated", key + "_contaminated",
+                               title + ", contaminated part (a copy in training)"))
+    tests.push_back(*e);
+  if (auto e = read_evaluation(directory, key, title)) tests.push_back(*e);
+}
+
 std::string fixed(double value, int digits = 4) {
   if (std::isnan(value)) return "n/a";
   char text[32];
@@ -243,8 +255,7 @@ RunContents read_run(const fs::path& directory) {
       const std::string fold = f.at("fold").get<std::string>();
       if (auto e = read_evaluation(directory / fold / "validation", fold, fold + " (validation)"))
         run.folds.push_back(*e);
-      if (auto t = read_evaluation(directory / fold / "test", fold + "_test", "held-out test: " + fold + " model"))
-        run.tests.push_back(*t);
+      add_test_evaluations(run.tests, directory / fold / "test", fold + "_test", "held-out test: " + fold + " model");
       if (fs::exists(directory / fold / "train_log.jsonl")) {
         run.fold_epochs.emplace_back(fold, evaluation::read_training_log(directory / fold / "train_log.jsonl"));
       }
@@ -253,19 +264,14 @@ RunContents read_run(const fs::path& directory) {
       throw std::runtime_error(directory.string() + ": cv_summary.json lists no fold with predictions");
     run.main = read_evaluation(directory / "out_of_fold", "out_of_fold",
                                "pooled out-of-fold predictions of the " + std::to_string(run.folds.size()) + " folds");
-    if (auto e =
-            read_evaluation(directory / "test_ensemble", "test_ensemble",
-                            "held-out test: ensemble of the " + std::to_string(run.tests.size()) + " fold models")) {
-      run.tests.push_back(*e);
-    }
-    if (auto e =
-            read_evaluation(directory / "final" / "test", "final_test", "held-out test: final model (all folds)")) {
-      run.tests.push_back(*e);
-    }
+    add_test_evaluations(run.tests, directory / "test_ensemble", "test_ensemble",
+                         "held-out test: ensemble of the " + std::to_string(run.folds.size()) + " fold models");
+    add_test_evaluations(run.tests, directory / "final" / "test", "final_test",
+                         "held-out test: final model (all folds)");
   } else if (fs::exists(directory / "validation" / "predictions.h5")) {
     run.kind = "train";
     run.main = read_evaluation(directory / "validation", "validation", "validation");
-    if (auto t = read_evaluation(directory / "test", "test", "held-out test")) run.tests.push_back(*t);
+    add_test_evaluations(run.tests, directory / "test", "test", "held-out test");
     if (fs::exists(directory / "train_log.jsonl"))
       run.epochs = evaluation::read_training_log(directory / "train_log.jsonl");
   } else {
@@ -633,7 +639,8 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
       }
     }
     for (const auto& t : run.tests) {
-      if (t.key.rfind("fold-", 0) == 0) continue;  // per-fold test curves: in the tables only
+      // Per-fold and contaminated-part figures: in the tables only.
+      if (t.key.rfind("fold-", 0) == 0 || t.key.ends_with("_contaminated")) continue;
       plot_confusion_matrix(scores.at(t.key).matrix, classes, "Confusion matrix, held-out test",
                             output / ("confusion_matrix_" + t.key), vector_figures);
       figure_list.push_back({"confusion_matrix_" + t.key, "Confusion matrix: " + t.title});

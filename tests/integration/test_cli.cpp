@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,11 @@ const fs::path kSample = BRAINMRI_SAMPLE_DIR;
 
 CommandResult run_brainmri(const std::string& arguments) {
   return run_command(shell_quote(kBrainmri) + " " + arguments);
+}
+
+std::string slurp(const fs::path& file) {
+  std::ifstream in(file);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 json read_json(const fs::path& path) {
@@ -90,6 +96,102 @@ TEST_F(CliOnSample, TrainWritesARunDirectoryAndEvaluateReproducesItsValidation) 
   const auto repeated = read_json(run / "b" / "validation" / "metrics.json");
   EXPECT_EQ(repeated["accuracy"], validation["accuracy"]);
   EXPECT_EQ(repeated["loss"], validation["loss"]);
+}
+
+TEST_F(CliOnSample, FoldsDealtAtRandomAreRecordedAndEvaluatedTheSameWay) {
+  ScratchDir run;
+  const auto data32 = shell_quote(*scratch_ / "packed32");
+  const auto train = run_brainmri("train --data " + data32 + " --output " + shell_quote(run / "random") +
+                                  " --folds-by random --epochs 1 --report false" + kSmallModel);
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  const auto validation = read_json(run / "random" / "validation" / "metrics.json");
+  EXPECT_EQ(validation["context"]["folds_by"], "random");
+  EXPECT_NE(slurp(run / "random" / "config.ini").find("folds-by = random"), std::string::npos);
+
+  // The same fold dealt by the duplicate groups holds other images, so evaluating the model on it
+  // needs the run's rule: with it, the validation comes back exactly.
+  const auto evaluate = [&](const std::string& extra, const std::string& out) {
+    const auto r = run_brainmri("evaluate --checkpoint " + shell_quote(run / "random" / "model.pt") + " --data " +
+                                data32 + " --fold 0 --threads 1 --output " + shell_quote(run / out) + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return read_json(run / out / "metrics.json");
+  };
+  EXPECT_DOUBLE_EQ(evaluate(" --folds-by random", "same")["loss"].get<double>(), validation["loss"].get<double>());
+  EXPECT_NE(evaluate("", "grouped")["loss"].get<double>(), validation["loss"].get<double>());
+
+  const auto bad = run_brainmri("train --data " + data32 + " --output " + shell_quote(run / "bad") +
+                                " --folds-by shuffled --epochs 1" + kSmallModel);
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("exact-groups"), std::string::npos) << bad.output;
+}
+
+// A held-out split that shares images with the training data: kept and evaluated in a clean and a
+// contaminated part (split-test, the default), or its training copies dropped (drop-train).
+TEST(CliHeldOut, ContaminatedTestImagesAreScoredApartOrTheirTrainingCopiesDropped) {
+  ScratchDir scratch;
+  const fs::path root = scratch / "kaggle";
+  fs::create_directories(root);
+  fs::copy(kSample / "Training", root / "Training", fs::copy_options::recursive);
+  for (const auto* name : {"glioma", "meningioma", "notumor", "pituitary"}) {
+    fs::create_directories(root / "Testing" / name);
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(root / "Training" / name)) files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    for (std::size_t i = 0; i < 4; ++i) fs::rename(files[i], root / "Testing" / name / files[i].filename());
+    // Two training images of each class also appear, re-named, among the test images.
+    for (std::size_t i = 4; i < 6; ++i)
+      fs::copy_file(files[i], root / "Testing" / name / ("copy_" + files[i].filename().string()));
+  }
+  for (const auto* policy : {"split-test", "drop-train"}) {
+    const auto r =
+        run_command(shell_quote(kPrep) + " -q --folds 3 --size 32 --holdout-split Testing --holdout-policy " + policy +
+                    " --out " + shell_quote(scratch / policy) + " " + shell_quote(root));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    ASSERT_EQ(run_command(shell_quote(kPrep) + " audit " + shell_quote(scratch / policy) + " --json " +
+                          shell_quote(scratch / (std::string(policy) + ".json")))
+                  .exit_code,
+              0);
+  }
+  const auto audit = read_json(scratch / "split-test.json")["folds"];
+  const int contaminated = audit["held_out_samples_with_copy_in_folds"].get<int>();
+  EXPECT_GE(contaminated, 8);  // the 8 copies, and any sample pair that the move separated
+  EXPECT_EQ(audit["excluded_duplicates_of_held_out"].get<int>(), 0);
+  const auto dropped = read_json(scratch / "drop-train.json")["folds"];
+  EXPECT_EQ(dropped["held_out_samples_with_copy_in_folds"].get<int>(), 0);
+  EXPECT_GE(dropped["excluded_duplicates_of_held_out"].get<int>(), 8);
+
+  const auto cv = run_brainmri("cv --data " + shell_quote(scratch / "split-test") + " --output " +
+                               shell_quote(scratch / "cv") + " --folds 0,1 --epochs 1 --report false" + kSmallModel);
+  ASSERT_EQ(cv.exit_code, 0) << cv.output;
+  const auto test = read_json(scratch / "cv" / "cv_summary.json")["test"];
+  EXPECT_EQ(test["holdout_policy"], "split-test");
+  EXPECT_EQ(test["contaminated"]["samples"].get<int>(), contaminated);
+  EXPECT_EQ(test["clean"]["samples"].get<int>() + contaminated, test["samples"].get<int>());
+  EXPECT_EQ(test["clean"]["fold_models"]["accuracy"]["folds"].get<int>(), 2);
+  const auto clean = read_json(scratch / "cv" / "test_ensemble" / "clean" / "metrics.json");
+  EXPECT_EQ(clean["samples"].get<int>(), test["clean"]["samples"].get<int>());
+  EXPECT_EQ(clean["context"]["part"], "clean");
+  EXPECT_DOUBLE_EQ(clean["accuracy"].get<double>(), test["clean"]["ensemble"]["accuracy"].get<double>());
+  EXPECT_TRUE(fs::exists(scratch / "cv" / "fold-1" / "test" / "contaminated" / "predictions.h5"));
+  const auto table = slurp(scratch / "cv" / "cv_summary.md");
+  EXPECT_LT(table.find("Clean part"), table.find("Contaminated part")) << table;
+  EXPECT_LT(table.find("Contaminated part"), table.find("All ")) << table;
+
+  // evaluate --split scores the same parts; where the copies were dropped, there is one part.
+  const auto model = shell_quote(scratch / "cv" / "fold-0" / "model.pt");
+  const auto kept = run_brainmri("evaluate --checkpoint " + model + " --data " + shell_quote(scratch / "split-test") +
+                                 " --split Testing --threads 1 --output " + shell_quote(scratch / "eval-kept"));
+  ASSERT_EQ(kept.exit_code, 0) << kept.output;
+  EXPECT_NE(kept.output.find("Contaminated part, " + std::to_string(contaminated) + " images"), std::string::npos)
+      << kept.output;
+  EXPECT_DOUBLE_EQ(read_json(scratch / "eval-kept" / "clean" / "metrics.json")["accuracy"].get<double>(),
+                   read_json(scratch / "cv" / "fold-0" / "test" / "clean" / "metrics.json")["accuracy"].get<double>());
+  const auto clean_only =
+      run_brainmri("evaluate --checkpoint " + model + " --data " + shell_quote(scratch / "drop-train") +
+                   " --split Testing --threads 1 --output " + shell_quote(scratch / "eval-dropped"));
+  ASSERT_EQ(clean_only.exit_code, 0) << clean_only.output;
+  EXPECT_EQ(clean_only.output.find("Contaminated part"), std::string::npos) << clean_only.output;
+  EXPECT_FALSE(fs::exists(scratch / "eval-dropped" / "clean"));
 }
 
 TEST_F(CliOnSample, ResumedTrainingEndsWhereAnUninterruptedOneDoes) {
@@ -185,11 +287,6 @@ TEST_F(CliOnSample, StagesRunInOrderWithTheirOwnTrainablePartAndLearningRate) {
 // --- brainmri report ------------------------------------------------------------------------------
 
 namespace {
-
-std::string slurp(const fs::path& file) {
-  std::ifstream in(file);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 // Width and height from a PNG's IHDR chunk (big-endian, bytes 16-23); {0, 0} if not a PNG.
 std::pair<std::uint32_t, std::uint32_t> png_size(const fs::path& file) {

@@ -265,43 +265,69 @@ TEST(PackLayouts, TwoSplitsWithAHeldOutTestSetAndItsLeaks) {
   const fs::path leaked = *fs::directory_iterator(root / "Training/glioma");
   fs::copy_file(leaked, root / "Testing/glioma/copy_of_training.jpg");
 
+  // The default policy (split-test) keeps the training copy; drop-train excludes it.
   const auto result =
       prep("-q --out " + shell_quote(scratch / "out") + " --folds 3 --holdout-split Testing " + shell_quote(root));
   ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto dropping = prep("-q --out " + shell_quote(scratch / "dropped") +
+                             " --folds 3 --holdout-split Testing --holdout-policy drop-train " + shell_quote(root));
+  ASSERT_EQ(dropping.exit_code, 0) << dropping.output;
   const auto m = brainmri::data::read_manifest(scratch / "out");
   EXPECT_EQ(m.split_names, (std::vector<std::string>{"Testing", "Training"}));
   EXPECT_EQ(m.counts_by_split_and_class.at("Testing").at("glioma"), 4);
   EXPECT_EQ(m.folds.held_out_split, "Testing");
+  EXPECT_EQ(m.folds.holdout_policy, brainmri::data::HoldoutPolicy::SplitTest);
+  EXPECT_EQ(brainmri::data::read_manifest(scratch / "dropped").folds.holdout_policy,
+            brainmri::data::HoldoutPolicy::DropTrain);
 
-  std::map<std::string, int> fold_of_path;
   std::map<std::string, std::string> split_of_path;
-  for (const auto& entry : m.shards) {
-    const auto file = brainmri::hdf5::open_file_readonly(scratch / "out" / entry.file);
-    const auto c = brainmri::data::read_shard_columns(file);
-    for (std::size_t i = 0; i < c.labels.size(); ++i) {
-      fold_of_path[c.source_paths[i]] = m.folds.fold_of_sample[static_cast<std::size_t>(c.sample_ids[i])];
-      split_of_path[c.source_paths[i]] = c.source_split[i];
+  const auto folds_by_path = [&](const fs::path& dataset) {
+    const auto manifest = brainmri::data::read_manifest(dataset);
+    std::map<std::string, int> fold_of_path;
+    for (const auto& entry : manifest.shards) {
+      const auto file = brainmri::hdf5::open_file_readonly(dataset / entry.file);
+      const auto c = brainmri::data::read_shard_columns(file);
+      for (std::size_t i = 0; i < c.labels.size(); ++i) {
+        fold_of_path[c.source_paths[i]] = manifest.folds.fold_of_sample[static_cast<std::size_t>(c.sample_ids[i])];
+        split_of_path[c.source_paths[i]] = c.source_split[i];
+      }
     }
-  }
-  for (const auto& [path, fold] : fold_of_path) {
+    return fold_of_path;
+  };
+  const auto kept = folds_by_path(scratch / "out");
+  const auto dropped = folds_by_path(scratch / "dropped");
+  for (const auto& [path, fold] : dropped) {
     if (split_of_path[path] == "Testing") {
       EXPECT_EQ(fold, format::kFoldHeldOut) << path;
+      EXPECT_EQ(kept.at(path), format::kFoldHeldOut) << path;
+    } else {
+      EXPECT_GE(kept.at(path), 0) << path << ": split-test keeps every training image";
     }
   }
-  EXPECT_EQ(fold_of_path.at("Training/glioma/" + leaked.filename().string()), format::kFoldExcludedLeak);
+  EXPECT_EQ(dropped.at("Training/glioma/" + leaked.filename().string()), format::kFoldExcludedLeak);
 
   // The moved files may include one half of a duplicate pair already in the sample, so count
   // the leaks from the manifest and check that the audit reports the same.
   int excluded = 0;
-  for (const auto& [path, fold] : fold_of_path) excluded += fold == format::kFoldExcludedLeak;
+  for (const auto& [path, fold] : dropped) excluded += fold == format::kFoldExcludedLeak;
   EXPECT_GE(excluded, 1);
-  const auto audit = prep("audit " + shell_quote(scratch / "out") + " --json " + shell_quote(scratch / "audit.json"));
+  const auto audit =
+      prep("audit " + shell_quote(scratch / "dropped") + " --json " + shell_quote(scratch / "audit.json"));
   ASSERT_EQ(audit.exit_code, 0) << audit.output;
   const auto json = read_json(scratch / "audit.json");
   EXPECT_EQ(json["folds"]["excluded_duplicates_of_held_out"].get<int>(), excluded);
+  EXPECT_EQ(json["folds"]["held_out_samples_with_copy_in_folds"].get<int>(), 0);
   EXPECT_EQ(json["folds"]["held_out_samples"].get<int>(), 13);
   EXPECT_GE(json["duplicates"]["samples_with_duplicate_in_split"]["Testing"]["Training"].get<int>(), 1);
   EXPECT_NE(audit.output.find("Testing images with a duplicate in Training"), std::string::npos) << audit.output;
+  // Under split-test the same held-out images are the contaminated part.
+  const auto kept_audit =
+      prep("audit " + shell_quote(scratch / "out") + " --json " + shell_quote(scratch / "kept.json"));
+  ASSERT_EQ(kept_audit.exit_code, 0) << kept_audit.output;
+  const auto kept_json = read_json(scratch / "kept.json");
+  EXPECT_EQ(kept_json["folds"]["excluded_duplicates_of_held_out"].get<int>(), 0);
+  EXPECT_GE(kept_json["folds"]["held_out_samples_with_copy_in_folds"].get<int>(), 1);
+  EXPECT_NE(kept_audit.output.find("policy split-test"), std::string::npos) << kept_audit.output;
 
   // Only Training, then: the split filter.
   const auto training_only =

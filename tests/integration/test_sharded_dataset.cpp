@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "brainmri/data/dataset_format.hpp"
+#include "brainmri/data/folds.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
 #include "synthetic_dataset.hpp"
 #include "test_support.hpp"
@@ -135,5 +137,62 @@ TEST_F(SampleDataset, FoldSelectionPartitionsTheTrainingData) {
   EXPECT_EQ(dataset.select_split("Training").size(), static_cast<std::size_t>(dataset.size()));
   EXPECT_THROW(dataset.select_split("Testing"), std::invalid_argument);
   EXPECT_THROW(dataset.validation_samples_for_fold(4), std::invalid_argument);
+}
+// The leakage study's folds: the same packed images dealt by another rule (data/folds.hpp).
+TEST_F(SampleDataset, FoldsDealtByAnotherRuleKeepTogetherWhatTheRuleSays) {
+  using brainmri::data::FoldGrouping;
+  const ShardedDataset packed(*scratch_ / "packed");
+  const ShardedDataset exact(*scratch_ / "packed", FoldGrouping::ExactCopies);
+  const ShardedDataset random(*scratch_ / "packed", FoldGrouping::None);
+  const auto& groups = packed.manifest().duplicate_groups;
+  ASSERT_GE(groups.size(), 5u) << "the sample is meant to hold duplicate pairs";
+
+  // Re-dealing by the duplicate groups is exactly what brainmri-prep stored.
+  std::vector<int> labels;
+  std::vector<std::string> splits;
+  for (std::int64_t id = 0; id < packed.size(); ++id) {
+    labels.push_back(packed.label(id));
+    splits.push_back(packed.split(id));
+  }
+  EXPECT_EQ(brainmri::data::refold(packed.manifest(), labels, splits, {}, FoldGrouping::DuplicateGroups),
+            packed.manifest().folds.fold_of_sample);
+  EXPECT_EQ(ShardedDataset(*scratch_ / "packed", FoldGrouping::None).manifest().folds.fold_of_sample,
+            random.manifest().folds.fold_of_sample);
+
+  int exact_groups = 0, split_by_random = 0, near_split_by_exact = 0;
+  for (const auto& group : groups) {
+    std::set<int> random_folds, exact_folds;
+    for (const auto id : group.members) {
+      random_folds.insert(random.fold(id));
+      exact_folds.insert(exact.fold(id));
+    }
+    if (group.exact) {
+      ++exact_groups;
+      EXPECT_EQ(exact_folds.size(), 1u) << "byte-identical copies in two folds";
+    } else {
+      near_split_by_exact += exact_folds.size() > 1;
+    }
+    split_by_random += random_folds.size() > 1;
+  }
+  EXPECT_GT(exact_groups, 0);
+  EXPECT_GT(split_by_random, 0) << "a random deal of " << groups.size() << " pairs over 4 folds kept every pair";
+  // Every image stays in some fold, and per class the folds still differ by at most one image.
+  for (const auto* dataset : {&exact, &random}) {
+    std::map<std::pair<int, int>, int> count;
+    for (std::int64_t id = 0; id < dataset->size(); ++id) {
+      const int fold = dataset->fold(id);
+      ASSERT_GE(fold, 0);
+      ASSERT_LT(fold, 4);
+      ++count[{dataset->label(id), fold}];
+    }
+    for (int c = 0; c < static_cast<int>(dataset->class_names().size()); ++c) {
+      int lo = count[{c, 0}], hi = lo;
+      for (int f = 1; f < 4; ++f) {
+        lo = std::min(lo, count[{c, f}]);
+        hi = std::max(hi, count[{c, f}]);
+      }
+      EXPECT_LE(hi - lo, 1) << "class " << c;
+    }
+  }
 }
 #endif  // BRAINMRI_HAVE_PREP

@@ -18,7 +18,7 @@ if ! clang-format --dry-run --Werror "${files[@]}"; then
 fi
 # The Torch-free libraries and the packer (compile_commands.json comes with the build).
 mapfile -t tidy_files < <(git ls-files 'src/common/*.cpp' 'src/data/hdf5.cpp' 'src/data/manifest.cpp' \
-  'src/data/shard_file.cpp' 'src/metrics/*.cpp' 'src/evaluation/*.cpp' 'src/imaging/*.cpp' 'data_prep/*.cpp')
+  'src/data/shard_file.cpp' 'src/data/folds.cpp' 'src/metrics/*.cpp' 'src/evaluation/*.cpp' 'src/imaging/*.cpp' 'data_prep/*.cpp')
 if ! clang-tidy -p "$build_dir" --quiet --extra-arg=-Wno-unknown-warning-option "${tidy_files[@]}"; then
   echo "FAIL: clang-tidy found the problems above"
   status=1

@@ -7,10 +7,14 @@
 #include <set>
 
 #include "brainmri/data/dataset_format.hpp"
+#include "brainmri/data/folds.hpp"
 #include "grouping.hpp"
 #include "hashing.hpp"
 
 using namespace brainmri::prep;
+using brainmri::data::assign_folds;
+using brainmri::data::assign_group_folds;
+using brainmri::data::HoldoutPolicy;
 namespace format = brainmri::data::format;
 
 namespace {
@@ -177,16 +181,52 @@ TEST(GroupKFold, NoGroupIsSplitAndClassesBalanceWithinOne) {
   }
 }
 
-TEST(GroupKFold, HeldOutSplitAndItsDuplicatesStayOutOfTheFolds) {
+TEST(GroupKFold, DropTrainExcludesTrainingCopiesOfHeldOutImages) {
   // Samples 0-5 are Training (split 0), 6-7 Testing (split 1). Sample 2 duplicates test sample 6.
   const std::vector<int> labels = {0, 0, 0, 1, 1, 1, 0, 1};
   const std::vector<int> splits = {0, 0, 0, 0, 0, 0, 1, 1};
   const std::vector<int> groups = {0, 1, 2, 3, 4, 5, 2, 6};
-  const auto folds = assign_group_folds(labels, splits, groups, 2, {2, 5, 1});
+  const auto folds = assign_group_folds(labels, splits, groups, 2, {2, 5, 1, HoldoutPolicy::DropTrain});
   EXPECT_EQ(folds[6], format::kFoldHeldOut);
   EXPECT_EQ(folds[7], format::kFoldHeldOut);
   EXPECT_EQ(folds[2], format::kFoldExcludedLeak);
   for (const int i : {0, 1, 3, 4, 5}) EXPECT_TRUE(folds[i] == 0 || folds[i] == 1);
+}
+
+TEST(GroupKFold, SplitTestKeepsTrainingCopiesOfHeldOutImagesInTheFolds) {
+  // As above; sample 3 also duplicates training sample 2, so 2 and 3 still share a fold.
+  const std::vector<int> labels = {0, 0, 0, 1, 1, 1, 0, 1};
+  const std::vector<int> splits = {0, 0, 0, 0, 0, 0, 1, 1};
+  const std::vector<int> compact = {0, 1, 2, 2, 3, 4, 2, 5};
+  const auto folds = assign_group_folds(labels, splits, compact, 2, {2, 5, 1, HoldoutPolicy::SplitTest});
+  EXPECT_EQ(folds[6], format::kFoldHeldOut);
+  EXPECT_EQ(folds[7], format::kFoldHeldOut);
+  for (const int i : {0, 1, 2, 3, 4, 5}) EXPECT_TRUE(folds[i] == 0 || folds[i] == 1) << i;
+  EXPECT_EQ(folds[2], folds[3]);
+}
+
+TEST(GroupKFold, FoldUnitsDecideWhatStaysTogetherAndDuplicateGroupsWhatIsDropped) {
+  // Eight copies of one image (one duplicate group) among 40 singletons. Dealt by the duplicate
+  // groups they share a fold; dealt one by one (a random split) they spread over the folds. Under
+  // drop-train, a held-out member excludes its training copies whatever the fold units are.
+  const std::size_t n = 48;
+  std::vector<int> labels(n), splits(n, 0), groups(n), singles(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    labels[i] = static_cast<int>(i % 2);
+    groups[i] = i < 8 ? 0 : static_cast<int>(i) - 7;
+    singles[i] = static_cast<int>(i);
+  }
+  for (std::size_t i = 0; i < 8; ++i) labels[i] = 0;
+  const auto together = assign_folds(labels, splits, groups, groups, 2, {4, 3, {}});
+  const auto apart = assign_folds(labels, splits, groups, singles, 2, {4, 3, {}});
+  EXPECT_EQ(std::set<int>(together.begin(), together.begin() + 8).size(), 1u);
+  EXPECT_GT(std::set<int>(apart.begin(), apart.begin() + 8).size(), 1u);
+
+  splits[0] = 1;  // one copy is a held-out image
+  const auto dropped = assign_folds(labels, splits, groups, singles, 2, {4, 3, 1, HoldoutPolicy::DropTrain});
+  EXPECT_EQ(dropped[0], format::kFoldHeldOut);
+  for (std::size_t i = 1; i < 8; ++i) EXPECT_EQ(dropped[i], format::kFoldExcludedLeak) << i;
+  for (std::size_t i = 8; i < n; ++i) EXPECT_GE(dropped[i], 0) << i;
 }
 
 TEST(GroupKFold, DeterministicPerSeedAndSeedMatters) {

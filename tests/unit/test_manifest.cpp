@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "brainmri/data/dataset_format.hpp"
 #include "brainmri/data/manifest.hpp"
 
@@ -26,7 +28,7 @@ Manifest example() {
               {"shard-00001-of-00002.h5", 3, 2, 900, std::string(64, 'b'), {1, 1}}};
   m.near_duplicate_bits = 2;
   m.duplicate_groups = {{{0, 4}, true, true}};
-  m.folds = {2, 7, "", {0, 1, 0, 1, 0}};
+  m.folds = {2, 7, "", brainmri::data::HoldoutPolicy::SplitTest, {0, 1, 0, 1, 0}};
   m.rejected = {{"/data/root/x.jpg", "empty file (0 bytes)"}};
   return m;
 }
@@ -40,6 +42,15 @@ TEST(Manifest, RoundTripsEveryField) {
   EXPECT_DOUBLE_EQ(back.normalization_scale, 1.0 / 255.0);
   EXPECT_EQ(back.duplicate_groups[0].members, (std::vector<std::int64_t>{0, 4}));
   EXPECT_EQ(back.folds.fold_of_sample, (std::vector<int>{0, 1, 0, 1, 0}));
+  EXPECT_EQ(back.folds.holdout_policy, brainmri::data::HoldoutPolicy::SplitTest);
+}
+
+TEST(Manifest, OlderManifestsWithoutAHoldoutPolicyExcludedTheCopies) {
+  auto j = nlohmann::json::parse(serialize_manifest(example()));
+  j["folds"].erase("holdout_policy");
+  EXPECT_EQ(parse_manifest(j.dump(), "old.json").folds.holdout_policy, brainmri::data::HoldoutPolicy::DropTrain);
+  j["folds"]["holdout_policy"] = "keep-everything";
+  EXPECT_THROW(parse_manifest(j.dump(), "bad.json"), ManifestError);
 }
 
 TEST(Manifest, RejectsInconsistentOrForeignFiles) {

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "brainmri/data/folds.hpp"
+
 namespace brainmri::data {
 
 class ManifestError : public std::runtime_error {
@@ -41,7 +43,9 @@ struct DuplicateGroup {
 struct FoldAssignment {
   int fold_count = 0;  // 0: no folds were requested
   std::uint64_t seed = 0;
-  std::string held_out_split;       // empty: none
+  std::string held_out_split;  // empty: none
+  // Manifests written before the policy existed excluded the copies (DropTrain).
+  HoldoutPolicy holdout_policy = HoldoutPolicy::SplitTest;
   std::vector<int> fold_of_sample;  // by sample id: 0..k-1, kFoldHeldOut or kFoldExcludedLeak
 };
 

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "brainmri/data/folds.hpp"
 #include "brainmri/data/manifest.hpp"
 
 namespace brainmri::data {
@@ -43,7 +44,9 @@ class ShardImageReader {
 class ShardedDataset {
  public:
   // Reads the manifest and the per-sample columns of every shard; pixels are read on demand.
-  explicit ShardedDataset(std::filesystem::path directory);
+  // `folds_by` other than DuplicateGroups re-deals the folds by that rule (data/folds.hpp); the
+  // held-out split and the images excluded for it stay as packed.
+  explicit ShardedDataset(std::filesystem::path directory, FoldGrouping folds_by = FoldGrouping::DuplicateGroups);
 
   const Manifest& manifest() const { return manifest_; }
   const std::filesystem::path& directory() const { return directory_; }
@@ -59,6 +62,13 @@ class ShardedDataset {
   }
   // The sample's fold, format::kFoldHeldOut or format::kFoldExcludedLeak; throws without folds.
   int fold(std::int64_t sample_id) const;
+  FoldGrouping folds_by() const { return folds_by_; }
+
+  // By sample id: the images of `test_split` with an exact or near copy among the images a run
+  // may train on (data::contaminated_held_out).
+  std::vector<bool> contaminated(const std::string& test_split) const {
+    return contaminated_held_out(manifest_, splits_, test_split);
+  }
 
   std::vector<std::int64_t> all() const;
   std::vector<std::int64_t> select_split(std::string_view split) const;
@@ -79,6 +89,7 @@ class ShardedDataset {
   void require_folds() const;
 
   std::filesystem::path directory_;
+  FoldGrouping folds_by_;
   Manifest manifest_;
   std::vector<int> labels_;
   std::vector<std::string> splits_;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,28 @@ EvaluationMetrics evaluation_metrics(const Predictions& predictions, const std::
 EvaluationMetrics write_evaluation(const std::filesystem::path& directory, const Predictions& predictions,
                                    const std::vector<std::string>& class_names, const nlohmann::json& context,
                                    std::uint64_t bootstrap_seed);
+
+// The headline scores as a job result holds them: accuracy, macro_f1, macro_auc (null when
+// undefined) and loss.
+nlohmann::json to_json(const Scores& scores);
+
+// A held-out test split in two parts (data::contaminated_held_out): "clean" images have no exact
+// or near copy among the images the model may have trained on; "contaminated" ones do. Only the
+// clean part measures generalization to unseen images.
+struct HeldOutEvaluation {
+  EvaluationMetrics all;
+  std::optional<EvaluationMetrics> clean, contaminated;  // unset: the part holds no image
+};
+// `contaminated` is indexed by sample id. Writes `directory` (every image) like write_evaluation
+// and, when both parts hold images, `directory`/clean and `directory`/contaminated; the context
+// of each records the part and the counts.
+HeldOutEvaluation write_held_out_evaluation(const std::filesystem::path& directory, const Predictions& predictions,
+                                            const std::vector<std::string>& class_names, nlohmann::json context,
+                                            std::uint64_t bootstrap_seed, const std::vector<bool>& contaminated);
+// The scores of each part, for summaries: {"clean": {samples, accuracy, macro_f1, macro_auc, loss}
+// or null, "contaminated": likewise}.
+nlohmann::json held_out_parts_json(const Predictions& predictions, const std::vector<bool>& contaminated,
+                                   int class_count);
 
 // A metric in [0, 1] over the folds of a cross-validation as JSON: mean, std, ci95_low, ci95_high
 // (metrics::spread_of_proportions: inside [0, 1]; null where undefined: fewer than 2 folds) and

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,19 @@ void write_predictions(const std::filesystem::path& file, const Predictions& pre
                        const std::vector<std::string>& class_names);
 // Throws std::runtime_error naming the file when it cannot be read.
 Predictions read_predictions(const std::filesystem::path& file);
+
+// Mean cross-entropy of the true labels under `probabilities` (clamped at 1e-12): the loss of
+// predictions made by combining or selecting others, where no logits are left.
+double mean_log_loss(const std::vector<double>& probabilities, const std::vector<int>& labels, int class_count);
+
+// An ensemble: the mean of several prediction sets' class probabilities on the same images, in
+// the same order (several models, or several views of each image). Throws std::invalid_argument
+// when the members differ in their images or are none.
+Predictions average_predictions(const std::vector<Predictions>& members, int class_count);
+
+// The rows whose sample id `keep` accepts, in their order, the loss recomputed over them.
+Predictions select_predictions(const Predictions& predictions, const std::function<bool(std::int64_t)>& keep,
+                               int class_count);
 
 // The headline scores of a prediction set (the trainer's per-epoch validation, a job's result).
 struct Scores {

@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "brainmri/common/option_table.hpp"
+#include "brainmri/data/folds.hpp"
 #include "brainmri/distributed/communicator.hpp"
 #include "brainmri/distributed/device_selection.hpp"
 #include "brainmri/evaluation/evaluation_files.hpp"
@@ -19,9 +21,10 @@ namespace brainmri::experiments {
 struct CheckpointEvaluation {
   std::filesystem::path checkpoint;
   std::filesystem::path dataset;
-  std::string split;             // non-empty: this split
-  int fold = -1;                 // or, >= 0: this fold's validation samples; neither: every sample
-  std::filesystem::path output;  // empty: next to the checkpoint, eval-<selection>
+  std::string split;  // non-empty: this split
+  int fold = -1;      // or, >= 0: this fold's validation samples; neither: every sample
+  data::FoldGrouping folds_by = data::FoldGrouping::DuplicateGroups;  // as the run that trained it
+  std::filesystem::path output;                                       // empty: next to the checkpoint, eval-<selection>
   std::int64_t batch_size = 256;
   std::uint64_t bootstrap_seed = 7;
   // How the command runs it (evaluate_checkpoint takes the device chosen from these).
@@ -38,6 +41,9 @@ struct CheckpointEvaluationResult {
   std::filesystem::path output;  // where the files went
   std::string report;            // the classification report (scikit-learn's layout)
   evaluation::EvaluationMetrics metrics;
+  // A split's parts (evaluation::HeldOutEvaluation): its images without and with an exact or near
+  // copy in the other splits; unset when a part is empty or a fold was evaluated.
+  std::optional<evaluation::EvaluationMetrics> clean, contaminated;
 };
 
 // Throws ConfigError for a selection that is empty or a split and a fold at once, and

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "brainmri/common/option_table.hpp"
+#include "brainmri/data/folds.hpp"
 #include "brainmri/distributed/communicator.hpp"
 #include "brainmri/distributed/device_selection.hpp"
 #include "brainmri/training/data_loader.hpp"
@@ -30,7 +31,8 @@ namespace brainmri::experiments {
 struct DataSelection {
   std::filesystem::path dataset;  // a directory written by brainmri-prep
   int val_fold = 0;               // validation fold of the dataset's group k-fold; the others train
-  std::string val_split;          // non-empty: validate on this split (e.g. Testing) instead of a fold
+  data::FoldGrouping folds_by = data::FoldGrouping::DuplicateGroups;  // the leakage study changes it
+  std::string val_split;  // non-empty: validate on this split (e.g. Testing) instead of a fold
   training::LoaderKind loader = training::LoaderKind::Auto;
   int memory_limit_mb = 4096;  // auto loader: stream when the selected pixels exceed this
 };
@@ -96,6 +98,9 @@ struct RunConfig {
 inline std::chrono::milliseconds communication_timeout(const RunConfig& config) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(config.distribution.comm_timeout_seconds * 1000));
 }
+
+// The dataset of a run, its folds dealt as `selection.folds_by` says.
+data::ShardedDataset open_dataset(const DataSelection& selection);
 
 // The options of a run, in the order `brainmri train --help` lists them and config.ini holds them.
 const std::vector<Option<RunConfig>>& run_options();

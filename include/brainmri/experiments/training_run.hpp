@@ -52,8 +52,10 @@ struct RunOutcome {
   int validation_samples = 0;
   std::optional<RunScores> validation;
   std::optional<RunScores> test;
+  nlohmann::json test_parts;  // the test's clean and contaminated parts (evaluation::held_out_parts_json)
   // As a job result in an experiment's journal: run_directory, validation_samples, accuracy,
-  // macro_f1, macro_auc (null when undefined), loss, and "test" with the same keys and samples.
+  // macro_f1, macro_auc (null when undefined), loss, and "test" with the same keys, samples and
+  // its "clean" and "contaminated" parts.
   nlohmann::json to_json() const;
 };
 
