@@ -101,6 +101,22 @@ def calibration(k, truth, scores):
     return out
 
 
+def temperature_scaling(truth, scores):
+    """Temperature scaling from its definition: softmax(log p / T), T minimizing the mean NLL
+    (scipy's bounded scalar minimizer on log T), and the scaling at a fixed T to check the formula."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+    logits = np.log(np.maximum(scores, 1e-12))
+
+    def nll(log_t):
+        return float(-log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(truth)), truth].mean())
+
+    fit = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded",
+                          options={"xatol": 1e-10})
+    return {"temperature": float(np.exp(fit.x)), "nll": float(fit.fun),
+            "scaled_at_1_7": np.exp(log_softmax(logits / 1.7, axis=1)).ravel().tolist()}
+
+
 def delong_from_the_paper(positive, a, b):
     """DeLong's test of AUC(a) - AUC(b), written from Sun & Xu (2014): midranks, structural components."""
     from scipy.stats import norm, rankdata
@@ -168,6 +184,7 @@ def main():
         cases.append({"class_count": k, "names": names, "truth": truth.tolist(),
                       "probabilities": scores.ravel().tolist(), "expected": answer(k, truth, scores, names),
                       "calibration": calibration(k, truth, scores),
+                      "temperature": temperature_scaling(truth, scores),
                       "significance": significance(rng, k, truth, scores)})
     with open(args.out, "w") as f:
         json.dump({"cases": cases}, f)

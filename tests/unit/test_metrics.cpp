@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 #include "brainmri/metrics/bootstrap.hpp"
 #include "brainmri/metrics/calibration.hpp"
@@ -9,6 +10,7 @@
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/significance.hpp"
 #include "brainmri/metrics/summary.hpp"
+#include "brainmri/metrics/temperature.hpp"
 
 using namespace brainmri::metrics;
 
@@ -202,4 +204,55 @@ TEST(Significance, CorrectedTTestByHandHolmSkipsUndefinedAndMcNemarOfAgreeingMod
   const auto mcnemar = mcnemar_exact_test(truth, same, same);
   EXPECT_EQ(mcnemar.only_a_right + mcnemar.only_b_right, 0);
   EXPECT_EQ(mcnemar.p_value, 1.0);
+}
+
+// A model three times too confident: labels drawn from softmax(z), probabilities softmax(3z).
+// Temperature scaling finds T near 3 on either half, and the cross-fitted probabilities are
+// calibrated where the model's were not.
+TEST(TemperatureScaling, RecoversTheOverconfidenceOfASyntheticModel) {
+  constexpr int k = 4;
+  constexpr std::size_t n = 4000;
+  std::mt19937_64 random(5);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> overconfident(n * k);
+  std::vector<int> labels(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    double z[k], truth[k], sum_truth = 0, sum_over = 0;
+    for (int c = 0; c < k; ++c) {
+      z[c] = normal(random);
+      sum_truth += truth[c] = std::exp(z[c]);
+      sum_over += overconfident[i * k + c] = std::exp(3 * z[c]);
+    }
+    double u = std::uniform_real_distribution<double>(0, sum_truth)(random);
+    labels[i] = k - 1;
+    for (int c = 0; c < k; ++c) {
+      if ((u -= truth[c]) < 0) {
+        labels[i] = c;
+        break;
+      }
+    }
+    for (int c = 0; c < k; ++c) overconfident[i * k + c] /= sum_over;
+  }
+  const double fitted = fit_temperature(overconfident, labels, k);
+  EXPECT_NEAR(fitted, 3.0, 0.3);
+  // Scaling by T and then by 1/T gives the probabilities back.
+  const auto scaled = apply_temperature(overconfident, k, fitted);
+  const auto back = apply_temperature(scaled, k, 1.0 / fitted);
+  for (std::size_t i = 0; i < back.size(); i += 97) EXPECT_NEAR(back[i], overconfident[i], 1e-9);
+
+  double halves[2];
+  const auto cross_fitted = cross_fitted_temperature_scaling(overconfident, labels, k, 11, halves);
+  EXPECT_NEAR(halves[0], 3.0, 0.4);
+  EXPECT_NEAR(halves[1], 3.0, 0.4);
+  EXPECT_NE(halves[0], halves[1]);  // fitted on different images
+  const auto ece = [&](const std::vector<double>& p) {
+    return top_label_reliability(labels, p, k, kCalibrationBins, CalibrationBinning::EqualWidth).ece;
+  };
+  EXPECT_GT(ece(overconfident), 0.1);
+  EXPECT_LT(ece(cross_fitted), 0.03);
+  EXPECT_LT(negative_log_likelihood(labels, cross_fitted, k), negative_log_likelihood(labels, overconfident, k));
+  double again[2];
+  EXPECT_EQ(cross_fitted_temperature_scaling(overconfident, labels, k, 11, again), cross_fitted);
+  EXPECT_THROW(apply_temperature(overconfident, k, 0.0), std::invalid_argument);
+  EXPECT_THROW(fit_temperature(overconfident, std::vector<int>(n, k), k), std::invalid_argument);
 }

@@ -12,6 +12,7 @@
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/significance.hpp"
+#include "brainmri/metrics/temperature.hpp"
 #include "test_support.hpp"
 
 using namespace brainmri::metrics;
@@ -91,6 +92,7 @@ TEST(MetricsOracle, EqualsScikitLearnOnRandomCases) {
   ASSERT_EQ(cases.size(), 200u);
 
   int index = 0;
+  int temperatures_compared = 0;
   for (const auto& c : cases) {
     const std::string where = "case " + std::to_string(index++);
     const int k = c["class_count"].get<int>();
@@ -155,6 +157,24 @@ TEST(MetricsOracle, EqualsScikitLearnOnRandomCases) {
           << where;
     }
 
+    // Temperature scaling: the formula at T = 1.7 to rounding, and the fitted temperature as good
+    // as scipy's: an NLL no higher than its minimum (and the same T where the minimum is inside
+    // the bounds and sharp enough to pin it down).
+    const auto& temperature = c["temperature"];
+    const auto scaled = apply_temperature(probabilities, k, 1.7);
+    const auto expected_scaled = temperature["scaled_at_1_7"].get<std::vector<double>>();
+    for (std::size_t i = 0; i < scaled.size(); ++i) ASSERT_NEAR(scaled[i], expected_scaled[i], 1e-12) << where;
+    const double fitted = fit_temperature(probabilities, truth, k);
+    const auto nll_at = [&](double t) {
+      return negative_log_likelihood(truth, apply_temperature(probabilities, k, t), k);
+    };
+    EXPECT_LE(nll_at(fitted), temperature["nll"].get<double>() + 1e-6) << where << " T " << fitted;
+    const double scipy_t = temperature["temperature"].get<double>();
+    if (scipy_t > 0.06 && scipy_t < 19 && nll_at(scipy_t * 1.01) - nll_at(scipy_t) > 1e-7) {
+      EXPECT_NEAR(fitted, scipy_t, 1e-3 * scipy_t) << where;
+      ++temperatures_compared;
+    }
+
     // Significance against a second model's scores of the same images: DeLong per class against
     // the oracle's implementation written from Sun & Xu (and its AUCs against sklearn's), McNemar's
     // exact test and Holm's correction against statsmodels.
@@ -200,4 +220,5 @@ TEST(MetricsOracle, EqualsScikitLearnOnRandomCases) {
     }
     if (testing::Test::HasFailure()) break;  // one broken case is enough to read
   }
+  EXPECT_GT(temperatures_compared, 30) << "too few cases with an interior, well-defined optimal temperature";
 }
