@@ -7,6 +7,7 @@
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/summary.hpp"
+#include "brainmri/metrics/temperature.hpp"
 
 namespace brainmri::evaluation {
 namespace fs = std::filesystem;
@@ -94,6 +95,11 @@ json to_json(const EvaluationMetrics& m) {
       {"macro_auc_95ci", interval_json(m.macro_auc_interval)},
       {"micro_auc", number_or_null(m.micro_auc)},
       {"calibration", calibration_json(m.calibration)},
+      {"temperature_scaling", m.temperature_scaling ? json{{"temperatures", m.temperature_scaling->temperatures},
+                                                           {"applied", m.temperature_scaling->applied},
+                                                           {"before", calibration_json(m.temperature_scaling->before)},
+                                                           {"after", calibration_json(m.temperature_scaling->after)}}
+                                                    : json(nullptr)},
       {"confusion_matrix", {{"rows", "true class"}, {"columns", "predicted class"}, {"counts", m.confusion}}},
       {"class_names", m.class_names},
       {"bootstrap", {{"resamples", m.bootstrap_resamples}, {"seed", m.bootstrap_seed}, {"level", m.bootstrap_level}}}};
@@ -123,6 +129,12 @@ EvaluationMetrics metrics_from_json(const json& j) {
     m.calibration = calibration_from(j.at("calibration"));
   } else {
     m.calibration.bins = 0;  // an older metrics.json
+  }
+  if (j.contains("temperature_scaling") && !j.at("temperature_scaling").is_null()) {
+    const auto& t = j.at("temperature_scaling");
+    m.temperature_scaling =
+        TemperatureScaling{t.at("temperatures").get<std::vector<double>>(), t.at("applied").get<bool>(),
+                           calibration_from(t.at("before")), calibration_from(t.at("after"))};
   }
   m.confusion = j.at("confusion_matrix").at("counts").get<std::vector<std::vector<std::int64_t>>>();
   const auto& bootstrap = j.at("bootstrap");
@@ -164,6 +176,28 @@ CalibrationMetrics calibration_metrics(const Predictions& p, int class_count) {
 }
 
 nlohmann::json to_json(const CalibrationMetrics& calibration) { return calibration_json(calibration); }
+
+Predictions with_temperature(const Predictions& p, int class_count, double temperature) {
+  Predictions scaled = p;
+  scaled.probabilities = metrics::apply_temperature(p.probabilities, class_count, temperature);
+  scaled.loss = mean_log_loss(scaled.probabilities, scaled.labels, class_count);
+  return scaled;
+}
+
+Predictions cross_fitted_predictions(const Predictions& p, int class_count, std::uint64_t seed) {
+  Predictions scaled = p;
+  double temperatures[2];
+  scaled.probabilities =
+      metrics::cross_fitted_temperature_scaling(p.probabilities, p.labels, class_count, seed, temperatures);
+  scaled.loss = mean_log_loss(scaled.probabilities, scaled.labels, class_count);
+  return scaled;
+}
+
+TemperatureScaling temperature_scaling(const Predictions& before, const Predictions& after, int class_count,
+                                       std::vector<double> temperatures, bool applied) {
+  return {std::move(temperatures), applied, calibration_metrics(before, class_count),
+          calibration_metrics(after, class_count)};
+}
 
 EvaluationMetrics evaluation_metrics(const Predictions& p, const std::vector<std::string>& class_names,
                                      std::uint64_t bootstrap_seed, int bootstrap_resamples) {
@@ -207,11 +241,12 @@ EvaluationMetrics evaluation_metrics(const Predictions& p, const std::vector<std
 
 EvaluationMetrics write_evaluation(const fs::path& directory, const Predictions& p,
                                    const std::vector<std::string>& class_names, const json& context,
-                                   std::uint64_t bootstrap_seed) {
+                                   std::uint64_t bootstrap_seed, const std::optional<TemperatureScaling>& scaling) {
   fs::create_directories(directory);
   const int k = static_cast<int>(class_names.size());
   auto metrics = evaluation_metrics(p, class_names, bootstrap_seed);
   metrics.context = context;
+  metrics.temperature_scaling = scaling;
   write_file_atomically(directory / "metrics.json", to_json(metrics).dump(2) + "\n");
 
   const auto predicted = metrics::argmax_rows(p.probabilities, k);
@@ -241,13 +276,14 @@ std::pair<Predictions, Predictions> held_out_parts(const Predictions& p, const s
 
 HeldOutEvaluation write_held_out_evaluation(const fs::path& directory, const Predictions& p,
                                             const std::vector<std::string>& class_names, json context,
-                                            std::uint64_t bootstrap_seed, const std::vector<bool>& contaminated) {
+                                            std::uint64_t bootstrap_seed, const std::vector<bool>& contaminated,
+                                            const std::optional<TemperatureScaling>& scaling) {
   const int k = static_cast<int>(class_names.size());
   const auto [clean, dirty] = held_out_parts(p, contaminated, k);
   context["held_out_parts"] = {{"clean", clean.labels.size()}, {"contaminated", dirty.labels.size()}};
   HeldOutEvaluation result;
   context["part"] = "all";
-  result.all = write_evaluation(directory, p, class_names, context, bootstrap_seed);
+  result.all = write_evaluation(directory, p, class_names, context, bootstrap_seed, scaling);
   if (clean.labels.empty() || dirty.labels.empty()) {
     if (!clean.labels.empty()) result.clean = result.all;
     if (!dirty.labels.empty()) result.contaminated = result.all;

@@ -1,6 +1,7 @@
 #include "brainmri/experiments/checkpoint_evaluation.hpp"
 
 #include "brainmri/common/config_error.hpp"
+#include "brainmri/common/log.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/models/checkpoint.hpp"
@@ -25,6 +26,7 @@ const std::vector<Option<CheckpointEvaluation>>& checkpoint_evaluation_options()
     bind_option<C>("device", kGroup, "auto, cpu or cuda", [](auto& c) -> auto& { return c.device; }),
     bind_option<C>("threads", kGroup, "CPU threads for LibTorch (0: its default)", [](auto& c) -> auto& { return c.threads; }),
     bind_option<C>("batch-size", kGroup, "evaluation batch size", [](auto& c) -> auto& { return c.batch_size; }),
+    bind_option<C>("calibration", kGroup, "temperature: scale the probabilities by the temperature stored in the checkpoint (fitted on its run's validation predictions; a checkpoint without one is evaluated as it is, with a warning); none: as the network gives them", [](auto& c) -> auto& { return c.calibration; }),
     bind_option<C>("bootstrap-seed", kGroup, "seed of the bootstrap confidence intervals", [](auto& c) -> auto& { return c.bootstrap_seed; }),
   };
   // clang-format on
@@ -41,7 +43,15 @@ void validate(const CheckpointEvaluation& request) {
 CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& request,
                                                distributed::Communicator& communicator, const torch::Device& device) {
   validate(request);
-  auto model = models::load_model_from_checkpoint(request.checkpoint, device);
+  const auto loaded = models::load_checkpoint(request.checkpoint, device);
+  const auto& model = loaded.model;
+  const double temperature = models::temperature_for(loaded.card, request.calibration);
+  if (request.calibration == models::Calibration::Temperature && (!loaded.card || !loaded.card->calibration) &&
+      communicator.rank() == 0) {
+    logging::warning(request.checkpoint.string() +
+                     " stores no temperature (trained with --calibration none, without validation, or before "
+                     "calibration existed): its probabilities are evaluated uncalibrated");
+  }
   const data::ShardedDataset dataset(request.dataset, request.folds_by);
   const auto& m = model->options();
   if (m.image_size != dataset.image_size() || m.input_channels != dataset.channels() ||
@@ -77,26 +87,42 @@ CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& reque
   options.communicator = &communicator;  // under mpirun the ranks share the evaluation
   training::Trainer trainer(model, options, device);
   const auto loader = training::make_loader(dataset, ids, device, training::LoaderKind::Auto, std::size_t{4096} << 20);
-  const auto predictions = trainer.predict(*loader);
+  const auto unscaled = trainer.predict(*loader);
   if (communicator.rank() != 0) return result;
-  const json context = {{"command", "evaluate"},
-                        {"checkpoint", fs::absolute(request.checkpoint).string()},
-                        {"dataset", fs::absolute(dataset.directory()).string()},
-                        {"selection", selection},
-                        {"model", model->model_name()}};
+  const int k = static_cast<int>(dataset.class_names().size());
+  json context = {{"command", "evaluate"},
+                  {"checkpoint", fs::absolute(request.checkpoint).string()},
+                  {"dataset", fs::absolute(dataset.directory()).string()},
+                  {"selection", selection},
+                  {"model", model->model_name()}};
+  std::optional<evaluation::TemperatureScaling> scaling;
+  auto predictions = unscaled;
+  if (temperature != 1.0) {
+    predictions = evaluation::with_temperature(unscaled, k, temperature);
+    scaling = evaluation::temperature_scaling(unscaled, predictions, k, {temperature}, true);
+    const auto& fitted_on = loaded.card->calibration->fitted_on;
+    context["calibration"] = {{"temperature", temperature}, {"fitted_on", fitted_on}};
+    if (selection != "all" &&
+        fitted_on.rfind(
+            selection.substr(0, selection.find('-')) + " " + selection.substr(selection.find('-') + 1) + " ", 0) == 0) {
+      logging::warning("the temperature of " + request.checkpoint.string() + " was fitted on these images (" +
+                       fitted_on +
+                       "): their calibration here is optimistic; the run's validation/metrics.json "
+                       "judges it honestly (temperature_scaling, cross-fitted)");
+    }
+  }
   if (request.split.empty()) {
     result.metrics = evaluation::write_evaluation(result.output, predictions, dataset.class_names(), context,
-                                                  request.bootstrap_seed);
+                                                  request.bootstrap_seed, scaling);
   } else {
     // A split is scored in parts: its images with and without a copy in the other splits.
     const auto parts =
         evaluation::write_held_out_evaluation(result.output, predictions, dataset.class_names(), context,
-                                              request.bootstrap_seed, dataset.contaminated(request.split));
+                                              request.bootstrap_seed, dataset.contaminated(request.split), scaling);
     result.metrics = parts.all;
     result.clean = parts.clean;
     result.contaminated = parts.contaminated;
   }
-  const int k = static_cast<int>(dataset.class_names().size());
   const auto predicted = metrics::argmax_rows(predictions.probabilities, k);
   result.report = metrics::format_classification_report(
       metrics::classification_report(metrics::ConfusionMatrix(predictions.labels, predicted, k), dataset.class_names()),

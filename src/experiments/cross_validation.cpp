@@ -331,6 +331,10 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
   std::map<std::string, ScoresAcrossFolds> test_part_scores;  // "clean", "contaminated"
   evaluation::Predictions pooled;
   double pooled_loss = 0;
+  // The folds' temperatures and their cross-fitted validation predictions, pooled like `pooled`.
+  std::vector<double> fold_temperatures;
+  evaluation::Predictions pooled_cross_fitted;
+  const int class_count = static_cast<int>(dataset.class_names().size());
   std::vector<evaluation::Predictions> test_predictions;  // one per fold model, for the ensemble
   for (const auto& job : jobs) {
     const auto& status = statuses.at(job);
@@ -357,6 +361,14 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
     pooled.probabilities.insert(pooled.probabilities.end(), fold_predictions.probabilities.begin(),
                                 fold_predictions.probabilities.end());
     pooled_loss += status.result["loss"].get<double>() * static_cast<double>(fold_predictions.labels.size());
+    const auto fold_metrics = evaluation::read_metrics(output / job / "validation" / "metrics.json");
+    if (fold_metrics.temperature_scaling && !fold_metrics.temperature_scaling->temperatures.empty()) {
+      fold_temperatures.push_back(fold_metrics.temperature_scaling->temperatures.front());
+      const auto scaled =
+          evaluation::cross_fitted_predictions(fold_predictions, class_count, config.output.bootstrap_seed);
+      pooled_cross_fitted.probabilities.insert(pooled_cross_fitted.probabilities.end(), scaled.probabilities.begin(),
+                                               scaled.probabilities.end());
+    }
   }
   // Every sample of the folds run must have exactly one out-of-fold prediction.
   const std::set<std::int64_t> seen(pooled.sample_ids.begin(), pooled.sample_ids.end());
@@ -385,12 +397,26 @@ CrossValidationResult write_summaries(const RunConfig& config, const CrossValida
     pooled.loss = pooled_loss / static_cast<double>(pooled.labels.size());
     const json context = {
         {"command", "cv"}, {"dataset", summary["dataset"]}, {"selection", "out of fold"}, {"model", summary["model"]}};
+    // Temperature scaling when every fold fitted one: each fold's images cross-fitted within it.
+    std::optional<evaluation::TemperatureScaling> scaling;
+    if (!fold_temperatures.empty() && pooled_cross_fitted.probabilities.size() == pooled.probabilities.size()) {
+      pooled_cross_fitted.sample_ids = pooled.sample_ids;
+      pooled_cross_fitted.labels = pooled.labels;
+      scaling = evaluation::temperature_scaling(pooled, pooled_cross_fitted, class_count, fold_temperatures, false);
+    }
     const auto oof = evaluation::write_evaluation(output / "out_of_fold", pooled, dataset.class_names(), context,
-                                                  config.output.bootstrap_seed);
+                                                  config.output.bootstrap_seed, scaling);
     summary["out_of_fold"] = {{"samples", pooled.labels.size()},
                               {"accuracy", oof.accuracy},
                               {"macro_f1", oof.macro_average.f1},
-                              {"macro_auc", number_or_null(oof.macro_auc)}};
+                              {"macro_auc", number_or_null(oof.macro_auc)},
+                              {"ece", number_or_null(oof.calibration.ece)}};
+    if (scaling) {
+      summary["out_of_fold"]["temperature_scaling"] = {{"temperatures", scaling->temperatures},
+                                                       {"ece_after", number_or_null(scaling->after.ece)},
+                                                       {"nll_before", number_or_null(scaling->before.nll)},
+                                                       {"nll_after", number_or_null(scaling->after.nll)}};
+    }
   }
   if (!test_predictions.empty()) {
     const auto ensemble =

@@ -101,6 +101,7 @@ std::vector<Option<RunConfig>> make_run_options() {
     run_option("rotation", kTraining, "random rotation factor (fraction of 360 degrees)", [](auto& c) -> auto& { return c.training.augmentation.rotation; }),
     run_option("zoom", kTraining, "random zoom factor", [](auto& c) -> auto& { return c.training.augmentation.zoom; }),
     run_option("contrast", kTraining, "random contrast factor", [](auto& c) -> auto& { return c.training.augmentation.contrast; }),
+    run_option("calibration", kTraining, "temperature: fit one temperature on the validation predictions (their calibration after it is cross-fitted: each half scaled by the other half's temperature), store it in model.pt and apply it to the held-out tests; none: probabilities as the network gives them", [](auto& c) -> auto& { return c.output.calibration; }, kFixed),
     run_option("bootstrap-seed", kTraining, "seed of the bootstrap confidence intervals", [](auto& c) -> auto& { return c.output.bootstrap_seed; }, kFixed),
 
     bind_list_option<RunConfig>("stage", kStages,

@@ -11,6 +11,8 @@
 #include "brainmri/common/sha256.hpp"
 #include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/metrics/classification.hpp"
+#include "brainmri/metrics/temperature.hpp"
+#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/models/keras_weights.hpp"
 #include "brainmri/models/torchscript_export.hpp"
 #include "brainmri/reports/report.hpp"
@@ -177,10 +179,8 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
     trainer->fit(*train_source, val_source.get());
     return trainer;
   };
-  // Without validation there is no best epoch: each stage ends with its last weights.
-  const bool keeps_best = config.training.early_stopping.restore_best && val_source != nullptr;
+  // Each stage ends with its best weights restored (restore-best with validation), else its last.
   std::unique_ptr<training::Trainer> trainer;
-  fs::path final_checkpoint;
   int epochs_before = 0;  // the run log's step axis continues over the stages
   for (auto stage : training_stages(config)) {
     stage.options.epochs_before = epochs_before;
@@ -191,7 +191,6 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
       model->set_trainable_backbone_groups(*stage.trainable_blocks);
     }
     trainer = run_stage(stage.options);  // from the previous stage's best (restored) weights
-    final_checkpoint = where.output / (stage.options.stage_name + (keeps_best ? "_best.pt" : "_last.pt"));
   }
 
   const int k = static_cast<int>(dataset.class_names().size());
@@ -206,22 +205,30 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   RunOutcome outcome;
   outcome.directory = where.output;
   outcome.validation_samples = static_cast<int>(val_ids.size());
-  evaluation::Predictions validation, test;
+  evaluation::Predictions validation, test, unscaled_test;
   std::vector<bool> contaminated;  // by sample id, for the held-out test split
+  std::optional<models::TemperatureCalibration> calibration;
   if (val_source) {
     validation = trainer->predict(*val_source);
     outcome.validation = score(validation);
+    if (config.output.calibration == models::Calibration::Temperature) {
+      calibration =
+          models::TemperatureCalibration{metrics::fit_temperature(validation.probabilities, validation.labels, k),
+                                         selection + " (" + std::to_string(validation.labels.size()) + " images)"};
+    }
   }
   if (!test_ids.empty()) {
-    test = trainer->predict(*training::make_loader(dataset, test_ids, device, loader, memory_limit));
+    unscaled_test = trainer->predict(*training::make_loader(dataset, test_ids, device, loader, memory_limit));
+    test = calibration ? evaluation::with_temperature(unscaled_test, k, calibration->temperature) : unscaled_test;
     outcome.test = score(test);
     contaminated = dataset.contaminated(where.test_split);
     outcome.test_parts = evaluation::held_out_parts_json(test, contaminated, k);
   }
   if (!writer) return outcome;
-  if (fs::exists(final_checkpoint)) {
-    fs::copy_file(final_checkpoint, where.output / "model.pt", fs::copy_options::overwrite_existing);
-  }
+  // model.pt: the final weights with the model card, and the temperature when one was fitted.
+  auto final_card = card;
+  final_card.calibration = calibration;
+  models::save_model(*model, final_card, where.output / "model.pt");
   json context = {{"command", command},
                   {"dataset", fs::absolute(dataset.directory()).string()},
                   {"selection", selection},
@@ -230,13 +237,24 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
                   {"checkpoint", (where.output / "model.pt").string()},
                   {"folds_by", name_of(dataset.folds_by())}};
   const auto bootstrap_seed = config.output.bootstrap_seed;
-  if (val_source)
+  if (val_source) {
+    std::optional<evaluation::TemperatureScaling> scaling;
+    if (calibration) {
+      scaling = evaluation::temperature_scaling(validation,
+                                                evaluation::cross_fitted_predictions(validation, k, bootstrap_seed), k,
+                                                {calibration->temperature}, false);
+    }
     evaluation::write_evaluation(where.output / "validation", validation, dataset.class_names(), context,
-                                 bootstrap_seed);
+                                 bootstrap_seed, scaling);
+  }
   if (!test_ids.empty()) {
     context["selection"] = "split " + where.test_split + " (held out)";
+    std::optional<evaluation::TemperatureScaling> scaling;
+    if (calibration) {
+      scaling = evaluation::temperature_scaling(unscaled_test, test, k, {calibration->temperature}, true);
+    }
     evaluation::write_held_out_evaluation(where.output / "test", test, dataset.class_names(), context, bootstrap_seed,
-                                          contaminated);
+                                          contaminated, scaling);
   }
   if (where.export_model) {
     models::export_torchscript(*model, where.output / "model.torchscript.pt");

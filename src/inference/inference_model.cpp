@@ -10,6 +10,7 @@
 
 #include "brainmri/common/atomic_file.hpp"
 #include "brainmri/common/ini.hpp"
+#include "brainmri/common/log.hpp"
 #include "brainmri/common/sha256.hpp"
 #include "brainmri/data/manifest.hpp"
 #include "brainmri/models/checkpoint.hpp"
@@ -137,6 +138,18 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
     preprocessing.resize = imaging::parse_resize_mode(options.resize);  // throws std::invalid_argument
   }
   model->sha256_ = sha256_file(file);
+  model->temperature_ = models::temperature_for(card, options.calibration);
+  json calibration = {{"method", model->temperature_ != 1.0 ? "temperature" : "none"},
+                      {"temperature", model->temperature_}};
+  if (card && card->calibration && options.calibration == models::Calibration::Temperature) {
+    calibration["fitted_on"] = card->calibration->fitted_on;
+  } else if (options.calibration == models::Calibration::Temperature) {
+    logging::warning(file.string() + " stores no temperature (" +
+                     (model->classifier_
+                          ? "trained with --calibration none, without validation, or before calibration existed"
+                          : "a TorchScript export") +
+                     "): its probabilities are not calibrated");
+  }
 
   json source = {
       {"file", fs::absolute(file).string()},
@@ -182,6 +195,7 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
        {{"available", model->can_explain()},
         {"method", model->can_explain() ? json(explain::display_name(model->method_)) : json(nullptr)},
         {"layer", model->can_explain() ? json(model->explained_layer()) : json(nullptr)}}},
+      {"calibration", calibration},
       {"source", source}};
   return model;
 }
@@ -217,13 +231,16 @@ Predictions InferenceModel::predict(const torch::Tensor& images, bool explain) {
   Predictions out;
   if (explain && classifier_) {
     auto cam = explain::class_activation_maps(*classifier_, input, std::nullopt, method_);
-    out.probabilities = cam.probabilities.cpu();
+    // softmax(z / T) from softmax(z): log p is z up to a per-row constant (metrics/temperature.hpp).
+    out.probabilities = temperature_ == 1.0
+                            ? cam.probabilities.cpu()
+                            : torch::softmax(torch::log(cam.probabilities.clamp_min(1e-12)) / temperature_, 1).cpu();
     out.maps = cam.maps.cpu();
     return out;
   }
   torch::NoGradGuard no_grad;
   const auto logits = classifier_ ? classifier_->forward(input) : exported_->forward({input}).toTensor();
-  out.probabilities = torch::softmax(logits, 1).cpu();
+  out.probabilities = torch::softmax(logits / temperature_, 1).cpu();
   return out;
 }
 
@@ -271,6 +288,7 @@ const std::vector<Option<LoadOptions>>& model_loading_options() {
   static const std::vector<Option<L>> table = {
     bind_option<L>("method", kGroup, "explanation method: hirescam, gradcam or gradcam++ (docs/reports.md: which passes which check)", [](auto& o) -> auto& { return o.method; }),
     bind_option<L>("layer", kGroup, "explained layer (default: the model's last convolution; docs/models.md lists the names)", [](auto& o) -> auto& { return o.explained_layer; }),
+    bind_option<L>("calibration", kGroup, "temperature: probabilities scaled by the temperature stored in the checkpoint (fitted on its run's validation predictions); none: as the network gives them", [](auto& o) -> auto& { return o.calibration; }),
     bind_option<L>("resize", kGroup, "auto (as the model's training data was packed: from the checkpoint's model card, or its run's dataset manifest; else stretch), stretch or pad", [](auto& o) -> auto& { return o.resize; }),
     bind_option<L>("size", kGroup, "TorchScript exports: the input size they were trained at", [](auto& o) -> auto& { return o.export_image_size; }),
     bind_option<L>("channels", kGroup, "TorchScript exports: input channels (1 or 3)", [](auto& o) -> auto& { return o.export_channels; }),

@@ -14,7 +14,14 @@ constexpr const char* kModelCardKey = "brainmri_model_card";
 
 json to_json(const ModelCard& card) {
   const auto& p = card.preprocessing;
+  json calibration = nullptr;
+  if (card.calibration) {
+    calibration = {{"method", "temperature"},
+                   {"temperature", card.calibration->temperature},
+                   {"fitted_on", card.calibration->fitted_on}};
+  }
   return {{"class_names", card.class_names},
+          {"calibration", calibration},
           {"preprocessing",
            {{"image_size", p.image_size},
             {"channels", p.channels},
@@ -33,7 +40,16 @@ ModelCard model_card_from_json(const json& j) {
                         p.at("stored_dtype").get<std::string>(), p.at("normalization_scale").get<double>()};
   card.explained_layer = j.value("explained_layer", std::string());
   card.provenance = j.value("provenance", json::object());
+  if (j.contains("calibration") && !j.at("calibration").is_null()) {
+    const auto& c = j.at("calibration");
+    card.calibration = TemperatureCalibration{c.at("temperature").get<double>(), c.value("fitted_on", std::string())};
+  }
   return card;
+}
+
+double temperature_for(const std::optional<ModelCard>& card, Calibration choice) {
+  if (choice == Calibration::None || !card || !card->calibration) return 1.0;
+  return card->calibration->temperature;
 }
 
 void write_model_card(torch::serialize::OutputArchive& archive, const ModelCard& card) {

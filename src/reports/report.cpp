@@ -21,6 +21,7 @@
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/summary.hpp"
 #include "brainmri/models/checkpoint.hpp"
+#include "brainmri/reports/paired_tests.hpp"
 
 namespace brainmri::reports {
 namespace fs = std::filesystem;
@@ -82,6 +83,34 @@ std::string fixed(double value, int digits = 4) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.*f", digits, value);
   return text;
+}
+
+// Temperature scaling in words: what was fitted or applied, and the calibration before and after.
+std::string temperature_scaling_text(const evaluation::EvaluationMetrics& m) {
+  if (!m.temperature_scaling) return "";
+  const auto& t = *m.temperature_scaling;
+  if (t.temperatures.empty()) return "";
+  const auto [low, high] = std::minmax_element(t.temperatures.begin(), t.temperatures.end());
+  const std::string temperatures = t.temperatures.size() == 1
+                                       ? "T = " + fixed(*low, 3)
+                                       : "one per fold model, T = " + fixed(*low, 3) + " to " + fixed(*high, 3);
+  const auto change = [](const char* name, double before, double after) {
+    return std::string(name) + " " + fixed(before) + " → " + fixed(after);
+  };
+  const std::string changes = change("top-label ECE", t.before.ece, t.after.ece) + ", " +
+                              change("classwise ECE", t.before.classwise_ece, t.after.classwise_ece) + ", " +
+                              change("Brier score", t.before.brier, t.after.brier) + ", " +
+                              change("NLL", t.before.nll, t.after.nll);
+  if (t.applied) {
+    return " The probabilities are scaled by the temperature stored with the model (" + temperatures +
+           ", fitted on its validation predictions); before → after on these images: " + changes + ".";
+  }
+  return " Temperature scaling (" + temperatures +
+         ") was fitted on these predictions; judged by 2-fold "
+         "cross-fitting (each half of the images scaled with the temperature fitted on the other half): " +
+         changes +
+         ". The figures and tables show the network's own probabilities; predict, serve and the held-out tests "
+         "apply the temperature.";
 }
 
 std::string latex_escape(const std::string& text) {
@@ -583,7 +612,7 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
                         : std::string()) +
       ", MCE " + fixed(calibration.mce) + ", classwise ECE " + fixed(calibration.classwise_ece) +
       ", ECE with equal-mass bins " + fixed(calibration.ece_equal_mass) + ", Brier score " + fixed(calibration.brier) +
-      ", negative log-likelihood " + fixed(calibration.nll) + ".";
+      ", negative log-likelihood " + fixed(calibration.nll) + "." + temperature_scaling_text(run.main->metrics);
 
   // Tables for a paper.
   const auto rows = paper_rows(run, report);
@@ -801,9 +830,24 @@ void write_comparison(const std::vector<RunContents>& runs, const std::vector<js
   html << "</table>\n<p>Cross-validations: mean ± std over the folds [95% t-interval, logit scale]; single runs: value "
           "[bootstrap "
           "95% "
-          "interval].</p>\n</body></html>\n";
+          "interval].</p>\n";
+  // Paired tests of every pair of runs, in the order given.
+  json tests = json::array();
+  md << "\n## Paired tests\n";
+  html << "<h2>Paired tests</h2>\n";
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    for (std::size_t j = i + 1; j < runs.size(); ++j) {
+      const auto pair = compare_runs(runs[i], runs[j]);
+      tests.push_back(to_json(pair));
+      const auto section = markdown(pair);
+      md << "\n" << section;
+      html << "<pre>" << html_escape(section) << "</pre>\n";
+    }
+  }
+  html << "</body></html>\n";
   write_file_atomically(output / "comparison.md", md.str());
   write_file_atomically(output / "comparison.tex", tex.str());
+  write_file_atomically(output / "comparison.json", json{{"paired_tests", tests}}.dump(2) + "\n");
   write_file_atomically(output / "index.html", html.str());
 }
 

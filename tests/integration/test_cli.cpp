@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -81,9 +82,10 @@ TEST_F(CliOnSample, TrainWritesARunDirectoryAndEvaluateReproducesItsValidation) 
   EXPECT_EQ(validation["samples"].get<int>(), 31);  // fold 0 of the 154-image sample
   EXPECT_TRUE(validation.contains("accuracy_95ci"));
 
+  // validation/ holds the network's own probabilities (the temperature is fitted on them).
   const auto evaluate =
       run_brainmri("evaluate --checkpoint " + shell_quote(run / "a" / "model.pt") + " --data " + shell_quote(data()) +
-                   " --fold 0 --threads 1 --output " + shell_quote(run / "eval"));
+                   " --fold 0 --calibration none --threads 1 --output " + shell_quote(run / "eval"));
   ASSERT_EQ(evaluate.exit_code, 0) << evaluate.output;
   const auto evaluated = read_json(run / "eval" / "metrics.json");
   EXPECT_DOUBLE_EQ(evaluated["accuracy"].get<double>(), validation["accuracy"].get<double>());
@@ -111,8 +113,9 @@ TEST_F(CliOnSample, FoldsDealtAtRandomAreRecordedAndEvaluatedTheSameWay) {
   // The same fold dealt by the duplicate groups holds other images, so evaluating the model on it
   // needs the run's rule: with it, the validation comes back exactly.
   const auto evaluate = [&](const std::string& extra, const std::string& out) {
-    const auto r = run_brainmri("evaluate --checkpoint " + shell_quote(run / "random" / "model.pt") + " --data " +
-                                data32 + " --fold 0 --threads 1 --output " + shell_quote(run / out) + extra);
+    const auto r =
+        run_brainmri("evaluate --checkpoint " + shell_quote(run / "random" / "model.pt") + " --data " + data32 +
+                     " --fold 0 --calibration none --threads 1 --output " + shell_quote(run / out) + extra);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return read_json(run / out / "metrics.json");
   };
@@ -192,6 +195,68 @@ TEST(CliHeldOut, ContaminatedTestImagesAreScoredApartOrTheirTrainingCopiesDroppe
   ASSERT_EQ(clean_only.exit_code, 0) << clean_only.output;
   EXPECT_EQ(clean_only.output.find("Contaminated part"), std::string::npos) << clean_only.output;
   EXPECT_FALSE(fs::exists(scratch / "eval-dropped" / "clean"));
+}
+
+// Temperature scaling: fitted on the run's validation predictions (judged there by cross-fitting),
+// stored in model.pt, applied by evaluate and predict unless --calibration none.
+TEST_F(CliOnSample, TheTemperatureFittedOnValidationIsStoredWithTheModelAndApplied) {
+  ScratchDir run;
+  const auto data32 = shell_quote(*scratch_ / "packed32");
+  const auto train = run_brainmri("train --data " + data32 + " --output " + shell_quote(run / "t") +
+                                  " --epochs 2 --report false" + kSmallModel);
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  const auto scaling = read_json(run / "t" / "validation" / "metrics.json")["temperature_scaling"];
+  ASSERT_TRUE(scaling.is_object()) << scaling;
+  EXPECT_FALSE(scaling["applied"].get<bool>());  // validation keeps the network's own probabilities
+  const double temperature = scaling["temperatures"][0].get<double>();
+  EXPECT_GT(temperature, 0.05);
+  EXPECT_LT(temperature, 20.0);
+  EXPECT_NE(scaling["before"]["nll"], scaling["after"]["nll"]);
+
+  const auto evaluate = [&](const std::string& extra, const std::string& out) {
+    const auto r = run_brainmri("evaluate --checkpoint " + shell_quote(run / "t" / "model.pt") + " --data " + data32 +
+                                " --fold 1 --threads 1 --output " + shell_quote(run / out) + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return read_json(run / out / "metrics.json");
+  };
+  const auto calibrated = evaluate("", "calibrated");
+  const auto raw = evaluate(" --calibration none", "raw");
+  EXPECT_DOUBLE_EQ(calibrated["context"]["calibration"]["temperature"].get<double>(), temperature);
+  EXPECT_TRUE(calibrated["temperature_scaling"]["applied"].get<bool>());
+  EXPECT_TRUE(raw["temperature_scaling"].is_null());
+  EXPECT_EQ(calibrated["accuracy"], raw["accuracy"]);  // the predicted class never changes
+  EXPECT_NEAR(calibrated["temperature_scaling"]["before"]["nll"].get<double>(), raw["calibration"]["nll"].get<double>(),
+              1e-12);
+  EXPECT_NEAR(calibrated["calibration"]["nll"].get<double>(),
+              calibrated["temperature_scaling"]["after"]["nll"].get<double>(), 1e-12);
+
+  // predict: softmax(z / T), i.e. the uncalibrated probabilities p as p^(1/T) renormalized.
+  const auto image = (*fs::directory_iterator(kSample / "Training" / "glioma")).path();
+  const auto predict = [&](const std::string& extra) {
+    const auto r = run_brainmri("predict --model " + shell_quote(run / "t" / "model.pt") + " --json --threads 1 " +
+                                extra + " " + shell_quote(image));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    const auto out = json::parse(r.output.substr(r.output.find('{')));
+    std::vector<double> p;
+    for (const auto& name : out["classes"]) p.push_back(out["results"][0]["probabilities"][name.get<std::string>()]);
+    return p;
+  };
+  const auto scaled = predict("");
+  const auto unscaled = predict("--calibration none");
+  double sum = 0;
+  std::vector<double> expected;
+  for (const double p : unscaled) sum += expected.emplace_back(std::pow(p, 1.0 / temperature));
+  for (std::size_t c = 0; c < scaled.size(); ++c) EXPECT_NEAR(scaled[c], expected[c] / sum, 1e-5) << c;
+
+  // Without calibration nothing is fitted, and predict says the probabilities are not calibrated.
+  const auto plain = run_brainmri("train --data " + data32 + " --output " + shell_quote(run / "plain") +
+                                  " --epochs 1 --calibration none --report false" + kSmallModel);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_TRUE(read_json(run / "plain" / "validation" / "metrics.json")["temperature_scaling"].is_null());
+  const auto warned =
+      run_brainmri("predict --model " + shell_quote(run / "plain" / "model.pt") + " --threads 1 " + shell_quote(image));
+  EXPECT_EQ(warned.exit_code, 0) << warned.output;
+  EXPECT_NE(warned.output.find("stores no temperature"), std::string::npos) << warned.output;
 }
 
 TEST_F(CliOnSample, ResumedTrainingEndsWhereAnUninterruptedOneDoes) {
@@ -432,8 +497,14 @@ TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
   const auto train = run_brainmri("train --data " + shell_quote(*scratch_ / "packed32") + " --output " +
                                   shell_quote(run / "single") + " --epochs 1 --report false" + kSmallModel);
   ASSERT_EQ(train.exit_code, 0) << train.output;
-  const auto report = run_brainmri("report " + shell_quote(run / "cv") + " " + shell_quote(run / "single") +
-                                   " --vector false --output " + shell_quote(run / "comparison"));
+  // A second CV of the same folds with another seed: the pair that can be tested.
+  const auto cv2 =
+      run_brainmri("cv --data " + shell_quote(*scratch_ / "packed32") + " --output " + shell_quote(run / "cv2") +
+                   " --folds 0,1,2 --epochs 1 --seed 5 --report false" + kSmallModel);
+  ASSERT_EQ(cv2.exit_code, 0) << cv2.output;
+  const auto report =
+      run_brainmri("report " + shell_quote(run / "cv") + " " + shell_quote(run / "single") + " " +
+                   shell_quote(run / "cv2") + " --vector false --output " + shell_quote(run / "comparison"));
   ASSERT_EQ(report.exit_code, 0) << report.output;
   const auto dir = run / "cv" / "report";
   for (const char* figure : {"confusion_matrix.png", "roc_curves.png", "roc_curves_out_of_fold.png", "gradcam_grid.png",
@@ -460,6 +531,32 @@ TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
   const auto comparison = slurp(run / "comparison" / "comparison.md");
   EXPECT_NE(comparison.find("| cv | baseline_cnn | 3-fold CV |"), std::string::npos) << comparison;
   EXPECT_NE(comparison.find("| single | baseline_cnn | validation |"), std::string::npos) << comparison;
+
+  // Paired tests: the CV and the single run evaluated other images and say so; the two CVs are
+  // paired on the same images and folds, consistent with their summaries.
+  const auto tests = read_json(run / "comparison" / "comparison.json")["paired_tests"];
+  ASSERT_EQ(tests.size(), 3u);
+  EXPECT_NE(tests[0]["untestable"].get<std::string>().find("different images"), std::string::npos) << tests[0];
+  EXPECT_NE(comparison.find("### cv vs single\n\nNot tested: they evaluated different images"), std::string::npos)
+      << comparison;
+  const auto& paired = tests[1];
+  ASSERT_FALSE(paired.contains("untestable")) << paired;
+  EXPECT_EQ(paired["b"], "cv2");
+  const auto other = read_json(run / "cv2" / "cv_summary.json");
+  const double accuracy_difference =
+      summary["out_of_fold"]["accuracy"].get<double>() - other["out_of_fold"]["accuracy"].get<double>();
+  EXPECT_NEAR(paired["accuracy"]["difference"]["estimate"].get<double>(), accuracy_difference, 1e-12);
+  const int images = paired["images"].get<int>();
+  EXPECT_EQ(images, summary["out_of_fold"]["samples"].get<int>());
+  EXPECT_NEAR(paired["accuracy"]["mcnemar_exact"]["only_a_right"].get<int>() -
+                  paired["accuracy"]["mcnemar_exact"]["only_b_right"].get<int>(),
+              accuracy_difference * images, 1e-6);
+  EXPECT_LE(paired["accuracy"]["difference"]["low"].get<double>(), accuracy_difference);
+  EXPECT_EQ(paired["auc_per_class"].size(), 4u);
+  EXPECT_EQ(paired["folds"]["accuracy"]["degrees_of_freedom"].get<int>(), 2);
+  EXPECT_NE(comparison.find("Nadeau–Bengio corrected t"), std::string::npos) << comparison;
+  EXPECT_NE(comparison.find("McNemar, exact"), std::string::npos) << comparison;
+  EXPECT_NE(tests[2]["untestable"].get<std::string>().find("different images"), std::string::npos) << tests[2];
 
   // Not a run directory: a failure naming it; no run at all: a usage error.
   const auto bad = run_brainmri("report " + shell_quote(run.path()));

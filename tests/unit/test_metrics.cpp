@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -255,4 +256,47 @@ TEST(TemperatureScaling, RecoversTheOverconfidenceOfASyntheticModel) {
   EXPECT_EQ(cross_fitted_temperature_scaling(overconfident, labels, k, 11, again), cross_fitted);
   EXPECT_THROW(apply_temperature(overconfident, k, 0.0), std::invalid_argument);
   EXPECT_THROW(fit_temperature(overconfident, std::vector<int>(n, k), k), std::invalid_argument);
+}
+
+// The paired bootstrap draws the same images for both models: a model against itself differs by
+// exactly 0, and two models that agree on most images get an interval of their difference much
+// narrower than what their separate intervals suggest.
+TEST(PairedBootstrap, DifferencesOfTwoModelsOnTheSameImages) {
+  constexpr int k = 3;
+  constexpr std::size_t n = 600;
+  std::mt19937_64 random(3);
+  std::vector<int> truth(n);
+  std::vector<double> a(n * k), b(n * k);
+  for (std::size_t i = 0; i < n; ++i) {
+    truth[i] = static_cast<int>(random() % k);
+    double sum = 0;
+    for (int c = 0; c < k; ++c)
+      sum += a[i * k + c] = std::uniform_real_distribution<double>(0, 1)(random) + (c == truth[i] ? 0.6 : 0);
+    for (int c = 0; c < k; ++c) a[i * k + c] /= sum;
+    for (int c = 0; c < k; ++c) b[i * k + c] = a[i * k + c];
+    if (i % 25 == 0)
+      std::rotate(b.begin() + static_cast<std::ptrdiff_t>(i * k), b.begin() + static_cast<std::ptrdiff_t>(i * k + 1),
+                  b.begin() + static_cast<std::ptrdiff_t>((i + 1) * k));
+  }
+  const BootstrapOptions options{400, 0.95, 9};
+  const auto same = paired_bootstrap_differences(truth, a, a, k, options);
+  EXPECT_EQ(same.accuracy.estimate, 0.0);
+  EXPECT_EQ(same.accuracy.low, 0.0);
+  EXPECT_EQ(same.accuracy.high, 0.0);
+  EXPECT_EQ(same.macro_auc.high, 0.0);
+
+  const auto paired = paired_bootstrap_differences(truth, a, b, k, options);
+  const auto alone_a = bootstrap_intervals(truth, a, k, options);
+  const auto alone_b = bootstrap_intervals(truth, b, k, options);
+  EXPECT_NEAR(paired.accuracy.estimate, alone_a.accuracy.estimate - alone_b.accuracy.estimate, 1e-15);
+  EXPECT_LE(paired.accuracy.low, paired.accuracy.estimate);
+  EXPECT_GE(paired.accuracy.high, paired.accuracy.estimate);
+  const double paired_width = paired.accuracy.high - paired.accuracy.low;
+  const double separate_width =
+      (alone_a.accuracy.high - alone_a.accuracy.low) + (alone_b.accuracy.high - alone_b.accuracy.low);
+  EXPECT_LT(paired_width, 0.5 * separate_width) << "the pairing must cancel what both models share";
+  EXPECT_GT(paired.accuracy.low, 0.0)
+      << "24 images changed for the worse in B: A is better, and the paired interval sees it";
+  EXPECT_EQ(paired.auc_per_class.size(), static_cast<std::size_t>(k));
+  EXPECT_THROW(paired_bootstrap_differences(truth, a, std::vector<double>(3), k, options), std::invalid_argument);
 }

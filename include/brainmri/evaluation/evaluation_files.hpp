@@ -41,6 +41,18 @@ struct CalibrationMetrics {
   std::vector<metrics::ReliabilityBin> top_label_bins;  // equal-width, the non-empty ones
 };
 
+// Temperature scaling of an evaluation (metrics/temperature.hpp) and the calibration before and
+// after it (without bootstrap intervals).
+struct TemperatureScaling {
+  std::vector<double> temperatures;  // the model's; a cross-validation's: one per fold model
+  // true: the predictions hold scaled probabilities (a stored temperature applied to images it was
+  // not fitted on) and `before` is the model's own calibration. false: the predictions are the
+  // model's own, the ones the temperature was fitted on, and `after` is cross-fitted (each half
+  // of the images scaled with the temperature fitted on the other half).
+  bool applied = false;
+  CalibrationMetrics before, after;
+};
+
 // metrics.json. Undefined numbers (NaN) are written as null and read back as NaN.
 struct EvaluationMetrics {
   std::int64_t samples = 0;
@@ -57,7 +69,8 @@ struct EvaluationMetrics {
   double micro_auc = 0;
   // Absent from metrics.json files written before calibration was measured: then bins is 0.
   CalibrationMetrics calibration;
-  std::vector<std::vector<std::int64_t>> confusion;  // rows: true class, columns: predicted class
+  std::optional<TemperatureScaling> temperature_scaling;  // absent: none fitted or applied
+  std::vector<std::vector<std::int64_t>> confusion;       // rows: true class, columns: predicted class
   std::vector<std::string> class_names;
   int bootstrap_resamples = 0;
   std::uint64_t bootstrap_seed = 0;
@@ -74,6 +87,15 @@ EvaluationMetrics read_metrics(const std::filesystem::path& file);  // throws st
 CalibrationMetrics calibration_metrics(const Predictions& predictions, int class_count);
 nlohmann::json to_json(const CalibrationMetrics& calibration);
 
+// The predictions with their probabilities scaled by `temperature` and the loss recomputed.
+Predictions with_temperature(const Predictions& predictions, int class_count, double temperature);
+// Each image's probabilities scaled with the temperature fitted on the other half of the images
+// (metrics::cross_fitted_temperature_scaling, halves drawn with `seed`).
+Predictions cross_fitted_predictions(const Predictions& predictions, int class_count, std::uint64_t seed);
+// The calibration of `before` and `after` (the same images, before and after scaling).
+TemperatureScaling temperature_scaling(const Predictions& before, const Predictions& after, int class_count,
+                                       std::vector<double> temperatures, bool applied);
+
 // Every metric of a prediction set: accuracy, per-class and averaged precision/recall/F1,
 // confusion matrix, per-class/macro/micro AUC and bootstrap 95% intervals (seeded).
 EvaluationMetrics evaluation_metrics(const Predictions& predictions, const std::vector<std::string>& class_names,
@@ -83,7 +105,8 @@ EvaluationMetrics evaluation_metrics(const Predictions& predictions, const std::
 // metrics.json holds.
 EvaluationMetrics write_evaluation(const std::filesystem::path& directory, const Predictions& predictions,
                                    const std::vector<std::string>& class_names, const nlohmann::json& context,
-                                   std::uint64_t bootstrap_seed);
+                                   std::uint64_t bootstrap_seed,
+                                   const std::optional<TemperatureScaling>& scaling = std::nullopt);
 
 // The headline scores as a job result holds them: accuracy, macro_f1, macro_auc (null when
 // undefined) and loss.
@@ -98,10 +121,11 @@ struct HeldOutEvaluation {
 };
 // `contaminated` is indexed by sample id. Writes `directory` (every image) like write_evaluation
 // and, when both parts hold images, `directory`/clean and `directory`/contaminated; the context
-// of each records the part and the counts.
+// of each records the part and the counts. `scaling` describes the whole split.
 HeldOutEvaluation write_held_out_evaluation(const std::filesystem::path& directory, const Predictions& predictions,
                                             const std::vector<std::string>& class_names, nlohmann::json context,
-                                            std::uint64_t bootstrap_seed, const std::vector<bool>& contaminated);
+                                            std::uint64_t bootstrap_seed, const std::vector<bool>& contaminated,
+                                            const std::optional<TemperatureScaling>& scaling = std::nullopt);
 // The scores of each part, for summaries: {"clean": {samples, accuracy, macro_f1, macro_auc, loss}
 // or null, "contaminated": likewise}.
 nlohmann::json held_out_parts_json(const Predictions& predictions, const std::vector<bool>& contaminated,

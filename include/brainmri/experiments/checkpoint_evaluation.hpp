@@ -15,6 +15,7 @@
 #include "brainmri/distributed/communicator.hpp"
 #include "brainmri/distributed/device_selection.hpp"
 #include "brainmri/evaluation/evaluation_files.hpp"
+#include "brainmri/models/checkpoint.hpp"
 
 namespace brainmri::experiments {
 
@@ -27,6 +28,7 @@ struct CheckpointEvaluation {
   std::filesystem::path output;                                       // empty: next to the checkpoint, eval-<selection>
   std::int64_t batch_size = 256;
   std::uint64_t bootstrap_seed = 7;
+  models::Calibration calibration = models::Calibration::Temperature;  // the model card's temperature, if any
   // How the command runs it (evaluate_checkpoint takes the device chosen from these).
   distributed::DeviceChoice device = distributed::DeviceChoice::Auto;
   int threads = 0;  // CPU threads of LibTorch (0: its default)

@@ -18,6 +18,7 @@
 #include "brainmri/data/folds.hpp"
 #include "brainmri/distributed/communicator.hpp"
 #include "brainmri/distributed/device_selection.hpp"
+#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/training/data_loader.hpp"
 #include "brainmri/training/train_options.hpp"
 
@@ -75,11 +76,12 @@ struct RuntimeConfig {
 };
 
 struct OutputConfig {
-  std::filesystem::path directory;  // the run directory
-  bool resume = false;              // continue from the directory's last checkpoints
-  bool report = true;               // write DIR/report at the end
-  bool explanation_check = true;    // the report checks its explanation method (trains a small copy)
-  std::uint64_t bootstrap_seed = 7;
+  std::filesystem::path directory;   // the run directory
+  bool resume = false;               // continue from the directory's last checkpoints
+  bool report = true;                // write DIR/report at the end
+  bool explanation_check = true;     // the report checks its explanation method (trains a small copy)
+  std::uint64_t bootstrap_seed = 7;  // also draws the halves of the temperature's cross-fitting
+  models::Calibration calibration = models::Calibration::Temperature;
 };
 
 struct RunConfig {

@@ -20,6 +20,7 @@
 #include "brainmri/common/option_table.hpp"
 #include "brainmri/explain/gradcam.hpp"
 #include "brainmri/imaging/preprocess.hpp"
+#include "brainmri/models/checkpoint.hpp"
 #include "brainmri/models/classifier.hpp"
 
 namespace torch::jit {
@@ -37,6 +38,9 @@ struct LoadOptions {
   int export_channels = 1;
   std::string explained_layer;  // "": the model's default (its last convolution)
   explain::CamMethod method = explain::CamMethod::HiResCam;
+  // Temperature: probabilities scaled by the temperature stored in the checkpoint's model card
+  // (none stored: as the network gives them, with a warning); None: as the network gives them.
+  models::Calibration calibration = models::Calibration::Temperature;
   torch::Device device = torch::kCPU;
 };
 
@@ -72,6 +76,8 @@ class InferenceModel {
   std::string explained_layer() const;  // "" when it cannot explain
   // The architecture (e.g. "baseline_cnn"), or "torchscript" for an export.
   const std::string& name() const { return name_; }
+  // What divides the logits before the softmax: the stored temperature, or 1.
+  double temperature() const { return temperature_; }
   // The first 12 hex digits of the model file's SHA-256: two servers answer alike iff they agree.
   std::string version() const { return sha256_.substr(0, 12); }
   // Classes, input, explanation, and where the model came from: its file, the run directory, the
@@ -94,6 +100,7 @@ class InferenceModel {
   std::unique_ptr<torch::jit::Module> exported_;
   torch::Device device_ = torch::kCPU;
   explain::CamMethod method_ = explain::CamMethod::HiResCam;
+  double temperature_ = 1.0;
   std::vector<std::string> class_names_;
   imaging::PreprocessOptions preprocessing_;
   std::string name_;

@@ -34,6 +34,21 @@ struct BootstrapIntervals {
 BootstrapIntervals bootstrap_intervals(std::span<const int> truth, std::span<const double> probabilities,
                                        int class_count, const BootstrapOptions& options = {});
 
+// Two models' metrics on the same images, A − B, with the paired bootstrap: every resample draws
+// the same images for both models, so what the two share (hard images, label noise) cancels and
+// the interval is that of the difference, not of either model.
+struct PairedBootstrapIntervals {
+  Interval accuracy;
+  Interval macro_f1;
+  Interval macro_auc;
+  std::vector<Interval> auc_per_class;
+};
+// Throws std::invalid_argument when the two probability sets differ in shape.
+PairedBootstrapIntervals paired_bootstrap_differences(std::span<const int> truth,
+                                                      std::span<const double> probabilities_a,
+                                                      std::span<const double> probabilities_b, int class_count,
+                                                      const BootstrapOptions& options = {});
+
 // numpy.percentile's default (linear interpolation between closest ranks); `values` is sorted.
 double percentile_of_sorted(std::span<const double> values, double percent);
 

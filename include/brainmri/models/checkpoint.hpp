@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "brainmri/common/enum_names.hpp"
 #include "brainmri/models/classifier.hpp"
 
 namespace brainmri::models {
@@ -35,6 +36,18 @@ struct Preprocessing {
   double normalization_scale = 1.0 / 255.0;  // stored value x scale = network input
 };
 
+// How a model's probabilities are calibrated after its softmax (metrics/temperature.hpp).
+enum class Calibration {
+  None,         // as the network gives them
+  Temperature,  // divided by the temperature stored in the model card, when one is stored
+};
+
+// The temperature scaling a model card records.
+struct TemperatureCalibration {
+  double temperature = 1.0;
+  std::string fitted_on;  // which predictions it was fitted on, e.g. "validation fold 0 (1141 images)"
+};
+
 // What a checkpoint needs to be used alone, without the run directory beside it.
 struct ModelCard {
   std::vector<std::string> class_names;
@@ -43,7 +56,10 @@ struct ModelCard {
   // Where it came from: brainmri version and commit, command, the SHA-256 of the run's config
   // text and of the dataset's manifest.json, the dataset path, the selection it validated on.
   nlohmann::json provenance = nlohmann::json::object();
+  std::optional<TemperatureCalibration> calibration;  // unset: none fitted (or an older checkpoint)
 };
+// The temperature `choice` applies with this card: the stored one under Temperature, else 1.
+double temperature_for(const std::optional<ModelCard>& card, Calibration choice);
 nlohmann::json to_json(const ModelCard& card);
 ModelCard model_card_from_json(const nlohmann::json& json);  // throws nlohmann::json::exception
 
@@ -63,3 +79,12 @@ ClassifierPtr load_model_from_checkpoint(const std::filesystem::path& checkpoint
 void save_model(const Classifier& model, const ModelCard& card, const std::filesystem::path& file);
 
 }  // namespace brainmri::models
+
+namespace brainmri {
+template <>
+struct EnumNames<models::Calibration> {
+  static constexpr std::string_view what = "calibration";
+  static constexpr std::array names = {std::pair{models::Calibration::None, std::string_view("none")},
+                                       std::pair{models::Calibration::Temperature, std::string_view("temperature")}};
+};
+}  // namespace brainmri
