@@ -18,7 +18,7 @@ int run_predict(int argc, const char* const argv[]) {
   // clang-format off
   options.add_options()
     ("help,h", "show this help and exit")
-    ("model", po::value<std::string>(), "model.pt (or any checkpoint) of brainmri train/cv, or a TorchScript export (model.torchscript.pt)")
+    ("model", po::value<std::vector<std::string>>()->multitoken(), "model.pt (or any checkpoint) of brainmri train/cv, or a TorchScript export (model.torchscript.pt); several checkpoints: their ensemble, the mean of their probabilities (e.g. a CV's runs/cv/fold-*/model.pt; give the images before --model or after another option)")
     ("image", po::value<std::vector<std::string>>(), "image files (positional, one or more)")
     ("json", po::bool_switch(), "print JSON instead of a table")
     ("gradcam", po::value<std::string>()->default_value(""), "write an explanation overlay PNG per image into this directory (checkpoints only)")
@@ -30,17 +30,19 @@ int run_predict(int argc, const char* const argv[]) {
   positional.add("image", -1);
   const auto vm = parse_with_config(argc, argv, options, &positional);
   if (vm.count("help")) {
-    std::cout << "Usage: brainmri predict --model FILE IMAGE [IMAGE ...] [--json] [--gradcam DIR]\n\n"
+    std::cout << "Usage: brainmri predict IMAGE [IMAGE ...] --model FILE [FILE ...] [--json] [--gradcam DIR]\n\n"
                  "Decodes and preprocesses each image exactly as brainmri-prep does, then prints the class\n"
                  "probabilities. An unreadable or corrupt image is reported and the others go on; the exit code is\n"
-                 "1 if any image failed.\n\n"
+                 "1 if any image failed. Several --model files are an ensemble (the mean of their probabilities,\n"
+                 "each with its stored temperature); --tta averages over views of each image.\n\n"
               << options << "\n";
     return kExitOk;
   }
   if (!vm.count("model") || !vm.count("image")) throw UsageError("predict needs --model and at least one image");
   if (vm["threads"].as<int>() > 0) torch::set_num_threads(vm["threads"].as<int>());
-  const fs::path model_file = vm["model"].as<std::string>();
-  const auto model = inference::InferenceModel::load(model_file, model_loading_options(vm));
+  const auto& model_names = vm["model"].as<std::vector<std::string>>();
+  const std::vector<fs::path> model_files(model_names.begin(), model_names.end());
+  const auto model = inference::InferenceModel::load(model_files, model_loading_options(vm));
   const fs::path overlays = vm["gradcam"].as<std::string>();
   if (!overlays.empty() && !model->can_explain()) {
     throw UsageError("--gradcam needs a brainmri checkpoint (a TorchScript export has no activations to explain)");
@@ -52,7 +54,9 @@ int run_predict(int argc, const char* const argv[]) {
   if (vm["json"].as<bool>()) {
     json entries = json::array();
     for (const auto& result : results) entries.push_back(inference::to_json(result, names));
-    std::cout << json{{"model", model_file.string()}, {"classes", names}, {"results", entries}}.dump(2) << "\n";
+    json out = {{"model", model_names.front()}, {"classes", names}, {"results", entries}};
+    if (model_names.size() > 1) out["ensemble"] = model_names;
+    std::cout << out.dump(2) << "\n";
   } else {
     std::printf("%-36s %-14s", "file", "prediction");
     for (const auto& name : names) std::printf(" %12s", name.c_str());

@@ -17,7 +17,7 @@ int run_serve(int argc, const char* const argv[]) {
   sections.back().options.add_options()
     ("help,h", "show this help and exit")
     ("config", po::value<std::string>(), "INI file with any of these options")
-    ("model", po::value<std::string>(), "model.pt (or any checkpoint) of brainmri train/cv, or a TorchScript export (required)")
+    ("model", po::value<std::vector<std::string>>()->multitoken(), "model.pt (or any checkpoint) of brainmri train/cv, or a TorchScript export (required); several checkpoints: their ensemble, the mean of their probabilities (e.g. runs/cv/fold-*/model.pt)")
     ("device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or auto")
     ("torch-threads", po::value<int>()->default_value(0), "CPU threads of the model (0: LibTorch's default)")
     ("quiet", po::bool_switch(), "no line per request on stderr");
@@ -44,7 +44,9 @@ int run_serve(int argc, const char* const argv[]) {
   serve::install_stop_signal_handlers();  // before the model loads, which can take a while
   if (vm["torch-threads"].as<int>() > 0) torch::set_num_threads(vm["torch-threads"].as<int>());
   load.device = choose_device(parse_choice<distributed::DeviceChoice>("device", vm["device"].as<std::string>()));
-  const auto model = inference::InferenceModel::load(vm["model"].as<std::string>(), load);
+  const auto& model_names = vm["model"].as<std::vector<std::string>>();
+  const auto model =
+      inference::InferenceModel::load(std::vector<std::filesystem::path>(model_names.begin(), model_names.end()), load);
 
   const bool quiet = vm["quiet"].as<bool>();
   serve::PredictionServer http(*model, server, [&](const std::string& line) {

@@ -27,6 +27,7 @@ const std::vector<Option<CheckpointEvaluation>>& checkpoint_evaluation_options()
     bind_option<C>("threads", kGroup, "CPU threads for LibTorch (0: its default)", [](auto& c) -> auto& { return c.threads; }),
     bind_option<C>("batch-size", kGroup, "evaluation batch size", [](auto& c) -> auto& { return c.batch_size; }),
     bind_option<C>("calibration", kGroup, "temperature: scale the probabilities by the temperature stored in the checkpoint (fitted on its run's validation predictions; a checkpoint without one is evaluated as it is, with a warning); none: as the network gives them", [](auto& c) -> auto& { return c.calibration; }),
+    bind_option<C>("tta", kGroup, "test-time augmentation: none, flip (mean of the image and its mirror image) or flip+rot (also each turned by +-10 degrees: 6 views)", [](auto& c) -> auto& { return c.test_time_augmentation; }),
     bind_option<C>("bootstrap-seed", kGroup, "seed of the bootstrap confidence intervals", [](auto& c) -> auto& { return c.bootstrap_seed; }),
   };
   // clang-format on
@@ -84,6 +85,7 @@ CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& reque
   training::TrainOptions options;
   options.epochs = 0;
   options.eval_batch_size = request.batch_size;
+  options.test_time_augmentation = request.test_time_augmentation;
   options.communicator = &communicator;  // under mpirun the ranks share the evaluation
   training::Trainer trainer(model, options, device);
   const auto loader = training::make_loader(dataset, ids, device, training::LoaderKind::Auto, std::size_t{4096} << 20);
@@ -94,7 +96,8 @@ CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& reque
                   {"checkpoint", fs::absolute(request.checkpoint).string()},
                   {"dataset", fs::absolute(dataset.directory()).string()},
                   {"selection", selection},
-                  {"model", model->model_name()}};
+                  {"model", model->model_name()},
+                  {"test_time_augmentation", name_of(request.test_time_augmentation)}};
   std::optional<evaluation::TemperatureScaling> scaling;
   auto predictions = unscaled;
   if (temperature != 1.0) {

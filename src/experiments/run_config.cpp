@@ -102,6 +102,7 @@ std::vector<Option<RunConfig>> make_run_options() {
     run_option("zoom", kTraining, "random zoom factor", [](auto& c) -> auto& { return c.training.augmentation.zoom; }),
     run_option("contrast", kTraining, "random contrast factor", [](auto& c) -> auto& { return c.training.augmentation.contrast; }),
     run_option("calibration", kTraining, "temperature: fit one temperature on the validation predictions (their calibration after it is cross-fitted: each half scaled by the other half's temperature), store it in model.pt and apply it to the held-out tests; none: probabilities as the network gives them", [](auto& c) -> auto& { return c.output.calibration; }, kFixed),
+    run_option("tta", kTraining, "test-time augmentation of the held-out tests: none, flip (mean of the image and its mirror image) or flip+rot (also each turned by +-10 degrees: 6 views); validation and early stopping never use it", [](auto& c) -> auto& { return c.output.test_time_augmentation; }, kFixed),
     run_option("bootstrap-seed", kTraining, "seed of the bootstrap confidence intervals", [](auto& c) -> auto& { return c.output.bootstrap_seed; }, kFixed),
 
     bind_list_option<RunConfig>("stage", kStages,

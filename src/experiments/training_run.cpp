@@ -218,7 +218,13 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
     }
   }
   if (!test_ids.empty()) {
-    unscaled_test = trainer->predict(*training::make_loader(dataset, test_ids, device, loader, memory_limit));
+    // The held-out test, with the test-time augmentation asked for (validation never uses it).
+    training::TrainOptions test_options = config.training;
+    test_options.epochs = 0;
+    test_options.communicator = &communicator;
+    test_options.test_time_augmentation = config.output.test_time_augmentation;
+    training::Trainer tester(model, test_options, device);
+    unscaled_test = tester.predict(*training::make_loader(dataset, test_ids, device, loader, memory_limit));
     test = calibration ? evaluation::with_temperature(unscaled_test, k, calibration->temperature) : unscaled_test;
     outcome.test = score(test);
     contaminated = dataset.contaminated(where.test_split);
@@ -249,6 +255,7 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   }
   if (!test_ids.empty()) {
     context["selection"] = "split " + where.test_split + " (held out)";
+    context["test_time_augmentation"] = name_of(config.output.test_time_augmentation);
     std::optional<evaluation::TemperatureScaling> scaling;
     if (calibration) {
       scaling = evaluation::temperature_scaling(unscaled_test, test, k, {calibration->temperature}, true);

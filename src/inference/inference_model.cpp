@@ -139,6 +139,7 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
   }
   model->sha256_ = sha256_file(file);
   model->temperature_ = models::temperature_for(card, options.calibration);
+  model->test_time_augmentation_ = options.test_time_augmentation;
   json calibration = {{"method", model->temperature_ != 1.0 ? "temperature" : "none"},
                       {"temperature", model->temperature_}};
   if (card && card->calibration && options.calibration == models::Calibration::Temperature) {
@@ -196,7 +197,41 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& file, const
         {"method", model->can_explain() ? json(explain::display_name(model->method_)) : json(nullptr)},
         {"layer", model->can_explain() ? json(model->explained_layer()) : json(nullptr)}}},
       {"calibration", calibration},
+      {"test_time_augmentation", name_of(options.test_time_augmentation)},
       {"source", source}};
+  return model;
+}
+
+std::unique_ptr<InferenceModel> InferenceModel::load(const std::vector<fs::path>& files, const LoadOptions& options) {
+  if (files.empty()) throw ConfigError("model", "give at least one model file");
+  auto model = load(files.front(), options);
+  if (files.size() == 1) return model;
+  if (!model->classifier_) throw ConfigError("model", "an ensemble's models must be brainmri checkpoints, not exports");
+  std::string hashes = model->sha256_;
+  json members = json::array({fs::absolute(files.front()).string()});
+  for (std::size_t i = 1; i < files.size(); ++i) {
+    const auto& file = files[i];
+    if (!fs::is_regular_file(file)) throw std::runtime_error("model file " + file.string() + " does not exist");
+    auto loaded = models::load_checkpoint(file, options.device);
+    const auto& mine = model->classifier_->options();
+    const auto& theirs = loaded.model->options();
+    const bool same_classes = !loaded.card || loaded.card->class_names == model->class_names_;
+    if (theirs.num_classes != mine.num_classes || theirs.image_size != mine.image_size ||
+        theirs.input_channels != mine.input_channels || !same_classes) {
+      throw ConfigError("model", file.string() + " is not for the same classes and input as " + files.front().string() +
+                                     " (an ensemble averages models of one task)");
+    }
+    if (options.calibration == models::Calibration::Temperature && (!loaded.card || !loaded.card->calibration)) {
+      logging::warning(file.string() + " stores no temperature: its probabilities enter the ensemble uncalibrated");
+    }
+    loaded.model->eval();
+    model->others_.emplace_back(std::move(loaded.model), models::temperature_for(loaded.card, options.calibration));
+    hashes += sha256_file(file);
+    members.push_back(fs::absolute(file).string());
+  }
+  model->sha256_ = sha256_hex({reinterpret_cast<const std::uint8_t*>(hashes.data()), hashes.size()});
+  model->description_["version"] = model->version();
+  model->description_["ensemble"] = {{"models", members}, {"combination", "mean of the models' probabilities"}};
   return model;
 }
 
@@ -229,18 +264,29 @@ PreparedImage InferenceModel::prepare_decoded(const imaging::DecodedImage& decod
 Predictions InferenceModel::predict(const torch::Tensor& images, bool explain) {
   const auto input = images.to(device_);
   Predictions out;
+  const bool plain = others_.empty() && test_time_augmentation_ == models::TestTimeAugmentation::None;
   if (explain && classifier_) {
     auto cam = explain::class_activation_maps(*classifier_, input, std::nullopt, method_);
-    // softmax(z / T) from softmax(z): log p is z up to a per-row constant (metrics/temperature.hpp).
-    out.probabilities = temperature_ == 1.0
-                            ? cam.probabilities.cpu()
-                            : torch::softmax(torch::log(cam.probabilities.clamp_min(1e-12)) / temperature_, 1).cpu();
     out.maps = cam.maps.cpu();
-    return out;
+    if (plain) {
+      // softmax(z / T) from softmax(z): log p is z up to a per-row constant (metrics/temperature.hpp).
+      out.probabilities = temperature_ == 1.0
+                              ? cam.probabilities.cpu()
+                              : torch::softmax(torch::log(cam.probabilities.clamp_min(1e-12)) / temperature_, 1).cpu();
+      return out;
+    }
   }
+  // Every model over every view; the explanation (above) is the first model's on the image itself.
   torch::NoGradGuard no_grad;
-  const auto logits = classifier_ ? classifier_->forward(input) : exported_->forward({input}).toTensor();
-  out.probabilities = torch::softmax(logits / temperature_, 1).cpu();
+  const auto first = [&](const torch::Tensor& view) {
+    return classifier_ ? classifier_->forward(view) : exported_->forward({view}).toTensor();
+  };
+  auto sum = models::test_time_probabilities(first, input, test_time_augmentation_, temperature_);
+  for (const auto& [other, temperature] : others_) {
+    const auto forward = [&](const torch::Tensor& view) { return other->forward(view); };
+    sum += models::test_time_probabilities(forward, input, test_time_augmentation_, temperature);
+  }
+  out.probabilities = (sum / static_cast<double>(1 + others_.size())).cpu();
   return out;
 }
 
@@ -289,6 +335,7 @@ const std::vector<Option<LoadOptions>>& model_loading_options() {
     bind_option<L>("method", kGroup, "explanation method: hirescam, gradcam or gradcam++ (docs/reports.md: which passes which check)", [](auto& o) -> auto& { return o.method; }),
     bind_option<L>("layer", kGroup, "explained layer (default: the model's last convolution; docs/models.md lists the names)", [](auto& o) -> auto& { return o.explained_layer; }),
     bind_option<L>("calibration", kGroup, "temperature: probabilities scaled by the temperature stored in the checkpoint (fitted on its run's validation predictions); none: as the network gives them", [](auto& o) -> auto& { return o.calibration; }),
+    bind_option<L>("tta", kGroup, "test-time augmentation: none, flip (mean of the image and its mirror image) or flip+rot (also each turned by +-10 degrees: 6 views)", [](auto& o) -> auto& { return o.test_time_augmentation; }),
     bind_option<L>("resize", kGroup, "auto (as the model's training data was packed: from the checkpoint's model card, or its run's dataset manifest; else stretch), stretch or pad", [](auto& o) -> auto& { return o.resize; }),
     bind_option<L>("size", kGroup, "TorchScript exports: the input size they were trained at", [](auto& o) -> auto& { return o.export_image_size; }),
     bind_option<L>("channels", kGroup, "TorchScript exports: input channels (1 or 3)", [](auto& o) -> auto& { return o.export_channels; }),

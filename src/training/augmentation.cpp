@@ -3,6 +3,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "brainmri/models/test_time_augmentation.hpp"
+
 namespace brainmri::training {
 
 std::uint64_t augmentation_seed(std::uint64_t seed, int rank, int epoch, std::int64_t step) {
@@ -41,23 +43,7 @@ torch::Tensor BatchAugmenter::apply(const torch::Tensor& images, const Augmentat
   const auto n = images.size(0);
   torch::Tensor out = images;
   const bool geometric = options_.horizontal_flip || options_.rotation > 0 || options_.zoom > 0;
-  if (geometric) {
-    // theta maps output coordinates (normalized to [-1, 1]) to input coordinates:
-    // input = R(angle) * zoom * (flip_x * output).
-    const auto cos = torch::cos(d.angles) * d.zooms;
-    const auto sin = torch::sin(d.angles) * d.zooms;
-    const auto flip = 1.0 - 2.0 * d.flipped.to(torch::kFloat32);
-    const auto zero = torch::zeros({n});
-    const auto row0 = torch::stack({cos * flip, -sin, zero}, 1);
-    const auto row1 = torch::stack({sin * flip, cos, zero}, 1);
-    const auto theta = torch::stack({row0, row1}, 1).to(images.device(), images.scalar_type());
-    const auto grid = torch::nn::functional::affine_grid(theta, images.sizes(), /*align_corners=*/false);
-    out = torch::nn::functional::grid_sample(images, grid,
-                                             torch::nn::functional::GridSampleFuncOptions()
-                                                 .mode(torch::kBilinear)
-                                                 .padding_mode(torch::kReflection)
-                                                 .align_corners(false));
-  }
+  if (geometric) out = models::affine_resample(images, d.angles, d.zooms, d.flipped);
   if (options_.contrast > 0) {
     const auto factor = d.contrast.to(images.device(), images.scalar_type()).view({n, 1, 1, 1});
     const auto mean = out.mean({2, 3}, /*keepdim=*/true);

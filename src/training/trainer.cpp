@@ -483,16 +483,23 @@ evaluation::Predictions Trainer::predict(const BatchSource& loader) {
   for (const auto& positions : plan.batches) {
     auto [images, labels] = loader.gather(positions);
     if (options_.channels_last) images = models::as_channels_last(images);
-    torch::Tensor logits;
-    {
+    const auto logits_of = [&](const torch::Tensor& view) {
       AutocastScope autocast(use_bf16());
-      logits = model_->forward(images);
+      return model_->forward(view).to(torch::kFloat32);
+    };
+    torch::Tensor probabilities;
+    if (options_.test_time_augmentation == models::TestTimeAugmentation::None) {
+      const auto logits = logits_of(images);
+      loss_sum += torch::nn::functional::cross_entropy(
+                      logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                      .item<double>();
+      probabilities = torch::softmax(logits, 1);
+    } else {
+      // The loss of the averaged probabilities: no logits are left to take it from.
+      probabilities = models::test_time_probabilities(logits_of, images, options_.test_time_augmentation);
+      loss_sum -= probabilities.gather(1, labels.view({-1, 1})).clamp_min(1e-12).log().sum().item<double>();
     }
-    logits = logits.to(torch::kFloat32);
-    loss_sum += torch::nn::functional::cross_entropy(
-                    logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .item<double>();
-    probability_batches.push_back(torch::softmax(logits, 1).to(torch::kFloat64).cpu());
+    probability_batches.push_back(probabilities.to(torch::kFloat64).cpu());
     label_batches.push_back(labels.cpu());
     positions_seen.insert(positions_seen.end(), positions.begin(), positions.end());
   }

@@ -259,6 +259,52 @@ TEST_F(CliOnSample, TheTemperatureFittedOnValidationIsStoredWithTheModelAndAppli
   EXPECT_NE(warned.output.find("stores no temperature"), std::string::npos) << warned.output;
 }
 
+// Test-time augmentation in evaluate, and a fold ensemble in predict: the mean of its members.
+TEST_F(CliOnSample, TestTimeAugmentationAndFoldEnsembles) {
+  ScratchDir run;
+  const auto data32 = shell_quote(*scratch_ / "packed32");
+  const auto cv = run_brainmri("cv --data " + data32 + " --output " + shell_quote(run / "cv") +
+                               " --folds 0,1 --epochs 1 --report false" + kSmallModel);
+  ASSERT_EQ(cv.exit_code, 0) << cv.output;
+  const auto model0 = shell_quote(run / "cv" / "fold-0" / "model.pt");
+  const auto model1 = shell_quote(run / "cv" / "fold-1" / "model.pt");
+  std::map<std::string, json> evaluated;
+  for (const std::string tta : {"none", "flip", "flip+rot"}) {
+    const auto r =
+        run_brainmri("evaluate --checkpoint " + model0 + " --data " + data32 + " --fold 0 --threads 1 --tta " + tta +
+                     " --output " + shell_quote(run / ("eval-" + tta)));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    evaluated[tta] = read_json(run / ("eval-" + tta) / "metrics.json");
+    EXPECT_EQ(evaluated[tta]["context"]["test_time_augmentation"], tta);
+  }
+  EXPECT_NE(evaluated["none"]["loss"], evaluated["flip"]["loss"]);
+  EXPECT_NE(evaluated["flip"]["loss"], evaluated["flip+rot"]["loss"]);
+  EXPECT_EQ(run_brainmri("evaluate --checkpoint " + model0 + " --data " + data32 + " --tta mirror").exit_code, 2);
+
+  const auto image = shell_quote((*fs::directory_iterator(kSample / "Training" / "pituitary")).path());
+  const auto probabilities = [&](const std::string& models) {
+    const auto r = run_brainmri("predict " + image + " --json --threads 1 --model " + models);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    const auto out = json::parse(r.output.substr(r.output.find('{')));
+    std::vector<double> p;
+    for (const auto& name : out["classes"]) p.push_back(out["results"][0]["probabilities"][name.get<std::string>()]);
+    return std::pair{p, out};
+  };
+  const auto [both, out] = probabilities(model0 + " " + model1);
+  const auto [first, ignored0] = probabilities(model0);
+  const auto [second, ignored1] = probabilities(model1);
+  EXPECT_EQ(out["ensemble"].size(), 2u);
+  for (std::size_t c = 0; c < both.size(); ++c) EXPECT_NEAR(both[c], (first[c] + second[c]) / 2, 1e-6) << c;
+  // Models of another input size cannot be averaged with these.
+  const auto other = run_brainmri("train --data " + shell_quote(data()) + " --output " + shell_quote(run / "size64") +
+                                  " --epochs 1 --report false" + kSmallModel);
+  ASSERT_EQ(other.exit_code, 0) << other.output;
+  const auto mixed =
+      run_brainmri("predict " + image + " --model " + model0 + " " + shell_quote(run / "size64" / "model.pt"));
+  EXPECT_NE(mixed.exit_code, 0);
+  EXPECT_NE(mixed.output.find("not for the same classes and input"), std::string::npos) << mixed.output;
+}
+
 TEST_F(CliOnSample, ResumedTrainingEndsWhereAnUninterruptedOneDoes) {
   ScratchDir run;
   const std::string common = " --data " + shell_quote(data()) + kSmallModel + " --restore-best false";

@@ -12,6 +12,7 @@
 #include "brainmri/data/sharded_dataset.hpp"
 #include "brainmri/models/checkpoint.hpp"
 #include "brainmri/models/classifier.hpp"
+#include "brainmri/models/test_time_augmentation.hpp"
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/training/data_loader.hpp"
 #include "brainmri/training/fused_adam.hpp"
@@ -64,6 +65,37 @@ std::vector<float> flatten_parameters(models::Classifier& model) {
 }
 
 }  // namespace
+
+// Test-time views: the image first and untouched, its exact mirror image, and four turned views
+// that keep a constant image constant (reflected borders) and turn a bright stripe.
+TEST(TestTimeAugmentation, ViewsAreTheImageItsMirrorAndTurnedCopies) {
+  using models::TestTimeAugmentation;
+  auto images = torch::rand({3, 1, 16, 16});
+  EXPECT_EQ(models::test_time_views(images, TestTimeAugmentation::None).size(), 1u);
+  const auto flip = models::test_time_views(images, TestTimeAugmentation::Flip);
+  ASSERT_EQ(flip.size(), 2u);
+  EXPECT_TRUE(torch::equal(flip[0], images));
+  EXPECT_TRUE(torch::equal(flip[1].index({0, 0, 0, 15}), images.index({0, 0, 0, 0})));
+  const auto all = models::test_time_views(torch::full({2, 1, 16, 16}, 0.25), TestTimeAugmentation::FlipRotate);
+  ASSERT_EQ(all.size(), 6u);
+  for (const auto& view : all) EXPECT_NEAR((view - 0.25).abs().max().item<float>(), 0.0f, 1e-6f);
+  // A horizontal stripe turned by 10 degrees no longer fills its row at both ends alike.
+  auto stripe = torch::zeros({1, 1, 32, 32});
+  stripe.index_put_({0, 0, 16}, 1.0);
+  const auto turned = models::test_time_views(stripe, TestTimeAugmentation::FlipRotate);
+  EXPECT_LT(turned[2].index({0, 0, 16, 2}).item<float>(), 0.5f);
+  EXPECT_GT(turned[2].index({0, 0, 16, 16}).item<float>(), 0.3f);  // the centre stays on the stripe
+
+  // The mean of probabilities over the views; a network that ignores left-right order gives the
+  // same probabilities with and without the flip.
+  const auto row_sums = [](const torch::Tensor& x) { return x.sum({1, 3}).narrow(1, 0, 4) * 10; };
+  const auto plain = models::test_time_probabilities(row_sums, images, TestTimeAugmentation::None);
+  const auto flipped = models::test_time_probabilities(row_sums, images, TestTimeAugmentation::Flip);
+  EXPECT_TRUE(torch::allclose(plain, flipped, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(plain.sum(1), torch::ones({3}), 1e-5, 1e-6));
+  const auto colder = models::test_time_probabilities(row_sums, images, TestTimeAugmentation::None, 2.0);
+  EXPECT_TRUE(torch::allclose(colder, torch::softmax(row_sums(images) / 2.0, 1), 1e-5, 1e-6));
+}
 
 TEST(Augmentation, DrawsFollowKerasRangesAndAreReproducible) {
   const BatchAugmenter augmenter({true, 0.08, 0.08, 0.2});

@@ -16,6 +16,7 @@
 #include "brainmri/distributed/device_selection.hpp"
 #include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/models/checkpoint.hpp"
+#include "brainmri/models/test_time_augmentation.hpp"
 
 namespace brainmri::experiments {
 
@@ -29,6 +30,7 @@ struct CheckpointEvaluation {
   std::int64_t batch_size = 256;
   std::uint64_t bootstrap_seed = 7;
   models::Calibration calibration = models::Calibration::Temperature;  // the model card's temperature, if any
+  models::TestTimeAugmentation test_time_augmentation = models::TestTimeAugmentation::None;
   // How the command runs it (evaluate_checkpoint takes the device chosen from these).
   distributed::DeviceChoice device = distributed::DeviceChoice::Auto;
   int threads = 0;  // CPU threads of LibTorch (0: its default)

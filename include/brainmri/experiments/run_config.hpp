@@ -82,6 +82,8 @@ struct OutputConfig {
   bool explanation_check = true;     // the report checks its explanation method (trains a small copy)
   std::uint64_t bootstrap_seed = 7;  // also draws the halves of the temperature's cross-fitting
   models::Calibration calibration = models::Calibration::Temperature;
+  // The held-out tests' predictions: averaged over these views of each image.
+  models::TestTimeAugmentation test_time_augmentation = models::TestTimeAugmentation::None;
 };
 
 struct RunConfig {

@@ -22,6 +22,7 @@
 #include "brainmri/imaging/preprocess.hpp"
 #include "brainmri/models/checkpoint.hpp"
 #include "brainmri/models/classifier.hpp"
+#include "brainmri/models/test_time_augmentation.hpp"
 
 namespace torch::jit {
 struct Module;  // <torch/script.h>, needed only where exports are loaded
@@ -41,6 +42,8 @@ struct LoadOptions {
   // Temperature: probabilities scaled by the temperature stored in the checkpoint's model card
   // (none stored: as the network gives them, with a warning); None: as the network gives them.
   models::Calibration calibration = models::Calibration::Temperature;
+  // The probabilities averaged over these views of each image (training/test_time_augmentation.hpp).
+  models::TestTimeAugmentation test_time_augmentation = models::TestTimeAugmentation::None;
   torch::Device device = torch::kCPU;
 };
 
@@ -65,6 +68,11 @@ class InferenceModel {
   // Throws ConfigError for a bad option (unknown layer or resize mode) and
   // std::runtime_error for a file that is neither a brainmri checkpoint nor a TorchScript export.
   static std::unique_ptr<InferenceModel> load(const std::filesystem::path& file, const LoadOptions& options = {});
+  // An ensemble: the mean of the models' probabilities (each with its own stored temperature),
+  // e.g. a cross-validation's fold models. The first model describes and explains; the others must
+  // be brainmri checkpoints for the same classes and input. Throws ConfigError ("model") otherwise.
+  static std::unique_ptr<InferenceModel> load(const std::vector<std::filesystem::path>& files,
+                                              const LoadOptions& options = {});
   ~InferenceModel();
   InferenceModel(const InferenceModel&) = delete;
   InferenceModel& operator=(const InferenceModel&) = delete;
@@ -78,7 +86,8 @@ class InferenceModel {
   const std::string& name() const { return name_; }
   // What divides the logits before the softmax: the stored temperature, or 1.
   double temperature() const { return temperature_; }
-  // The first 12 hex digits of the model file's SHA-256: two servers answer alike iff they agree.
+  // The first 12 hex digits of the model file's SHA-256 (an ensemble's: of its files' SHA-256s in
+  // order): two servers answer alike iff they agree.
   std::string version() const { return sha256_.substr(0, 12); }
   // Classes, input, explanation, and where the model came from: its file, the run directory, the
   // run's configuration and dataset, its validation metrics (docs/serve.md shows an example).
@@ -101,6 +110,9 @@ class InferenceModel {
   torch::Device device_ = torch::kCPU;
   explain::CamMethod method_ = explain::CamMethod::HiResCam;
   double temperature_ = 1.0;
+  // An ensemble's other members, each with the temperature it applies.
+  std::vector<std::pair<models::ClassifierPtr, double>> others_;
+  models::TestTimeAugmentation test_time_augmentation_ = models::TestTimeAugmentation::None;
   std::vector<std::string> class_names_;
   imaging::PreprocessOptions preprocessing_;
   std::string name_;

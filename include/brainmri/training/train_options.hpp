@@ -11,6 +11,7 @@
 #include "brainmri/common/progress.hpp"
 #include "brainmri/distributed/gradient_reducer.hpp"
 #include "brainmri/models/checkpoint.hpp"
+#include "brainmri/models/test_time_augmentation.hpp"
 #include "brainmri/training/augmentation.hpp"
 
 namespace brainmri::distributed {
@@ -72,6 +73,8 @@ struct TrainOptions {
   int schedule_epochs = 0;
   std::int64_t batch_size = 32;
   std::int64_t eval_batch_size = 256;
+  // predict(): class probabilities averaged over these views of each image (not used in training).
+  models::TestTimeAugmentation test_time_augmentation = models::TestTimeAugmentation::None;
   std::uint64_t seed = 42;
   OptimizerOptions optimizer;
   ScheduleOptions schedule;
