@@ -36,6 +36,24 @@ json read_json(const fs::path& path) {
   return json::parse(in);
 }
 
+// `brainmri evaluate ARGUMENTS --threads 1 --output OUT`, then OUT/metrics.json.
+json evaluate_into(const fs::path& out, const std::string& arguments) {
+  const auto r = run_brainmri("evaluate " + arguments + " --threads 1 --output " + shell_quote(out));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return read_json(out / "metrics.json");
+}
+
+// `brainmri predict IMAGE --json --threads 1 ARGUMENTS`: its JSON and the image's probabilities in
+// class order.
+std::pair<json, std::vector<double>> predict_one(const fs::path& image, const std::string& arguments) {
+  const auto r = run_brainmri("predict " + shell_quote(image) + " --json --threads 1 " + arguments);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const auto out = json::parse(r.output.substr(r.output.find('{')));
+  std::vector<double> p;
+  for (const auto& name : out["classes"]) p.push_back(out["results"][0]["probabilities"][name.get<std::string>()]);
+  return {out, p};
+}
+
 // A small, fast network so each run takes a second or two on one core.
 // The explanation check has a test of its own (ReportOfATrainingRun...); the others skip its training.
 const std::string kSmallModel =
@@ -113,11 +131,8 @@ TEST_F(CliOnSample, FoldsDealtAtRandomAreRecordedAndEvaluatedTheSameWay) {
   // The same fold dealt by the duplicate groups holds other images, so evaluating the model on it
   // needs the run's rule: with it, the validation comes back exactly.
   const auto evaluate = [&](const std::string& extra, const std::string& out) {
-    const auto r =
-        run_brainmri("evaluate --checkpoint " + shell_quote(run / "random" / "model.pt") + " --data " + data32 +
-                     " --fold 0 --calibration none --threads 1 --output " + shell_quote(run / out) + extra);
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    return read_json(run / out / "metrics.json");
+    return evaluate_into(run / out, "--checkpoint " + shell_quote(run / "random" / "model.pt") + " --data " + data32 +
+                                        " --fold 0 --calibration none" + extra);
   };
   EXPECT_DOUBLE_EQ(evaluate(" --folds-by random", "same")["loss"].get<double>(), validation["loss"].get<double>());
   EXPECT_NE(evaluate("", "grouped")["loss"].get<double>(), validation["loss"].get<double>());
@@ -214,10 +229,8 @@ TEST_F(CliOnSample, TheTemperatureFittedOnValidationIsStoredWithTheModelAndAppli
   EXPECT_NE(scaling["before"]["nll"], scaling["after"]["nll"]);
 
   const auto evaluate = [&](const std::string& extra, const std::string& out) {
-    const auto r = run_brainmri("evaluate --checkpoint " + shell_quote(run / "t" / "model.pt") + " --data " + data32 +
-                                " --fold 1 --threads 1 --output " + shell_quote(run / out) + extra);
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    return read_json(run / out / "metrics.json");
+    return evaluate_into(
+        run / out, "--checkpoint " + shell_quote(run / "t" / "model.pt") + " --data " + data32 + " --fold 1" + extra);
   };
   const auto calibrated = evaluate("", "calibrated");
   const auto raw = evaluate(" --calibration none", "raw");
@@ -233,13 +246,7 @@ TEST_F(CliOnSample, TheTemperatureFittedOnValidationIsStoredWithTheModelAndAppli
   // predict: softmax(z / T), i.e. the uncalibrated probabilities p as p^(1/T) renormalized.
   const auto image = (*fs::directory_iterator(kSample / "Training" / "glioma")).path();
   const auto predict = [&](const std::string& extra) {
-    const auto r = run_brainmri("predict --model " + shell_quote(run / "t" / "model.pt") + " --json --threads 1 " +
-                                extra + " " + shell_quote(image));
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    const auto out = json::parse(r.output.substr(r.output.find('{')));
-    std::vector<double> p;
-    for (const auto& name : out["classes"]) p.push_back(out["results"][0]["probabilities"][name.get<std::string>()]);
-    return p;
+    return predict_one(image, "--model " + shell_quote(run / "t" / "model.pt") + " " + extra).second;
   };
   const auto scaled = predict("");
   const auto unscaled = predict("--calibration none");
@@ -270,37 +277,27 @@ TEST_F(CliOnSample, TestTimeAugmentationAndFoldEnsembles) {
   const auto model1 = shell_quote(run / "cv" / "fold-1" / "model.pt");
   std::map<std::string, json> evaluated;
   for (const std::string tta : {"none", "flip", "flip+rot"}) {
-    const auto r =
-        run_brainmri("evaluate --checkpoint " + model0 + " --data " + data32 + " --fold 0 --threads 1 --tta " + tta +
-                     " --output " + shell_quote(run / ("eval-" + tta)));
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    evaluated[tta] = read_json(run / ("eval-" + tta) / "metrics.json");
+    evaluated[tta] =
+        evaluate_into(run / ("eval-" + tta), "--checkpoint " + model0 + " --data " + data32 + " --fold 0 --tta " + tta);
     EXPECT_EQ(evaluated[tta]["context"]["test_time_augmentation"], tta);
   }
   EXPECT_NE(evaluated["none"]["loss"], evaluated["flip"]["loss"]);
   EXPECT_NE(evaluated["flip"]["loss"], evaluated["flip+rot"]["loss"]);
   EXPECT_EQ(run_brainmri("evaluate --checkpoint " + model0 + " --data " + data32 + " --tta mirror").exit_code, 2);
 
-  const auto image = shell_quote((*fs::directory_iterator(kSample / "Training" / "pituitary")).path());
-  const auto probabilities = [&](const std::string& models) {
-    const auto r = run_brainmri("predict " + image + " --json --threads 1 --model " + models);
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    const auto out = json::parse(r.output.substr(r.output.find('{')));
-    std::vector<double> p;
-    for (const auto& name : out["classes"]) p.push_back(out["results"][0]["probabilities"][name.get<std::string>()]);
-    return std::pair{p, out};
-  };
-  const auto [both, out] = probabilities(model0 + " " + model1);
-  const auto [first, ignored0] = probabilities(model0);
-  const auto [second, ignored1] = probabilities(model1);
+  const auto image = (*fs::directory_iterator(kSample / "Training" / "pituitary")).path();
+  const auto probabilities = [&](const std::string& models) { return predict_one(image, "--model " + models); };
+  const auto [out, both] = probabilities(model0 + " " + model1);
+  const auto first = probabilities(model0).second;
+  const auto second = probabilities(model1).second;
   EXPECT_EQ(out["ensemble"].size(), 2u);
   for (std::size_t c = 0; c < both.size(); ++c) EXPECT_NEAR(both[c], (first[c] + second[c]) / 2, 1e-6) << c;
   // Models of another input size cannot be averaged with these.
   const auto other = run_brainmri("train --data " + shell_quote(data()) + " --output " + shell_quote(run / "size64") +
                                   " --epochs 1 --report false" + kSmallModel);
   ASSERT_EQ(other.exit_code, 0) << other.output;
-  const auto mixed =
-      run_brainmri("predict " + image + " --model " + model0 + " " + shell_quote(run / "size64" / "model.pt"));
+  const auto mixed = run_brainmri("predict " + shell_quote(image) + " --model " + model0 + " " +
+                                  shell_quote(run / "size64" / "model.pt"));
   EXPECT_NE(mixed.exit_code, 0);
   EXPECT_NE(mixed.output.find("not for the same classes and input"), std::string::npos) << mixed.output;
 }
