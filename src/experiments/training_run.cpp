@@ -218,13 +218,21 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
     }
   }
   if (!test_ids.empty()) {
-    // The held-out test, with the test-time augmentation asked for (validation never uses it).
-    training::TrainOptions test_options = config.training;
-    test_options.epochs = 0;
-    test_options.communicator = &communicator;
-    test_options.test_time_augmentation = config.output.test_time_augmentation;
-    training::Trainer tester(model, test_options, device);
-    unscaled_test = tester.predict(*training::make_loader(dataset, test_ids, device, loader, memory_limit));
+    // The held-out test, with the test-time augmentation asked for (validation never uses it): an
+    // evaluation-only trainer (no epochs) like evaluate's, else the last stage's own.
+    const auto test_source = training::make_loader(dataset, test_ids, device, loader, memory_limit);
+    if (config.output.test_time_augmentation == models::TestTimeAugmentation::None) {
+      unscaled_test = trainer->predict(*test_source);
+    } else {
+      training::TrainOptions test_options;
+      test_options.epochs = 0;
+      test_options.eval_batch_size = config.training.eval_batch_size;
+      test_options.precision = config.training.precision;
+      test_options.channels_last = config.training.channels_last;
+      test_options.communicator = &communicator;
+      test_options.test_time_augmentation = config.output.test_time_augmentation;
+      unscaled_test = training::Trainer(model, test_options, device).predict(*test_source);
+    }
     test = calibration ? evaluation::with_temperature(unscaled_test, k, calibration->temperature) : unscaled_test;
     outcome.test = score(test);
     contaminated = dataset.contaminated(where.test_split);

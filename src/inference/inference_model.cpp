@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -277,14 +278,19 @@ Predictions InferenceModel::predict(const torch::Tensor& images, bool explain) {
     }
   }
   // Every model over every view; the explanation (above) is the first model's on the image itself.
+  // Each model's temperature scales the mean of its views, as evaluate and the held-out tests do.
   torch::NoGradGuard no_grad;
-  const auto first = [&](const torch::Tensor& view) {
-    return classifier_ ? classifier_->forward(view) : exported_->forward({view}).toTensor();
+  const auto scaled = [&](const std::function<torch::Tensor(const torch::Tensor&)>& logits_of, double temperature) {
+    auto p = models::test_time_probabilities(logits_of, input, test_time_augmentation_);
+    return temperature == 1.0 ? p : torch::softmax(torch::log(p.clamp_min(1e-12)) / temperature, 1);
   };
-  auto sum = models::test_time_probabilities(first, input, test_time_augmentation_, temperature_);
+  auto sum = scaled(
+      [&](const torch::Tensor& view) {
+        return classifier_ ? classifier_->forward(view) : exported_->forward({view}).toTensor();
+      },
+      temperature_);
   for (const auto& [other, temperature] : others_) {
-    const auto forward = [&](const torch::Tensor& view) { return other->forward(view); };
-    sum += models::test_time_probabilities(forward, input, test_time_augmentation_, temperature);
+    sum += scaled([&](const torch::Tensor& view) { return other->forward(view); }, temperature);
   }
   out.probabilities = (sum / static_cast<double>(1 + others_.size())).cpu();
   return out;

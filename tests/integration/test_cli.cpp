@@ -178,9 +178,15 @@ TEST(CliHeldOut, ContaminatedTestImagesAreScoredApartOrTheirTrainingCopiesDroppe
   EXPECT_EQ(dropped["held_out_samples_with_copy_in_folds"].get<int>(), 0);
   EXPECT_GE(dropped["excluded_duplicates_of_held_out"].get<int>(), 8);
 
-  const auto cv = run_brainmri("cv --data " + shell_quote(scratch / "split-test") + " --output " +
-                               shell_quote(scratch / "cv") + " --folds 0,1 --epochs 1 --report false" + kSmallModel);
+  const auto cv =
+      run_brainmri("cv --data " + shell_quote(scratch / "split-test") + " --output " + shell_quote(scratch / "cv") +
+                   " --folds 0,1 --epochs 1 --tta flip --report false" + kSmallModel);
   ASSERT_EQ(cv.exit_code, 0) << cv.output;
+  const auto fold_test = read_json(scratch / "cv" / "fold-0" / "test" / "metrics.json");
+  EXPECT_EQ(fold_test["context"]["test_time_augmentation"], "flip");  // the held-out test only
+  EXPECT_TRUE(fold_test["temperature_scaling"]["applied"].get<bool>());
+  EXPECT_FALSE(read_json(scratch / "cv" / "fold-0" / "validation" / "metrics.json")["context"].contains(
+      "test_time_augmentation"));
   const auto test = read_json(scratch / "cv" / "cv_summary.json")["test"];
   EXPECT_EQ(test["holdout_policy"], "split-test");
   EXPECT_EQ(test["contaminated"]["samples"].get<int>(), contaminated);

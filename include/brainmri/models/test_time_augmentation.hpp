@@ -5,8 +5,8 @@
 // - flip: the image and its mirror image (left-right), 2 views;
 // - flip+rot: those two, each also turned by +kTestTimeRotationDegrees and −kTestTimeRotationDegrees,
 //   6 views.
-// The mean is of probabilities (softmax of each view's logits divided by the model's temperature),
-// as in most TTA and ensemble work. Here, beside the networks, so that inference (predict, serve)
+// The mean is of probabilities (the softmax of each view's logits), as in most TTA and ensemble
+// work; a model's temperature then scales that mean (evaluate, held-out tests, predict, serve). Here, beside the networks, so that inference (predict, serve)
 // uses it without linking the trainer; the training augmentation shares affine_resample.
 
 #include <torch/torch.h>
