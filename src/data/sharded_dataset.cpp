@@ -28,6 +28,7 @@ ShardedDataset::ShardedDataset(std::filesystem::path directory, FoldGrouping fol
     labels_.insert(labels_.end(), columns.labels.begin(), columns.labels.end());
     std::move(columns.source_split.begin(), columns.source_split.end(), std::back_inserter(splits_));
     std::move(columns.source_paths.begin(), columns.source_paths.end(), std::back_inserter(paths_));
+    colour_discarded_.insert(colour_discarded_.end(), columns.colour_discarded.begin(), columns.colour_discarded.end());
     if (folds_by_ == FoldGrouping::ExactCopies) {
       std::move(columns.content_hash.begin(), columns.content_hash.end(), std::back_inserter(content_hashes));
     }

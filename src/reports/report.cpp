@@ -22,6 +22,7 @@
 #include "brainmri/metrics/summary.hpp"
 #include "brainmri/models/checkpoint.hpp"
 #include "brainmri/reports/paired_tests.hpp"
+#include "brainmri/reports/subgroups.hpp"
 
 namespace brainmri::reports {
 namespace fs = std::filesystem;
@@ -626,6 +627,19 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
        << (e["macro_auc"].is_null() ? std::string("n/a") : fixed(e["macro_auc"].get<double>())) << "\n";
   }
   md << "\n" << calibration_text << "\n";
+  // Where it fails: subgroups of the main evaluation's images, from the run's dataset.
+  std::string subgroup_table, subgroup_note;
+  try {
+    const data::ShardedDataset dataset(run_dataset(run));
+    const auto analysis = analyse_subgroups(main_predictions, dataset, classes);
+    report["subgroups"] = to_json(analysis);
+    subgroup_table = markdown(analysis, classes);
+    md << "\n**Where it fails: the " << run.main->title << " by subgroup**\n\n" << subgroup_table;
+  } catch (const std::exception& e) {
+    subgroup_note = std::string("No subgroup analysis: ") + e.what() + ".";
+    logging::warning("brainmri report: " + subgroup_note);
+    md << "\n" << subgroup_note << "\n";
+  }
   write_file_atomically(output / "tables.md", md.str());
   write_file_atomically(output / "tables.tex", latex_table(rows, table_caption(run)));
 
@@ -782,6 +796,10 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
     html << "</figcaption></figure>\n";
   }
   html << "<h2>Calibration</h2>\n<p>" << html_escape(calibration_text) << "</p>\n";
+  html << "<h2>Where it fails: subgroups</h2>\n"
+       << (subgroup_table.empty() ? "<p>" + html_escape(subgroup_note) + "</p>"
+                                  : "<pre>" + html_escape(subgroup_table) + "</pre>")
+       << "\n";
   html << "<h2>Classification reports</h2>\n<p>Also as <a href=\"classification_report.csv\">CSV</a> and "
        << "<a href=\"classification_report.json\">JSON</a>; tables for a paper: <a href=\"tables.md\">Markdown</a>, "
        << "<a href=\"tables.tex\">LaTeX</a>.</p>\n<pre>" << html_escape(text.str()) << "</pre>\n"

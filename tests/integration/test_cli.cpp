@@ -577,6 +577,14 @@ TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
   }
   const auto text = slurp(dir / "classification_report.txt");
   EXPECT_NE(text.find("Across the 3 folds"), std::string::npos) << text;
+  // Where it fails: every property splits the same out-of-fold images.
+  const auto& subgroups = json_report["subgroups"]["subgroups"];
+  std::map<std::string, int> images_per_property;
+  for (const auto& g : subgroups) images_per_property[g["property"].get<std::string>()] += g["images"].get<int>();
+  EXPECT_EQ(images_per_property.size(), 5u) << subgroups;
+  for (const auto& [property, images] : images_per_property)
+    EXPECT_EQ(images, summary["out_of_fold"]["samples"].get<int>()) << property;
+  EXPECT_NE(slurp(dir / "tables.md").find("Where it fails"), std::string::npos);
   const auto comparison = slurp(run / "comparison" / "comparison.md");
   EXPECT_NE(comparison.find("| cv | baseline_cnn | 3-fold CV |"), std::string::npos) << comparison;
   EXPECT_NE(comparison.find("| single | baseline_cnn | validation |"), std::string::npos) << comparison;

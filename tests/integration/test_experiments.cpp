@@ -13,6 +13,7 @@
 #include "brainmri/experiments/cross_validation.hpp"
 #include "brainmri/experiments/search_report.hpp"
 #include "brainmri/experiments/tuning.hpp"
+#include "brainmri/reports/subgroups.hpp"
 #include "synthetic_dataset.hpp"
 #include "test_support.hpp"
 
@@ -248,3 +249,10 @@ TEST(ExperimentsLibrary, CrossValidationAndSearchWithoutArgv) {
 }
 
 }  // namespace
+
+TEST(Subgroups, FileNameFamiliesDropTheNumberAndTheExtension) {
+  EXPECT_EQ(brainmri::reports::file_name_family("Training/glioma/Tr-gl_0010.jpg"), "Tr-gl_");
+  EXPECT_EQ(brainmri::reports::file_name_family("Tr-glTr_0003.jpg"), "Tr-glTr_");
+  EXPECT_EQ(brainmri::reports::file_name_family("notumor/image(12).png"), "image(12)");
+  EXPECT_EQ(brainmri::reports::file_name_family("a/0042.png"), "(digits only)");
+}

@@ -60,6 +60,10 @@ class ShardedDataset {
   const std::string& source_path(std::int64_t sample_id) const {
     return paths_.at(static_cast<std::size_t>(sample_id));
   }
+  // The packer converted a colour image to grayscale (its colour was lost).
+  bool colour_discarded(std::int64_t sample_id) const {
+    return colour_discarded_.at(static_cast<std::size_t>(sample_id)) != 0;
+  }
   // The sample's fold, format::kFoldHeldOut or format::kFoldExcludedLeak; throws without folds.
   int fold(std::int64_t sample_id) const;
   FoldGrouping folds_by() const { return folds_by_; }
@@ -94,6 +98,7 @@ class ShardedDataset {
   std::vector<int> labels_;
   std::vector<std::string> splits_;
   std::vector<std::string> paths_;
+  std::vector<std::uint8_t> colour_discarded_;
 };
 
 }  // namespace brainmri::data
