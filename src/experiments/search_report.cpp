@@ -10,6 +10,7 @@
 #include "brainmri/common/option_table.hpp"
 #include "brainmri/experiments/search.hpp"
 #include "brainmri/metrics/correlation.hpp"
+#include "brainmri/reports/number_text.hpp"
 
 namespace brainmri::experiments {
 namespace fs = std::filesystem;
@@ -73,12 +74,7 @@ json read_trials(const fs::path& directory) {
   return table;
 }
 
-std::string fixed(double value, int digits = 4) {
-  if (std::isnan(value)) return "n/a";
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.*f", digits, value);
-  return text;
-}
+using reports::fixed;
 
 }  // namespace
 

@@ -19,6 +19,7 @@
 #include "brainmri/experiments/scheduler.hpp"
 #include "brainmri/experiments/search_report.hpp"
 #include "brainmri/experiments/training_run.hpp"
+#include "brainmri/reports/number_text.hpp"
 #include "brainmri/training/augmentation.hpp"
 #include "brainmri/version.hpp"
 
@@ -28,11 +29,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string fixed(double value, int digits = 4) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.*f", digits, value);
-  return text;
-}
+using reports::fixed;
 
 // A failed job in the tables: its name and the first line of its error.
 std::string failure_line(const std::string& job, const JobStatus& status) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "brainmri/metrics/classification.hpp"
+#include "brainmri/reports/number_text.hpp"
 
 namespace brainmri::reports {
 using nlohmann::json;
@@ -70,13 +71,6 @@ std::string same_folds(const RunContents& a, const RunContents& b) {
 json interval_json(const metrics::Interval& i) { return {{"estimate", i.estimate}, {"low", i.low}, {"high", i.high}}; }
 
 json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : json(value); }
-
-std::string signed_number(double value, int digits = 4) {
-  if (std::isnan(value)) return "n/a";
-  char text[32];
-  std::snprintf(text, sizeof(text), "%+.*f", digits, value);
-  return text;
-}
 
 std::string p_text(double p) {
   if (std::isnan(p)) return "n/a";
@@ -194,21 +188,21 @@ std::string markdown(const PairedComparison& c) {
      << "| difference | " << c.a << " − " << c.b
      << " | paired bootstrap 95% interval | test | p | significant |\n|---|---|---|---|---|---|\n";
   const auto interval = [](const metrics::Interval& i) {
-    return "[" + signed_number(i.low) + ", " + signed_number(i.high) + "]";
+    return "[" + signed_fixed(i.low) + ", " + signed_fixed(i.high) + "]";
   };
   const auto yes_no = [](bool significant) { return significant ? "**yes**" : "no"; };
-  md << "| accuracy | " << signed_number(c.differences.accuracy.estimate) << " | " << interval(c.differences.accuracy)
+  md << "| accuracy | " << signed_fixed(c.differences.accuracy.estimate) << " | " << interval(c.differences.accuracy)
      << " | McNemar, exact (" << c.accuracy.only_a_right << " images only " << c.a << " gets right, "
      << c.accuracy.only_b_right << " only " << c.b << ") | " << p_text(c.accuracy.p_value) << " | "
      << yes_no(c.accuracy.p_value < kSignificanceLevel) << " |\n";
   for (const auto& [name, difference] :
        {std::pair{"macro-F1", &c.differences.macro_f1}, std::pair{"macro AUC", &c.differences.macro_auc}}) {
-    md << "| " << name << " | " << signed_number(difference->estimate) << " | " << interval(*difference)
+    md << "| " << name << " | " << signed_fixed(difference->estimate) << " | " << interval(*difference)
        << " | paired bootstrap | — | " << yes_no(interval_excludes_zero(*difference)) << " |\n";
   }
   for (std::size_t k = 0; k < c.class_names.size(); ++k) {
     const auto& t = c.class_auc[k];
-    md << "| AUC " << c.class_names[k] << " | " << signed_number(t.difference) << " | "
+    md << "| AUC " << c.class_names[k] << " | " << signed_fixed(t.difference) << " | "
        << interval(c.differences.auc_per_class[k]) << " | DeLong (p " << p_text(t.p_value) << "), Holm over "
        << c.class_names.size() << " classes | " << p_text(c.class_auc_holm[k]) << " | "
        << yes_no(c.class_auc_holm[k] < kSignificanceLevel) << " |\n";
@@ -218,7 +212,7 @@ std::string markdown(const PairedComparison& c) {
                                   std::pair{"macro-F1 over the folds", &*c.folds_macro_f1}}) {
       char test[96];
       std::snprintf(test, sizeof(test), "Nadeau–Bengio corrected t (t = %.2f, %d df)", t->t, t->degrees_of_freedom);
-      md << "| " << name << " | " << signed_number(t->mean_difference) << " | — | " << test << " | "
+      md << "| " << name << " | " << signed_fixed(t->mean_difference) << " | — | " << test << " | "
          << p_text(t->p_value) << " | " << yes_no(t->p_value < kSignificanceLevel) << " |\n";
     }
   } else {

@@ -21,6 +21,7 @@
 #include "brainmri/metrics/roc.hpp"
 #include "brainmri/metrics/summary.hpp"
 #include "brainmri/models/checkpoint.hpp"
+#include "brainmri/reports/number_text.hpp"
 #include "brainmri/reports/paired_tests.hpp"
 #include "brainmri/reports/subgroups.hpp"
 
@@ -77,13 +78,6 @@ void add_test_evaluations(std::vector<Evaluation>& tests, const fs::path& direct
                                title + ", contaminated part (a copy in training)"))
     tests.push_back(*e);
   if (auto e = read_evaluation(directory, key, title)) tests.push_back(*e);
-}
-
-std::string fixed(double value, int digits = 4) {
-  if (std::isnan(value)) return "n/a";
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.*f", digits, value);
-  return text;
 }
 
 // Temperature scaling in words: what was fitted or applied, and the calibration before and after.

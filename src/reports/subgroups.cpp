@@ -9,6 +9,7 @@
 
 #include "brainmri/metrics/calibration.hpp"
 #include "brainmri/metrics/classification.hpp"
+#include "brainmri/reports/number_text.hpp"
 
 namespace brainmri::reports {
 using nlohmann::json;
@@ -40,13 +41,6 @@ std::vector<std::string> quartile_labels(const std::vector<double>& values, cons
     labels.push_back(names[static_cast<std::size_t>(q)]);
   }
   return labels;
-}
-
-std::string fixed(double value, int digits = 4) {
-  if (std::isnan(value)) return "n/a";
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.*f", digits, value);
-  return text;
 }
 
 }  // namespace
