@@ -18,8 +18,8 @@ int run_predict(int argc, const char* const argv[]) {
   // clang-format off
   options.add_options()
     ("help,h", "show this help and exit")
-    ("model", po::value<std::vector<std::string>>()->multitoken(), "model.pt (or any checkpoint) of brainmri train/cv, or a TorchScript export (model.torchscript.pt); several checkpoints: their ensemble, the mean of their probabilities (e.g. a CV's runs/cv/fold-*/model.pt; give the images before --model or after another option)")
-    ("image", po::value<std::vector<std::string>>(), "image files (positional, one or more)")
+    ("model", po::value<std::vector<std::string>>()->composing(), "model.pt (or any checkpoint) of brainmri train/cv, or a TorchScript export (model.torchscript.pt); several checkpoints (--model repeated, or files ending in .pt among the arguments, as `--model runs/cv/fold-*/model.pt` expands): their ensemble, the mean of their probabilities")
+    ("image", po::value<std::vector<std::string>>(), "image files (positional, one or more; arguments ending in .pt are models)")
     ("json", po::bool_switch(), "print JSON instead of a table")
     ("gradcam", po::value<std::string>()->default_value(""), "write an explanation overlay PNG per image into this directory (checkpoints only)")
     ("threads", po::value<int>()->default_value(0), "CPU threads for LibTorch (0: its default)");
@@ -30,7 +30,7 @@ int run_predict(int argc, const char* const argv[]) {
   positional.add("image", -1);
   const auto vm = parse_with_config(argc, argv, options, &positional);
   if (vm.count("help")) {
-    std::cout << "Usage: brainmri predict IMAGE [IMAGE ...] --model FILE [FILE ...] [--json] [--gradcam DIR]\n\n"
+    std::cout << "Usage: brainmri predict --model FILE [FILE.pt ...] IMAGE [IMAGE ...] [--json] [--gradcam DIR]\n\n"
                  "Decodes and preprocesses each image exactly as brainmri-prep does, then prints the class\n"
                  "probabilities. An unreadable or corrupt image is reported and the others go on; the exit code is\n"
                  "1 if any image failed. Several --model files are an ensemble (the mean of their probabilities,\n"
@@ -38,16 +38,23 @@ int run_predict(int argc, const char* const argv[]) {
               << options << "\n";
     return kExitOk;
   }
-  if (!vm.count("model") || !vm.count("image")) throw UsageError("predict needs --model and at least one image");
+  // A shell glob after --model expands to one --model and more positional files: the files ending
+  // in .pt are models (no image format uses it), the others images.
+  std::vector<std::string> model_names, images;
+  if (vm.count("model")) model_names = vm["model"].as<std::vector<std::string>>();
+  if (vm.count("image")) {
+    for (const auto& argument : vm["image"].as<std::vector<std::string>>()) {
+      (fs::path(argument).extension() == ".pt" ? model_names : images).push_back(argument);
+    }
+  }
+  if (model_names.empty() || images.empty()) throw UsageError("predict needs --model and at least one image");
   if (vm["threads"].as<int>() > 0) torch::set_num_threads(vm["threads"].as<int>());
-  const auto& model_names = vm["model"].as<std::vector<std::string>>();
   const std::vector<fs::path> model_files(model_names.begin(), model_names.end());
   const auto model = inference::InferenceModel::load(model_files, model_loading_options(vm));
   const fs::path overlays = vm["gradcam"].as<std::string>();
   if (!overlays.empty() && !model->can_explain()) {
     throw UsageError("--gradcam needs a brainmri checkpoint (a TorchScript export has no activations to explain)");
   }
-  const auto& images = vm["image"].as<std::vector<std::string>>();
   const auto results = inference::classify_files(*model, {images.begin(), images.end()}, overlays);
 
   const auto& names = model->class_names();

@@ -6,8 +6,9 @@
 // - flip+rot: those two, each also turned by +kTestTimeRotationDegrees and −kTestTimeRotationDegrees,
 //   6 views.
 // The mean is of probabilities (the softmax of each view's logits), as in most TTA and ensemble
-// work; a model's temperature then scales that mean (evaluate, held-out tests, predict, serve). Here, beside the networks, so that inference (predict, serve)
-// uses it without linking the trainer; the training augmentation shares affine_resample.
+// work; a model's temperature then scales that mean (evaluate, held-out tests, predict, serve).
+// Here, beside the networks, so that inference (predict, serve) uses it without linking the
+// trainer; the training augmentation shares affine_resample.
 
 #include <torch/torch.h>
 
