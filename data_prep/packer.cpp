@@ -36,6 +36,8 @@ struct ProcessedSample {
   std::string content_hash;
   std::uint64_t perceptual_hash = 0;
   bool colour_discarded = false;
+  int original_width = 0;
+  int original_height = 0;
 };
 
 ProcessedSample process_candidate(const Candidate& candidate, const imaging::PreprocessOptions& preprocess,
@@ -56,6 +58,8 @@ ProcessedSample process_candidate(const Candidate& candidate, const imaging::Pre
     }
     result.perceptual_hash = perceptual_hash(gray);
     result.colour_discarded = image.colour_discarded;
+    result.original_width = image.source_width;
+    result.original_height = image.source_height;
   } catch (const imaging::ImageRejected& e) {
     result.rejection = e.what();
   } catch (const cv::Exception& e) {
@@ -305,6 +309,8 @@ PackedSamples write_shards(const PackOptions& options, const Discovery& discover
       columns.content_hash.push_back(sample.content_hash);
       columns.phash.push_back(sample.perceptual_hash);
       columns.colour_discarded.push_back(sample.colour_discarded ? 1 : 0);
+      columns.original_width.push_back(sample.original_width);
+      columns.original_height.push_back(sample.original_height);
       packed.labels.push_back(candidate.label);
       packed.splits.push_back(candidate.split_index);
       packed.content_hashes.push_back(std::move(sample.content_hash));

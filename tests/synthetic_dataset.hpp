@@ -59,6 +59,8 @@ inline data::Manifest write_synthetic_dataset(const std::filesystem::path& dir, 
       columns.content_hash.push_back(std::string(64, static_cast<char>('a' + next % 6)));
       columns.phash.push_back(static_cast<std::uint64_t>(next) * 0x9E3779B97F4A7C15ULL);
       columns.colour_discarded.push_back(0);
+      columns.original_width.push_back(next % 2 ? 512 : 256);
+      columns.original_height.push_back(next % 2 ? 512 : 240);
       ++entry.class_counts[static_cast<std::size_t>(next % classes)];
       ++m.counts_by_split_and_class["Training"][m.class_names[static_cast<std::size_t>(next % classes)]];
       if (folds > 0) m.folds.fold_of_sample.push_back(next % folds);

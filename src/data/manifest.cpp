@@ -74,10 +74,11 @@ Manifest parse_manifest(std::string_view text, const std::string& source) {
   try {
     const json j = json::parse(text);
     j.at("format_version").get_to(m.format_version);
-    if (m.format_version != format::kFormatVersion) {
-      throw ManifestError(source + ": format version " + std::to_string(m.format_version) +
-                          " is not supported (this build reads version " + std::to_string(format::kFormatVersion) +
-                          "); repack the dataset with this version of brainmri-prep");
+    if (m.format_version < format::kOldestFormatVersion || m.format_version > format::kFormatVersion) {
+      throw ManifestError(
+          source + ": format version " + std::to_string(m.format_version) +
+          " is not supported (this build reads versions " + std::to_string(format::kOldestFormatVersion) + " to " +
+          std::to_string(format::kFormatVersion) + "); repack the dataset with this version of brainmri-prep");
     }
     j.at("tool_version").get_to(m.tool_version);
     j.at("command_line").get_to(m.command_line);

@@ -24,6 +24,7 @@ ShardHeader read_shard_header(hid_t file) {
 }
 
 ShardColumns read_shard_columns(hid_t file) {
+  const auto format_version = hdf5::read_int_attribute(file, format::kAttrFormatVersion);
   ShardColumns c;
   c.labels = hdf5::read_vector<std::int32_t>(file, format::kLabels);
   c.sample_ids = hdf5::read_vector<std::int64_t>(file, format::kSampleIds);
@@ -33,10 +34,16 @@ ShardColumns read_shard_columns(hid_t file) {
   c.content_hash = hdf5::read_fixed_strings(file, format::kContentHash);
   c.phash = hdf5::read_vector<std::uint64_t>(file, format::kPerceptualHash);
   c.colour_discarded = hdf5::read_vector<std::uint8_t>(file, format::kColourDiscarded);
+  if (format_version >= 2) {
+    c.original_width = hdf5::read_vector<std::int32_t>(file, format::kOriginalWidth);
+    c.original_height = hdf5::read_vector<std::int32_t>(file, format::kOriginalHeight);
+  }
   const std::size_t n = c.labels.size();
+  const std::size_t sizes = format_version >= 2 ? n : 0;
   const bool consistent = c.sample_ids.size() == n && c.source_paths.size() == n && c.source_roots.size() == n &&
                           c.source_split.size() == n && c.content_hash.size() == n && c.phash.size() == n &&
-                          c.colour_discarded.size() == n;
+                          c.colour_discarded.size() == n && c.original_width.size() == sizes &&
+                          c.original_height.size() == sizes;
   if (!consistent) throw hdf5::Hdf5Error("per-sample columns differ in length");
   return c;
 }
@@ -94,8 +101,13 @@ void ShardWriter::finish(const ShardHeader& header, const ShardColumns& c) {
   const std::size_t n = rows();
   const bool consistent = c.labels.size() == n && c.sample_ids.size() == n && c.source_paths.size() == n &&
                           c.source_roots.size() == n && c.source_split.size() == n && c.content_hash.size() == n &&
-                          c.phash.size() == n && c.colour_discarded.size() == n;
+                          c.phash.size() == n && c.colour_discarded.size() == n && c.original_width.size() == n &&
+                          c.original_height.size() == n;
   if (!consistent) throw hdf5::Hdf5Error(path_.string() + ": per-sample columns do not match the image count");
+  if (header.format_version != format::kFormatVersion) {
+    throw hdf5::Hdf5Error(path_.string() + ": shards are written in format version " +
+                          std::to_string(format::kFormatVersion) + " only");
+  }
   const auto side = static_cast<hsize_t>(geometry_.image_size);
   const hsize_t extent[4] = {rows_, side, side, static_cast<hsize_t>(geometry_.channels)};
   hdf5::check(H5Dset_extent(images_, extent), "trim images dataset of " + path_.string());
@@ -109,6 +121,8 @@ void ShardWriter::finish(const ShardHeader& header, const ShardColumns& c) {
   hdf5::write_fixed_strings(file_, format::kContentHash, c.content_hash, format::kContentHashHexLength);
   hdf5::write_vector(file_, format::kPerceptualHash, c.phash);
   hdf5::write_vector(file_, format::kColourDiscarded, c.colour_discarded);
+  hdf5::write_vector(file_, format::kOriginalWidth, c.original_width);
+  hdf5::write_vector(file_, format::kOriginalHeight, c.original_height);
 
   hdf5::write_attribute(file_, format::kAttrFormatVersion, std::int64_t{header.format_version});
   hdf5::write_attribute(file_, format::kAttrClassNames, header.class_names);

@@ -11,6 +11,7 @@ namespace brainmri::data {
 ShardedDataset::ShardedDataset(std::filesystem::path directory, FoldGrouping folds_by)
     : directory_(std::move(directory)), folds_by_(folds_by), manifest_(read_manifest(directory_)) {
   std::vector<std::string> content_hashes;
+  bool sizes_known = true;
   labels_.reserve(static_cast<std::size_t>(manifest_.sample_count));
   for (const auto& entry : manifest_.shards) {
     const auto path = directory_ / entry.file;
@@ -29,10 +30,15 @@ ShardedDataset::ShardedDataset(std::filesystem::path directory, FoldGrouping fol
     std::move(columns.source_split.begin(), columns.source_split.end(), std::back_inserter(splits_));
     std::move(columns.source_paths.begin(), columns.source_paths.end(), std::back_inserter(paths_));
     colour_discarded_.insert(colour_discarded_.end(), columns.colour_discarded.begin(), columns.colour_discarded.end());
+    sizes_known = sizes_known && columns.original_width.size() == columns.labels.size();
+    for (std::size_t i = 0; sizes_known && i < columns.original_width.size(); ++i) {
+      original_sizes_.push_back({columns.original_width[i], columns.original_height[i]});
+    }
     if (folds_by_ == FoldGrouping::ExactCopies) {
       std::move(columns.content_hash.begin(), columns.content_hash.end(), std::back_inserter(content_hashes));
     }
   }
+  if (!sizes_known) original_sizes_.clear();
   if (folds_by_ != FoldGrouping::DuplicateGroups) {
     require_folds();
     manifest_.folds.fold_of_sample = refold(manifest_, labels_, splits_, content_hashes, folds_by_);

@@ -13,6 +13,15 @@ double t_quantile_95(int degrees_of_freedom) {
   return boost::math::quantile(distribution, 0.975);
 }
 
+std::pair<double, double> wilson_interval_95(int successes, int trials) {
+  if (trials <= 0) return {NAN, NAN};
+  const double z = 1.959963984540054;  // the standard normal's 0.975 quantile
+  const double n = trials, p = static_cast<double>(successes) / n, z2 = z * z;
+  const double centre = (p + z2 / (2 * n)) / (1 + z2 / n);
+  const double half_width = z / (1 + z2 / n) * std::sqrt(p * (1 - p) / n + z2 / (4 * n * n));
+  return {std::max(0.0, centre - half_width), std::min(1.0, centre + half_width)};
+}
+
 Spread spread(const std::vector<double>& values) {
   if (values.empty()) throw std::invalid_argument("a spread needs at least one value");
   Spread s;

@@ -878,6 +878,68 @@ void plot_parameter_importance(const std::vector<ParameterImportance>& importanc
   });
 }
 
+void plot_subgroup_accuracy(const std::vector<SubgroupAccuracy>& subgroups, double overall_accuracy, int min_images,
+                            const std::string& title, const fs::path& stem, bool vector) {
+  if (subgroups.empty()) throw std::invalid_argument("no subgroups to plot in " + stem.string());
+  // Rows top to bottom: a heading for each property, then its subgroups.
+  struct Row {
+    const SubgroupAccuracy* subgroup;  // nullptr: a property heading
+    std::string text;
+  };
+  std::vector<Row> rows;
+  int property_index = -1;
+  std::vector<int> property_of_row;
+  for (std::size_t i = 0; i < subgroups.size(); ++i) {
+    const auto& g = subgroups[i];
+    if (i == 0 || g.property != subgroups[i - 1].property) {
+      rows.push_back({nullptr, g.property});
+      property_of_row.push_back(++property_index);
+    }
+    rows.push_back({&g, g.value + " (" + std::to_string(g.images) + ")"});
+    property_of_row.push_back(property_index);
+  }
+  double lowest = overall_accuracy;
+  for (const auto& g : subgroups) lowest = std::min(lowest, std::isnan(g.low) ? g.accuracy : g.low);
+  const double x_min = std::max(0.0, std::floor((lowest - 0.02) * 10) / 10);
+  const auto n = static_cast<double>(rows.size());
+  render(stem, vector, 1100, 150 + 26 * static_cast<int>(rows.size()), [&](plstream& pls) {
+    pls.adv(0);
+    pls.vpor(0.36, 0.96, 90.0 / (150 + 26 * n), 1 - 60.0 / (150 + 26 * n));
+    pls.wind(x_min, 1.0, n, 0);  // the first row at the top
+    pls.col0(kInk);
+    pls.box("bcnst", 0, 0, "bc", 0, 0);
+    pls.lab("Accuracy (bar: Wilson 95% interval; dashed: all images)", "", title.c_str());
+    const PLFLT overall_x[2] = {overall_accuracy, overall_accuracy}, overall_y[2] = {0, n};
+    pls.lsty(2);
+    pls.line(2, overall_x, overall_y);
+    pls.lsty(1);
+    pls.schr(0, 0.85);
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      const double y = static_cast<double>(r) + 0.5, label_position = 1.0 - y / n;
+      if (!rows[r].subgroup) {
+        pls.col0(kInk);
+        pls.mtex("lv", 17.0, label_position, 0.0, (rows[r].text + ":").c_str());
+        continue;
+      }
+      const auto& g = *rows[r].subgroup;
+      const bool comparable = g.images >= min_images;
+      const int colour = comparable ? class_colour(property_of_row[r]) : kGrey;
+      pls.col0(comparable ? kInk : kGrey);
+      pls.mtex("lv", 1.0, label_position, 1.0, rows[r].text.c_str());
+      pls.col0(colour);
+      if (!std::isnan(g.low)) {
+        const PLFLT bar_x[2] = {g.low, g.high}, bar_y[2] = {y, y};
+        pls.width(2.0);
+        pls.line(2, bar_x, bar_y);
+        pls.width(1.0);
+      }
+      const PLFLT point_x[1] = {g.accuracy}, point_y[1] = {y};
+      pls.poin(1, point_x, point_y, 17);
+    }
+    pls.schr(0, 1.05);
+  });
+}
+
 void plot_reliability_diagrams(const std::vector<ReliabilityPanel>& panels, const fs::path& stem, bool vector) {
   if (panels.empty()) throw std::invalid_argument("no reliability panels to plot in " + stem.string());
   const int columns = std::min<int>(3, static_cast<int>(panels.size()));
@@ -996,6 +1058,10 @@ void plot_parameter_importance(const std::vector<ParameterImportance>&, const st
   no_plots(stem);
 }
 void plot_reliability_diagrams(const std::vector<ReliabilityPanel>&, const fs::path& stem, bool) { no_plots(stem); }
+void plot_subgroup_accuracy(const std::vector<SubgroupAccuracy>&, double, int, const std::string&, const fs::path& stem,
+                            bool) {
+  no_plots(stem);
+}
 void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>&, int, const std::vector<std::string>&,
                        const std::string&, const fs::path& stem, bool) {
   no_plots(stem);

@@ -175,12 +175,14 @@ std::string value_text(double value, const metrics::Interval& interval) {
 
 // The rows of the paper table: per class precision, recall, F1, AUC; then accuracy, macro-F1,
 // macro AUC. For a CV: mean ± std [95% t-interval, logit scale] over the folds; for a single evaluation: the
-// value, with its bootstrap 95% interval where metrics.json has one.
+// value, with its bootstrap 95% interval where metrics.json has one. The ECE column is the main
+// evaluation's (a CV's pooled out-of-fold predictions): one-vs-rest per class, top-label [bootstrap
+// 95% interval] on the accuracy row, classwise on the macro row.
 struct TableRow {
   std::string name;
-  std::vector<std::string> cells;  // precision, recall, F1, AUC
+  std::vector<std::string> cells;  // precision, recall, F1, AUC, ECE
 };
-std::vector<TableRow> paper_rows(const RunContents& run, const json& report_json) {
+std::vector<TableRow> paper_rows_without_calibration(const RunContents& run, const json& report_json) {
   std::vector<TableRow> rows;
   if (run.kind == "cv" && report_json.contains("across_folds")) {
     const auto& across = report_json["across_folds"];
@@ -215,17 +217,33 @@ std::vector<TableRow> paper_rows(const RunContents& run, const json& report_json
   return rows;
 }
 
+struct CalibrationCells {
+  std::vector<std::string> per_class;
+  std::string top_label, classwise;
+};
+std::vector<TableRow> paper_rows(const RunContents& run, const json& report_json, const CalibrationCells& ece) {
+  auto rows = paper_rows_without_calibration(run, report_json);
+  for (std::size_t c = 0; c < ece.per_class.size(); ++c) rows[c].cells.push_back(ece.per_class[c]);
+  rows[ece.per_class.size()].cells.push_back(ece.top_label);
+  rows[ece.per_class.size() + 1].cells.push_back(ece.classwise);
+  return rows;
+}
+
 std::string table_caption(const RunContents& run) {
+  const std::string ece = "; ECE (" + std::to_string(metrics::kCalibrationBins) +
+                          " equal-width bins): one-vs-rest per class, top-label [bootstrap 95% interval] on the "
+                          "accuracy row, classwise on the macro row";
   if (run.kind == "cv") {
     return run.model + ", " + std::to_string(run.folds.size()) +
-           "-fold cross-validation: mean ± std over the folds [95% t-interval of the mean, on the logit scale]";
+           "-fold cross-validation: mean ± std over the folds [95% t-interval of the mean, on the logit scale]" + ece +
+           ", of the pooled out-of-fold predictions";
   }
-  return run.model + ", " + run.main->title + ": value [bootstrap 95% interval]";
+  return run.model + ", " + run.main->title + ": value [bootstrap 95% interval]" + ece;
 }
 
 std::string markdown_table(const std::vector<TableRow>& rows) {
   std::ostringstream md;
-  md << "| class | precision | recall | F1 | AUC |\n|---|---|---|---|---|\n";
+  md << "| class | precision | recall | F1 | AUC | ECE |\n|---|---|---|---|---|---|\n";
   for (const auto& r : rows) {
     md << "| " << r.name;
     for (const auto& c : r.cells) md << " | " << c;
@@ -237,7 +255,7 @@ std::string markdown_table(const std::vector<TableRow>& rows) {
 std::string latex_table(const std::vector<TableRow>& rows, const std::string& caption) {
   std::ostringstream tex;
   tex << "% needs \\usepackage{booktabs}\n\\begin{table}[t]\n\\centering\n\\caption{" << latex_escape(caption)
-      << "}\n\\begin{tabular}{lllll}\n\\toprule\nclass & precision & recall & F1 & AUC \\\\\n\\midrule\n";
+      << "}\n\\begin{tabular}{llllll}\n\\toprule\nclass & precision & recall & F1 & AUC & ECE \\\\\n\\midrule\n";
   for (const auto& r : rows) {
     if (r.name == "accuracy") tex << "\\midrule\n";
     tex << latex_escape(r.name);
@@ -590,11 +608,32 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
   if (has_ece_interval) calibration.ece_interval = stored_calibration.ece_interval;
   std::vector<ReliabilityPanel> reliability_panels = {
       {"top label", {calibration.top_label_bins, calibration.ece, calibration.mce}}};
+  // Temperature scaling's other side, from metrics.json: after it (cross-fitted) where the
+  // predictions are the model's own, before it where they were scaled by a stored temperature.
+  std::string scaled_panel;
+  if (const auto& scaling = run.main->metrics.temperature_scaling; scaling && !scaling->temperatures.empty()) {
+    const auto& other = scaling->applied ? scaling->before : scaling->after;
+    if (!other.top_label_bins.empty()) {
+      // Short panel titles (the caption says the rest): a panel is ~40 characters wide.
+      reliability_panels.front().title = scaling->applied ? "top label, scaled" : "top label";
+      reliability_panels.insert(reliability_panels.begin() + 1,
+                                {scaling->applied ? "top label, unscaled" : "top label, scaled",
+                                 {other.top_label_bins, other.ece, other.mce}});
+      scaled_panel = scaling->applied ? "the same before temperature scaling"
+                                      : "the same after temperature scaling, cross-fitted: each half of the images "
+                                        "scaled with the temperature fitted on the other half";
+    }
+  }
+  CalibrationCells ece_cells{
+      {},
+      value_text(calibration.ece, has_ece_interval ? calibration.ece_interval : metrics::Interval{NAN, NAN, NAN, 0}),
+      fixed(calibration.classwise_ece)};
   for (int c = 0; c < class_count; ++c) {
     reliability_panels.push_back(
         {classes[static_cast<std::size_t>(c)],
          metrics::class_reliability(main_predictions.labels, main_predictions.probabilities, class_count, c,
                                     metrics::kCalibrationBins, CalibrationBinning::EqualWidth)});
+    ece_cells.per_class.push_back(fixed(reliability_panels.back().reliability.ece));
   }
   report["calibration"] = evaluation::to_json(calibration);
   report["calibration"]["evaluation"] = run.main->key;
@@ -610,7 +649,7 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
       ", negative log-likelihood " + fixed(calibration.nll) + "." + temperature_scaling_text(run.main->metrics);
 
   // Tables for a paper.
-  const auto rows = paper_rows(run, report);
+  const auto rows = paper_rows(run, report, ece_cells);
   std::ostringstream md;
   md << "**" << table_caption(run) << "**\n\n" << markdown_table(rows);
   for (const auto& t : run.tests) {
@@ -623,9 +662,10 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
   md << "\n" << calibration_text << "\n";
   // Where it fails: subgroups of the main evaluation's images, from the run's dataset.
   std::string subgroup_table, subgroup_note;
+  std::optional<SubgroupAnalysis> subgroups;
   try {
     const data::ShardedDataset dataset(run_dataset(run));
-    const auto analysis = analyse_subgroups(main_predictions, dataset, classes);
+    const auto& analysis = subgroups.emplace(analyse_subgroups(main_predictions, dataset, classes));
     report["subgroups"] = to_json(analysis);
     subgroup_table = markdown(analysis, classes);
     md << "\n**Where it fails: the " << run.main->title << " by subgroup**\n\n" << subgroup_table;
@@ -648,8 +688,23 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
         {"reliability_diagram", "Reliability diagrams of the " + run.main->title +
                                     ": observed frequency against mean confidence in " +
                                     std::to_string(metrics::kCalibrationBins) +
-                                    " equal-width bins (shaded: the gap to the diagonal), top label then each class "
-                                    "one-vs-rest; below, the images per bin"});
+                                    " equal-width bins (shaded: the gap to the diagonal), top label " +
+                                    (scaled_panel.empty() ? "" : "(beside it: " + scaled_panel + ") ") +
+                                    "then each class one-vs-rest; below, the images per bin"});
+    if (subgroups) {
+      std::vector<SubgroupAccuracy> points;
+      for (const auto& g : subgroups->subgroups) {
+        points.push_back({g.property, g.value, g.images, g.accuracy, g.accuracy_low, g.accuracy_high});
+      }
+      plot_subgroup_accuracy(points, subgroups->overall_accuracy, kMinSubgroupImages,
+                             "Accuracy by subgroup (" + std::to_string(main_predictions.labels.size()) + " images)",
+                             output / "subgroup_accuracy", vector_figures);
+      figure_list.push_back(
+          {"subgroup_accuracy", "Where it fails: accuracy of the " + run.main->title +
+                                    " in each subgroup of the source images, with its Wilson 95% interval (grey: "
+                                    "fewer than " +
+                                    std::to_string(kMinSubgroupImages) + " images)"});
+    }
     if (run.kind == "cv") {
       std::vector<FoldPredictions> folds;
       for (const auto& f : run.folds) folds.push_back({f.predictions.labels, f.predictions.probabilities});
@@ -730,7 +785,7 @@ json write_report(const RunContents& run, const fs::path& output, const ReportOp
        << html_escape(fs::absolute(run.directory).string()) << "</code></p>\n"
        << "<h2>Results</h2>\n<p>" << html_escape(table_caption(run))
        << "</p>\n<table><tr><th>class</th><th>precision</th>"
-       << "<th>recall</th><th>F1</th><th>AUC</th></tr>\n";
+       << "<th>recall</th><th>F1</th><th>AUC</th><th>ECE</th></tr>\n";
   for (const auto& r : rows) {
     html << "<tr><td>" << html_escape(r.name) << "</td>";
     for (const auto& c : r.cells) html << "<td>" << html_escape(c) << "</td>";

@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "brainmri/metrics/calibration.hpp"
 #include "brainmri/metrics/classification.hpp"
+#include "brainmri/metrics/summary.hpp"
 #include "brainmri/reports/number_text.hpp"
 
 namespace brainmri::reports {
@@ -43,6 +45,20 @@ std::vector<std::string> quartile_labels(const std::vector<double>& values, cons
   return labels;
 }
 
+// "W×H" of each image whose size at least kMinSubgroupImages of the images share; the rarer sizes
+// together as one subgroup (a size held by a handful of images says nothing on its own).
+std::vector<std::string> size_labels(const std::vector<data::ImageSize>& sizes) {
+  std::map<std::pair<int, int>, int> count;
+  for (const auto& s : sizes) ++count[{s.width, s.height}];
+  std::vector<std::string> labels;
+  for (const auto& s : sizes) {
+    labels.push_back(count[{s.width, s.height}] >= kMinSubgroupImages
+                         ? std::to_string(s.width) + "×" + std::to_string(s.height)
+                         : "other sizes");
+  }
+  return labels;
+}
+
 }  // namespace
 
 std::string file_name_family(const std::string& source_path) {
@@ -73,21 +89,30 @@ SubgroupAnalysis analyse_subgroups(const evaluation::Predictions& p, const data:
   properties[2].first = "in a duplicate group";
   properties[3] = {"mean intensity", quartile_labels(mean_values, "%.3f-%.3f")};
   properties[4] = {"share of dark pixels", quartile_labels(dark_values, "%.2f-%.2f")};
+  std::vector<data::ImageSize> sizes;
   for (std::size_t i = 0; i < n; ++i) {
     const auto id = p.sample_ids[i];
     properties[0].second.push_back(file_name_family(dataset.source_path(id)));
     properties[1].second.push_back(dataset.colour_discarded(id) ? "yes" : "no");
     properties[2].second.push_back(in_group[static_cast<std::size_t>(id)] ? "yes" : "no");
+    if (const auto size = dataset.original_size(id)) sizes.push_back(*size);
   }
 
   SubgroupAnalysis analysis;
+  if (sizes.size() == n) {
+    properties.insert(properties.begin() + 1, {"original size", size_labels(sizes)});
+  } else {
+    analysis.notes.push_back(
+        "original size: not recorded in this dataset (packed in format version 1); packing it again with "
+        "this brainmri-prep records it");
+  }
   analysis.overall_accuracy =
       metrics::classification_report(metrics::ConfusionMatrix(p.labels, predicted, k), class_names).accuracy;
   for (const auto& [property, labels] : properties) {
     std::map<std::string, std::vector<std::size_t>> rows;
     for (std::size_t i = 0; i < n; ++i) rows[labels[i]].push_back(i);
     for (const auto& [value, members] : rows) {
-      Subgroup g{property, value, static_cast<int>(members.size()), 0, {}, 0};
+      Subgroup g{property, value, static_cast<int>(members.size()), 0, 0, 0, {}, 0};
       std::vector<int> truth, guess;
       std::vector<double> probabilities;
       for (const auto i : members) {
@@ -98,6 +123,9 @@ SubgroupAnalysis analyse_subgroups(const evaluation::Predictions& p, const data:
       }
       const auto report = metrics::classification_report(metrics::ConfusionMatrix(truth, guess, k), class_names);
       g.accuracy = report.accuracy;
+      int correct = 0;
+      for (std::size_t i = 0; i < truth.size(); ++i) correct += truth[i] == guess[i];
+      std::tie(g.accuracy_low, g.accuracy_high) = metrics::wilson_interval_95(correct, g.images);
       for (int c = 0; c < k; ++c) {
         const auto& scores = report.per_class[static_cast<std::size_t>(c)];
         g.recall.push_back(scores.support > 0 ? scores.recall : std::nan(""));
@@ -123,11 +151,17 @@ json to_json(const SubgroupAnalysis& analysis) {
   const auto subgroup_json = [](const Subgroup& g) {
     json recall = json::array();
     for (const double r : g.recall) recall.push_back(std::isnan(r) ? json(nullptr) : json(r));
-    return json{{"property", g.property},     {"value", g.value},
-                {"images", g.images},         {"accuracy", g.accuracy},
-                {"recall_per_class", recall}, {"ece", std::isnan(g.ece) ? json(nullptr) : json(g.ece)}};
+    return json{{"property", g.property},
+                {"value", g.value},
+                {"images", g.images},
+                {"accuracy", g.accuracy},
+                {"accuracy_95ci", {{"low", g.accuracy_low}, {"high", g.accuracy_high}, {"method", "wilson"}}},
+                {"recall_per_class", recall},
+                {"ece", std::isnan(g.ece) ? json(nullptr) : json(g.ece)}};
   };
-  json out = {{"overall_accuracy", analysis.overall_accuracy}, {"min_images_for_gaps", kMinSubgroupImages}};
+  json out = {{"overall_accuracy", analysis.overall_accuracy},
+              {"min_images_for_gaps", kMinSubgroupImages},
+              {"notes", analysis.notes}};
   out["subgroups"] = json::array();
   for (const auto& g : analysis.subgroups) out["subgroups"].push_back(subgroup_json(g));
   out["largest_gaps"] = json::array();
@@ -137,19 +171,21 @@ json to_json(const SubgroupAnalysis& analysis) {
 
 std::string markdown(const SubgroupAnalysis& analysis, const std::vector<std::string>& class_names) {
   std::ostringstream md;
-  md << "| property | subgroup | images | accuracy |";
+  md << "| property | subgroup | images | accuracy [95% interval] |";
   for (const auto& name : class_names) md << " recall " << name << " |";
   md << " ECE |\n|---|---|---:|---:|";
   for (std::size_t c = 0; c < class_names.size(); ++c) md << "---:|";
   md << "---:|\n";
   for (const auto& g : analysis.subgroups) {
-    md << "| " << g.property << " | " << g.value << " | " << g.images << " | " << fixed(g.accuracy) << " |";
+    md << "| " << g.property << " | " << g.value << " | " << g.images << " | " << fixed(g.accuracy) << " ["
+       << fixed(g.accuracy_low) << ", " << fixed(g.accuracy_high) << "] |";
     for (const double r : g.recall) md << " " << fixed(r) << " |";
     md << " " << fixed(g.ece) << " |\n";
   }
   md << "\nOverall accuracy " << fixed(analysis.overall_accuracy) << ". ";
   if (analysis.largest_gaps.empty()) {
     md << "No subgroup of at least " << kMinSubgroupImages << " images to compare.\n";
+    for (const auto& note : analysis.notes) md << "\nNot broken down: " << note << ".\n";
     return md.str();
   }
   md << "Largest gaps (subgroups of at least " << kMinSubgroupImages << " images): ";
@@ -161,6 +197,7 @@ std::string markdown(const SubgroupAnalysis& analysis, const std::vector<std::st
        << fixed(g.accuracy) << ", " << gap << " points";
   }
   md << ".\n";
+  for (const auto& note : analysis.notes) md << "\nNot broken down: " << note << ".\n";
   return md.str();
 }
 

@@ -78,10 +78,17 @@ TEST_F(SampleWithBadFiles, BadFilesAreRejectedWithReasonsGoodOnesPacked) {
         EXPECT_NEAR(image.at<std::uint8_t>(64, 127), 255, 1);
         EXPECT_NEAR(image.at<std::uint8_t>(64, 64), 128, 2);
         EXPECT_EQ(columns.colour_discarded[row], 0);
+        EXPECT_EQ(columns.original_width[row], 256);  // format version 2 records the source's size
+        EXPECT_EQ(columns.original_height[row], 200);
       }
       if (columns.source_paths[row] == "Training/pituitary/colour_rgba.png") {
         saw_rgba = true;
         EXPECT_EQ(columns.colour_discarded[row], 1);
+        EXPECT_EQ(columns.original_width[row], 180);
+      }
+      if (columns.source_paths[row] == "Training/meningioma/bitmap.bmp") {
+        EXPECT_EQ(columns.original_width[row], 70);
+        EXPECT_EQ(columns.original_height[row], 90);
       }
     }
   }

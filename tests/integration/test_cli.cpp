@@ -464,8 +464,8 @@ TEST_F(CliOnSample, ReportOfATrainingRunHasEveryFileAndTheMetricsModulesValues) 
                            "tables.md", "tables.tex", "index.html"}) {
     EXPECT_TRUE(fs::exists(dir / file)) << file;
   }
-  for (const char* figure :
-       {"confusion_matrix", "roc_curves", "training_curves", "gradcam_grid", "reliability_diagram"}) {
+  for (const char* figure : {"confusion_matrix", "roc_curves", "training_curves", "gradcam_grid", "reliability_diagram",
+                             "subgroup_accuracy"}) {
     for (const char* extension : {".png", ".svg", ".pdf"}) {
       EXPECT_GT(fs::file_size(dir / (std::string(figure) + extension)), 1000u) << figure << extension;
     }
@@ -510,6 +510,11 @@ TEST_F(CliOnSample, ReportOfATrainingRunHasEveryFileAndTheMetricsModulesValues) 
   EXPECT_DOUBLE_EQ(json_report["calibration"]["brier"].get<double>(), calibration["brier"].get<double>());
   EXPECT_NE(slurp(dir / "tables.md").find("top-label ECE"), std::string::npos);
   EXPECT_NE(slurp(dir / "index.html").find("<h2>Calibration</h2>"), std::string::npos);
+  // The validation's temperature was fitted (--calibration temperature, the default): the
+  // reliability figure shows the top label after scaling (cross-fitted) beside it.
+  ASSERT_TRUE(metrics.contains("temperature_scaling")) << metrics.dump().substr(0, 300);
+  EXPECT_NE(slurp(dir / "index.html").find("beside it: the same after temperature scaling, cross-fitted"),
+            std::string::npos);
 
   // The explanations: HiResCAM of the last convolution by default, with both checks on the page.
   EXPECT_EQ(json_report["gradcam"]["method"], "hirescam");
@@ -581,10 +586,27 @@ TEST_F(CliOnSample, ReportOfACrossValidationAndAComparisonOfTwoRuns) {
   const auto& subgroups = json_report["subgroups"]["subgroups"];
   std::map<std::string, int> images_per_property;
   for (const auto& g : subgroups) images_per_property[g["property"].get<std::string>()] += g["images"].get<int>();
-  EXPECT_EQ(images_per_property.size(), 5u) << subgroups;
+  EXPECT_EQ(images_per_property.size(), 6u) << subgroups;
   for (const auto& [property, images] : images_per_property)
     EXPECT_EQ(images, summary["out_of_fold"]["samples"].get<int>()) << property;
-  EXPECT_NE(slurp(dir / "tables.md").find("Where it fails"), std::string::npos);
+  bool saw_size = false;  // the sample's images are all 224 x 224 (recorded since format version 2)
+  for (const auto& g : subgroups) {
+    if (g["property"] == "original size") saw_size = g["value"] == "224×224";
+    EXPECT_LE(g["accuracy_95ci"]["low"].get<double>(), g["accuracy"].get<double>()) << g;
+    EXPECT_GE(g["accuracy_95ci"]["high"].get<double>(), g["accuracy"].get<double>()) << g;
+  }
+  EXPECT_TRUE(saw_size) << subgroups;
+  const auto tables = slurp(dir / "tables.md");
+  EXPECT_NE(tables.find("Where it fails"), std::string::npos);
+  EXPECT_GT(png_size(dir / "subgroup_accuracy.png").second, 500u);
+  // The ECE column: each class's one-vs-rest ECE, the top-label ECE with its interval on the
+  // accuracy row (the pooled out-of-fold predictions' calibration).
+  EXPECT_NE(tables.find("| class | precision | recall | F1 | AUC | ECE |"), std::string::npos) << tables;
+  const auto& calibration = json_report["calibration"];
+  char top_label_ece[96];
+  std::snprintf(top_label_ece, sizeof(top_label_ece), "| %.4f [%.4f, %.4f] |", calibration["ece"].get<double>(),
+                calibration["ece_95ci"]["low"].get<double>(), calibration["ece_95ci"]["high"].get<double>());
+  EXPECT_NE(tables.find(top_label_ece), std::string::npos) << top_label_ece << "\n" << tables;
   const auto comparison = slurp(run / "comparison" / "comparison.md");
   EXPECT_NE(comparison.find("| cv | baseline_cnn | 3-fold CV |"), std::string::npos) << comparison;
   EXPECT_NE(comparison.find("| single | baseline_cnn | validation |"), std::string::npos) << comparison;

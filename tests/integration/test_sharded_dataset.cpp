@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
 #include "brainmri/data/dataset_format.hpp"
 #include "brainmri/data/folds.hpp"
+#include "brainmri/data/hdf5.hpp"
 #include "brainmri/data/sharded_dataset.hpp"
 #include "synthetic_dataset.hpp"
 #include "test_support.hpp"
@@ -41,6 +44,46 @@ TEST(SyntheticDataset, PixelsLabelsAndIdsComeBackExactly) {
   }
   EXPECT_EQ(bytes.validation_samples_for_fold(1), (std::vector<std::int64_t>{1, 5, 9, 13, 17, 21}));
   EXPECT_THROW(floats.fold(0), std::invalid_argument);  // packed without folds
+}
+
+// Format version 2 added the source images' original size; a dataset packed as version 1 (the same
+// files without those two columns) still opens, its sizes unknown.
+TEST(SyntheticDataset, VersionOneDatasetsStillOpenWithoutTheOriginalSize) {
+  ScratchDir dir;
+  const auto m = write_synthetic_dataset(dir / "d", 10, 2, 4, 1, false, 2, 2);
+  {
+    const ShardedDataset current(dir / "d");
+    ASSERT_TRUE(current.original_size(0).has_value());
+    EXPECT_EQ(current.original_size(0)->width, 256);
+    EXPECT_EQ(current.original_size(0)->height, 240);
+    EXPECT_EQ(current.original_size(7)->width, 512);
+  }
+  for (const auto& shard : m.shards) {
+    const auto path = (dir / "d" / shard.file).string();
+    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(file, 0);
+    ASSERT_GE(H5Ldelete(file, format::kOriginalWidth, H5P_DEFAULT), 0);
+    ASSERT_GE(H5Ldelete(file, format::kOriginalHeight, H5P_DEFAULT), 0);
+    ASSERT_GE(H5Adelete(file, format::kAttrFormatVersion), 0);
+    brainmri::hdf5::write_attribute(file, format::kAttrFormatVersion, std::int64_t{1});
+    H5Fclose(file);
+  }
+  const auto manifest_path = dir / "d" / std::string(format::kManifestFile);
+  std::string manifest;
+  {
+    std::ifstream in(manifest_path);
+    manifest.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const std::string current_version = "\"format_version\": " + std::to_string(format::kFormatVersion);
+  ASSERT_NE(manifest.find(current_version), std::string::npos) << manifest.substr(0, 200);
+  manifest.replace(manifest.find(current_version), current_version.size(), "\"format_version\": 1");
+  std::ofstream(manifest_path) << manifest;
+
+  const ShardedDataset old(dir / "d");
+  EXPECT_EQ(old.manifest().format_version, 1);
+  EXPECT_FALSE(old.original_size(0).has_value());
+  EXPECT_EQ(old.load(std::vector<std::int64_t>{3, 8}).labels[1].item<std::int64_t>(), 0);
+  EXPECT_EQ(old.validation_samples_for_fold(1), (std::vector<std::int64_t>{1, 3, 5, 7, 9}));
 }
 
 TEST(SyntheticDataset, ShardDisagreeingWithTheManifestIsRefused) {

@@ -136,6 +136,22 @@ TEST(Spread, ProportionsGetALogitScaleIntervalInsideZeroAndOne) {
   EXPECT_THROW(spread_of_proportions({0.5, 1.2}), std::invalid_argument);
 }
 
+// A subgroup's accuracy interval: the expected values are statsmodels' proportion_confint(...,
+// method="wilson") (0.14), including the bounds at 0 and all successes.
+TEST(Spread, WilsonIntervalMatchesStatsmodels) {
+  using brainmri::metrics::wilson_interval_95;
+  const auto check = [](int successes, int trials, double low, double high) {
+    const auto [l, h] = wilson_interval_95(successes, trials);
+    EXPECT_NEAR(l, low, 1e-12) << successes << "/" << trials;
+    EXPECT_NEAR(h, high, 1e-12) << successes << "/" << trials;
+  };
+  check(8, 10, 0.49016247153664183, 0.9433178485456247);
+  check(0, 7, 0.0, 0.3543304350666875);
+  check(20, 20, 0.8388748419471804, 1.0);
+  check(917, 1000, 0.8982635048659464, 0.9325449785571007);
+  EXPECT_TRUE(std::isnan(wilson_interval_95(0, 0).first));
+}
+
 // Spearman's ρ and the correlation ratio η (a search's parameter importance). The expected values
 // are scipy.stats.spearmanr's (1.11) and NumPy's for η written from its definition.
 TEST(Correlation, SpearmanMatchesScipyWithTiesAndEtaMatchesItsDefinition) {

@@ -6,7 +6,10 @@
 
 namespace brainmri::data::format {
 
-inline constexpr int kFormatVersion = 1;
+// Version 2 added the original image size (kOriginalWidth, kOriginalHeight). Readers open every
+// version from kOldestFormatVersion on; a column a version lacks is reported as unknown.
+inline constexpr int kFormatVersion = 2;
+inline constexpr int kOldestFormatVersion = 1;
 inline constexpr std::string_view kManifestFile = "manifest.json";
 inline constexpr std::string_view kAuditFile = "audit.json";
 
@@ -20,6 +23,8 @@ inline constexpr const char* kSourceSplit = "source_split";          // [n] stri
 inline constexpr const char* kContentHash = "content_hash";          // [n] 64 hex chars, SHA-256 of decoded pixels
 inline constexpr const char* kPerceptualHash = "phash";              // [n] uint64, DCT perceptual hash
 inline constexpr const char* kColourDiscarded = "colour_discarded";  // [n] uint8, 1 = colour lost
+inline constexpr const char* kOriginalWidth = "original_width";      // [n] int32, pixels (version 2)
+inline constexpr const char* kOriginalHeight = "original_height";    // [n] int32, pixels (version 2)
 
 // Attributes on the shard's root group.
 inline constexpr const char* kAttrFormatVersion = "format_version";

@@ -35,10 +35,14 @@ struct ShardColumns {
   std::vector<std::string> content_hash;
   std::vector<std::uint64_t> phash;
   std::vector<std::uint8_t> colour_discarded;
+  // The decoded source image's size before resizing; empty when read from a version-1 shard.
+  std::vector<std::int32_t> original_width;
+  std::vector<std::int32_t> original_height;
 };
 
 ShardHeader read_shard_header(hid_t file);
 // Throws hdf5::Hdf5Error when a column is missing or the columns differ in length.
+// Columns added after the shard's format version (its header says which) are left empty.
 ShardColumns read_shard_columns(hid_t file);
 
 struct ShardGeometry {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -41,6 +42,11 @@ class ShardImageReader {
   std::vector<std::unique_ptr<OpenShard>> shards_;
 };
 
+struct ImageSize {
+  int width = 0;
+  int height = 0;
+};
+
 class ShardedDataset {
  public:
   // Reads the manifest and the per-sample columns of every shard; pixels are read on demand.
@@ -63,6 +69,12 @@ class ShardedDataset {
   // The packer converted a colour image to grayscale (its colour was lost).
   bool colour_discarded(std::int64_t sample_id) const {
     return colour_discarded_.at(static_cast<std::size_t>(sample_id)) != 0;
+  }
+  // The source image's width and height before the packer resized it; nullopt for a dataset
+  // packed in format version 1, which did not record it.
+  std::optional<ImageSize> original_size(std::int64_t sample_id) const {
+    if (original_sizes_.empty()) return std::nullopt;
+    return original_sizes_.at(static_cast<std::size_t>(sample_id));
   }
   // The sample's fold, format::kFoldHeldOut or format::kFoldExcludedLeak; throws without folds.
   int fold(std::int64_t sample_id) const;
@@ -99,6 +111,7 @@ class ShardedDataset {
   std::vector<std::string> splits_;
   std::vector<std::string> paths_;
   std::vector<std::uint8_t> colour_discarded_;
+  std::vector<ImageSize> original_sizes_;  // empty when any shard predates format version 2
 };
 
 }  // namespace brainmri::data

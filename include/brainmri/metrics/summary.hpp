@@ -3,6 +3,7 @@
 // standard deviation and the 95% Student-t interval of the mean (on the logit scale for a metric
 // bounded by 0 and 1).
 
+#include <utility>
 #include <vector>
 
 namespace brainmri::metrics {
@@ -26,6 +27,11 @@ Spread spread(const std::vector<double>& values);
 // values or one outside [0, 1].
 inline constexpr double kProportionFloor = 1e-3;
 Spread spread_of_proportions(const std::vector<double>& values);
+
+// The Wilson score 95% interval of a proportion (`successes` of `trials`), e.g. one subgroup's
+// accuracy: inside [0, 1] and sensible for small counts and for 0 or all successes, where the
+// normal approximation is not. {NaN, NaN} for no trials.
+std::pair<double, double> wilson_interval_95(int successes, int trials);
 
 // Two-sided 95% Student-t quantile, t(0.975, df), for `degrees_of_freedom` >= 1 (Boost.Math); NaN below.
 double t_quantile_95(int degrees_of_freedom);

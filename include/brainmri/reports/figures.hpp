@@ -117,6 +117,17 @@ struct ParameterImportance {
 void plot_parameter_importance(const std::vector<ParameterImportance>& importance, const std::string& title,
                                const std::filesystem::path& stem, bool vector = true);
 
+// Where a model fails: one row per subgroup, grouped under a heading per property, its accuracy a
+// point with its 95% interval as a bar and "value (images)" on the left; the overall accuracy a
+// dashed vertical line. Subgroups of fewer than `min_images` images are grey (too small to compare).
+struct SubgroupAccuracy {
+  std::string property, value;
+  int images = 0;
+  double accuracy = 0, low = 0, high = 0;
+};
+void plot_subgroup_accuracy(const std::vector<SubgroupAccuracy>& subgroups, double overall_accuracy, int min_images,
+                            const std::string& title, const std::filesystem::path& stem, bool vector = true);
+
 // The mean true-positive rate of several curves on `grid` (as numpy.interp, starting at 0).
 std::vector<double> interpolate_tpr(const std::vector<double>& fpr, const std::vector<double>& tpr,
                                     const std::vector<double>& grid);

@@ -3,6 +3,8 @@
 // down by properties of the source images that the packed dataset knows:
 // - file-name family: the file name without its trailing number and extension (the Kaggle files
 //   come as Tr-gl_0010.jpg, Tr-glTr_0003.jpg, Tr-no_..., from different sources);
+// - original size: the source image's width x height before packing (sizes shared by fewer than
+//   kMinSubgroupImages images together as "other sizes"; recorded from dataset format version 2);
 // - colour discarded: the packer turned a colour image into grayscale;
 // - duplicate group: the image has an exact or near copy in the dataset (the audit's groups);
 // - mean intensity and share of dark pixels (below 10/255, mostly the border around the head),
@@ -25,8 +27,9 @@ struct Subgroup {
   std::string value;     // e.g. "Tr-glTr_"
   int images = 0;
   double accuracy = 0;
-  std::vector<double> recall;  // per class; NaN where the subgroup holds no image of the class
-  double ece = 0;              // top-label, kCalibrationBins equal-width bins
+  double accuracy_low = 0, accuracy_high = 0;  // Wilson 95% interval (metrics::wilson_interval_95)
+  std::vector<double> recall;                  // per class; NaN where the subgroup holds no image of the class
+  double ece = 0;                              // top-label, kCalibrationBins equal-width bins
 };
 
 struct SubgroupAnalysis {
@@ -35,6 +38,7 @@ struct SubgroupAnalysis {
   // The subgroups (of at least kMinSubgroupImages images) whose accuracy differs most from the
   // overall one, largest gap first; at most 5.
   std::vector<Subgroup> largest_gaps;
+  std::vector<std::string> notes;  // properties that could not be broken down, and why
 };
 
 // The file name without its directory, extension and trailing digits: "Training/glioma/Tr-gl_0010.jpg" -> "Tr-gl_".
