@@ -184,6 +184,14 @@ Predictions with_temperature(const Predictions& p, int class_count, double tempe
   return scaled;
 }
 
+StoredTemperature apply_stored_temperature(const Predictions& unscaled, int class_count,
+                                           std::optional<double> temperature) {
+  if (!temperature) return {unscaled, std::nullopt};
+  auto scaled = with_temperature(unscaled, class_count, *temperature);
+  auto scaling = temperature_scaling(unscaled, scaled, class_count, {*temperature}, true);
+  return {std::move(scaled), std::move(scaling)};
+}
+
 Predictions cross_fitted_predictions(const Predictions& p, int class_count, std::uint64_t seed) {
   Predictions scaled = p;
   double temperatures[2];

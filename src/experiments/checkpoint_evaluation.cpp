@@ -98,18 +98,20 @@ CheckpointEvaluationResult evaluate_checkpoint(const CheckpointEvaluation& reque
                   {"selection", selection},
                   {"model", model->model_name()},
                   {"test_time_augmentation", name_of(request.test_time_augmentation)}};
-  std::optional<evaluation::TemperatureScaling> scaling;
-  auto predictions = unscaled;
-  if (temperature != 1.0) {
-    predictions = evaluation::with_temperature(unscaled, k, temperature);
-    scaling = evaluation::temperature_scaling(unscaled, predictions, k, {temperature}, true);
-    const auto& fitted_on = loaded.card->calibration->fitted_on;
-    context["calibration"] = {{"temperature", temperature}, {"fitted_on", fitted_on}};
-    if (selection != "all" &&
-        fitted_on.rfind(
-            selection.substr(0, selection.find('-')) + " " + selection.substr(selection.find('-') + 1) + " ", 0) == 0) {
+  const auto scaled =
+      evaluation::apply_stored_temperature(unscaled, k, temperature != 1.0 ? std::optional(temperature) : std::nullopt);
+  const auto& predictions = scaled.predictions;
+  const auto& scaling = scaled.scaling;
+  if (scaling) {
+    const auto& calibration = *loaded.card->calibration;
+    context["calibration"] = {{"temperature", temperature}, {"fitted_on", calibration.fitted_on}};
+    // The same images: the same split, or the same fold dealt by the same rule.
+    const bool same_images =
+        selection == calibration.fitted_on_selection &&
+        (selection.starts_with("split-") || calibration.fitted_on_folds_by == name_of(request.folds_by));
+    if (same_images) {
       logging::warning("the temperature of " + request.checkpoint.string() + " was fitted on these images (" +
-                       fitted_on +
+                       calibration.fitted_on +
                        "): their calibration here is optimistic; the run's validation/metrics.json "
                        "judges it honestly (temperature_scaling, cross-fitted)");
     }

@@ -206,15 +206,18 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   outcome.directory = where.output;
   outcome.validation_samples = static_cast<int>(val_ids.size());
   evaluation::Predictions validation, test, unscaled_test;
-  std::vector<bool> contaminated;  // by sample id, for the held-out test split
+  evaluation::StoredTemperature test_scaling;  // the held-out test's, when a temperature was fitted
+  std::vector<bool> contaminated;              // by sample id, for the held-out test split
   std::optional<models::TemperatureCalibration> calibration;
   if (val_source) {
     validation = trainer->predict(*val_source);
     outcome.validation = score(validation);
     if (config.output.calibration == models::Calibration::Temperature) {
-      calibration =
-          models::TemperatureCalibration{metrics::fit_temperature(validation.probabilities, validation.labels, k),
-                                         selection + " (" + std::to_string(validation.labels.size()) + " images)"};
+      calibration = models::TemperatureCalibration{
+          metrics::fit_temperature(validation.probabilities, validation.labels, k),
+          selection + " (" + std::to_string(validation.labels.size()) + " images)",
+          where.val_split.empty() ? "fold-" + std::to_string(where.val_fold) : "split-" + where.val_split,
+          name_of(dataset.folds_by())};
     }
   }
   if (!test_ids.empty()) {
@@ -233,7 +236,9 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
       test_options.test_time_augmentation = config.output.test_time_augmentation;
       unscaled_test = training::Trainer(model, test_options, device).predict(*test_source);
     }
-    test = calibration ? evaluation::with_temperature(unscaled_test, k, calibration->temperature) : unscaled_test;
+    test_scaling = evaluation::apply_stored_temperature(
+        unscaled_test, k, calibration ? std::optional(calibration->temperature) : std::nullopt);
+    test = test_scaling.predictions;
     outcome.test = score(test);
     contaminated = dataset.contaminated(where.test_split);
     outcome.test_parts = evaluation::held_out_parts_json(test, contaminated, k);
@@ -264,12 +269,8 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   if (!test_ids.empty()) {
     context["selection"] = "split " + where.test_split + " (held out)";
     context["test_time_augmentation"] = name_of(config.output.test_time_augmentation);
-    std::optional<evaluation::TemperatureScaling> scaling;
-    if (calibration) {
-      scaling = evaluation::temperature_scaling(unscaled_test, test, k, {calibration->temperature}, true);
-    }
     evaluation::write_held_out_evaluation(where.output / "test", test, dataset.class_names(), context, bootstrap_seed,
-                                          contaminated, scaling);
+                                          contaminated, test_scaling.scaling);
   }
   if (where.export_model) {
     models::export_torchscript(*model, where.output / "model.torchscript.pt");

@@ -18,7 +18,9 @@ json to_json(const ModelCard& card) {
   if (card.calibration) {
     calibration = {{"method", "temperature"},
                    {"temperature", card.calibration->temperature},
-                   {"fitted_on", card.calibration->fitted_on}};
+                   {"fitted_on", card.calibration->fitted_on},
+                   {"fitted_on_selection", card.calibration->fitted_on_selection},
+                   {"fitted_on_folds_by", card.calibration->fitted_on_folds_by}};
   }
   return {{"class_names", card.class_names},
           {"calibration", calibration},
@@ -42,7 +44,9 @@ ModelCard model_card_from_json(const json& j) {
   card.provenance = j.value("provenance", json::object());
   if (j.contains("calibration") && !j.at("calibration").is_null()) {
     const auto& c = j.at("calibration");
-    card.calibration = TemperatureCalibration{c.at("temperature").get<double>(), c.value("fitted_on", std::string())};
+    card.calibration = TemperatureCalibration{c.at("temperature").get<double>(), c.value("fitted_on", std::string()),
+                                              c.value("fitted_on_selection", std::string()),
+                                              c.value("fitted_on_folds_by", std::string())};
   }
   return card;
 }

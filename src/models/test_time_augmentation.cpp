@@ -41,12 +41,11 @@ std::vector<torch::Tensor> test_time_views(const torch::Tensor& images, TestTime
 }
 
 torch::Tensor test_time_probabilities(const std::function<torch::Tensor(const torch::Tensor&)>& logits_of,
-                                      const torch::Tensor& images, TestTimeAugmentation augmentation,
-                                      double temperature) {
+                                      const torch::Tensor& images, TestTimeAugmentation augmentation) {
   torch::Tensor sum;
   const auto views = test_time_views(images, augmentation);
   for (const auto& view : views) {
-    const auto p = torch::softmax(logits_of(view).to(torch::kFloat32) / temperature, 1);
+    const auto p = torch::softmax(logits_of(view).to(torch::kFloat32), 1);
     sum = sum.defined() ? sum + p : p;
   }
   return sum / static_cast<double>(views.size());

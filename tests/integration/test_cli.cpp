@@ -136,6 +136,18 @@ TEST_F(CliOnSample, FoldsDealtAtRandomAreRecordedAndEvaluatedTheSameWay) {
   };
   EXPECT_DOUBLE_EQ(evaluate(" --folds-by random", "same")["loss"].get<double>(), validation["loss"].get<double>());
   EXPECT_NE(evaluate("", "grouped")["loss"].get<double>(), validation["loss"].get<double>());
+  // The model's temperature was fitted on fold 0 dealt at random (recorded as data in the model
+  // card): evaluating those very images with it warns; fold 0 dealt by groups is other images.
+  const auto calibrated = [&](const std::string& extra) {
+    return run_brainmri("evaluate --checkpoint " + shell_quote(run / "random" / "model.pt") + " --data " + data32 +
+                        " --fold 0 --threads 1 --output " + shell_quote(run / "calibrated") + extra);
+  };
+  const auto same_images = calibrated(" --folds-by random");
+  ASSERT_EQ(same_images.exit_code, 0) << same_images.output;
+  EXPECT_NE(same_images.output.find("was fitted on these images (fold 0"), std::string::npos) << same_images.output;
+  const auto other_images = calibrated("");
+  ASSERT_EQ(other_images.exit_code, 0) << other_images.output;
+  EXPECT_EQ(other_images.output.find("was fitted on these images"), std::string::npos) << other_images.output;
 
   const auto bad = run_brainmri("train --data " + data32 + " --output " + shell_quote(run / "bad") +
                                 " --folds-by shuffled --epochs 1" + kSmallModel);

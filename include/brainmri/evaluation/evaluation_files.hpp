@@ -89,6 +89,15 @@ nlohmann::json to_json(const CalibrationMetrics& calibration);
 
 // The predictions with their probabilities scaled by `temperature` and the loss recomputed.
 Predictions with_temperature(const Predictions& predictions, int class_count, double temperature);
+// A temperature stored with a model, applied to images it was not fitted on (a held-out test,
+// evaluate): the scaled predictions and the calibration before and after (applied = true).
+// Without a temperature: the predictions as they are and no scaling.
+struct StoredTemperature {
+  Predictions predictions;
+  std::optional<TemperatureScaling> scaling;
+};
+StoredTemperature apply_stored_temperature(const Predictions& unscaled, int class_count,
+                                           std::optional<double> temperature);
 // Each image's probabilities scaled with the temperature fitted on the other half of the images
 // (metrics::cross_fitted_temperature_scaling, halves drawn with `seed`).
 Predictions cross_fitted_predictions(const Predictions& predictions, int class_count, std::uint64_t seed);

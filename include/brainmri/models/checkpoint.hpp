@@ -45,7 +45,12 @@ enum class Calibration {
 // The temperature scaling a model card records.
 struct TemperatureCalibration {
   double temperature = 1.0;
-  std::string fitted_on;  // which predictions it was fitted on, e.g. "validation fold 0 (1141 images)"
+  std::string fitted_on;  // which predictions it was fitted on, for people: "fold 0 (1141 images)"
+  // The same as data, so that an evaluation of those very images is recognised: the selection in
+  // evaluate's words ("fold-0", "split-Validation") and the rule that dealt the folds ("group",
+  // "exact-groups", "random"). Empty in checkpoints written before they were recorded.
+  std::string fitted_on_selection;
+  std::string fitted_on_folds_by;
 };
 
 // What a checkpoint needs to be used alone, without the run directory beside it.

@@ -33,10 +33,10 @@ torch::Tensor affine_resample(const torch::Tensor& images, const torch::Tensor& 
 // The views of a batch [N, C, H, W], the unchanged images first.
 std::vector<torch::Tensor> test_time_views(const torch::Tensor& images, TestTimeAugmentation augmentation);
 
-// The mean over the views of softmax(logits / temperature), float [N, classes] on the images' device.
+// The mean over the views of softmax(logits), float [N, classes] on the images' device. A stored
+// temperature scales that mean afterwards (metrics/temperature.hpp), as it was fitted.
 torch::Tensor test_time_probabilities(const std::function<torch::Tensor(const torch::Tensor&)>& logits_of,
-                                      const torch::Tensor& images, TestTimeAugmentation augmentation,
-                                      double temperature = 1.0);
+                                      const torch::Tensor& images, TestTimeAugmentation augmentation);
 
 }  // namespace brainmri::models
 
