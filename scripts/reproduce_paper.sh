@@ -22,7 +22,8 @@
 #      ours under its protocol, ours leakage-free, with bootstrap 95% intervals, and the fine-tuned
 #      and searched MobileNetV2 from results/, then prints the table.
 #
-# --budget small (default) finishes in about 30 minutes on a 2-core CPU; full is for a GPU node
+# --budget small (default) finishes in under an hour on a 2-core CPU (50 minutes measured with other
+# work sharing the cores, results/paper/); full is for a GPU node
 # (the paper's image size; same epochs). --out: default runs/paper-<budget>. --pretrained: the
 # Keras MobileNetV2 1.0 ImageNet weights (default: the path in the config, relative to configs/).
 # --threads: CPU threads (default: all cores). --epochs N: every run trains N epochs instead of the
