@@ -85,4 +85,9 @@ EOF
 BRAINMRI=$brainmri BRAINMRI_PREP=$brainmri_prep "$reproduce" --epochs 1 --out "$out" --pretrained "$weights" \
   "$source_dir/data/sample" > "$work/again.out" 2>&1 || fail "the second call failed: $(tail "$work/again.out")"
 [[ $(grep -c "done before" "$work/again.out") == 6 ]] || fail "the second call retrained: $(cat "$work/again.out")"
+# The full budget packs at the paper's 128 x 128.
+BRAINMRI=$brainmri BRAINMRI_PREP=$brainmri_prep "$reproduce" --budget full --epochs 1 --threads 2 --out "$work/full" \
+  --pretrained "$weights" "$source_dir/data/sample" > "$work/full.out" 2>&1 || fail "--budget full failed: $(tail "$work/full.out")"
+grep -q '"image_size": 128' "$work/full/packed/manifest.json" || fail "--budget full did not pack at 128 x 128"
+grep -q "budget full, images 128×128" "$work/full/paper_table.md" || fail "the full table does not say its budget"
 echo "check_dataset.sh and reproduce_paper.sh: OK"
