@@ -205,9 +205,9 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   RunOutcome outcome;
   outcome.directory = where.output;
   outcome.validation_samples = static_cast<int>(val_ids.size());
-  evaluation::Predictions validation, test, unscaled_test;
-  evaluation::StoredTemperature test_scaling;  // the held-out test's, when a temperature was fitted
-  std::vector<bool> contaminated;              // by sample id, for the held-out test split
+  evaluation::Predictions validation;
+  evaluation::StoredTemperature test;  // the held-out test's predictions, scaled when a temperature was fitted
+  std::vector<bool> contaminated;      // by sample id, for the held-out test split
   std::optional<models::TemperatureCalibration> calibration;
   if (val_source) {
     validation = trainer->predict(*val_source);
@@ -224,6 +224,7 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
     // The held-out test, with the test-time augmentation asked for (validation never uses it): an
     // evaluation-only trainer (no epochs) like evaluate's, else the last stage's own.
     const auto test_source = training::make_loader(dataset, test_ids, device, loader, memory_limit);
+    evaluation::Predictions unscaled_test;
     if (config.output.test_time_augmentation == models::TestTimeAugmentation::None) {
       unscaled_test = trainer->predict(*test_source);
     } else {
@@ -236,12 +237,11 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
       test_options.test_time_augmentation = config.output.test_time_augmentation;
       unscaled_test = training::Trainer(model, test_options, device).predict(*test_source);
     }
-    test_scaling = evaluation::apply_stored_temperature(
-        unscaled_test, k, calibration ? std::optional(calibration->temperature) : std::nullopt);
-    test = test_scaling.predictions;
-    outcome.test = score(test);
+    test = evaluation::apply_stored_temperature(unscaled_test, k,
+                                                calibration ? std::optional(calibration->temperature) : std::nullopt);
+    outcome.test = score(test.predictions);
     contaminated = dataset.contaminated(where.test_split);
-    outcome.test_parts = evaluation::held_out_parts_json(test, contaminated, k);
+    outcome.test_parts = evaluation::held_out_parts_json(test.predictions, contaminated, k);
   }
   if (!writer) return outcome;
   // model.pt: the final weights with the model card, and the temperature when one was fitted.
@@ -269,8 +269,8 @@ RunOutcome train_run(const RunConfig& config, const RunPlacement& where, const d
   if (!test_ids.empty()) {
     context["selection"] = "split " + where.test_split + " (held out)";
     context["test_time_augmentation"] = name_of(config.output.test_time_augmentation);
-    evaluation::write_held_out_evaluation(where.output / "test", test, dataset.class_names(), context, bootstrap_seed,
-                                          contaminated, test_scaling.scaling);
+    evaluation::write_held_out_evaluation(where.output / "test", test.predictions, dataset.class_names(), context,
+                                          bootstrap_seed, contaminated, test.scaling);
   }
   if (where.export_model) {
     models::export_torchscript(*model, where.output / "model.torchscript.pt");

@@ -23,6 +23,13 @@ using nlohmann::json;
 
 namespace {
 
+// Probabilities [N, classes] scaled by a temperature: softmax(z / T) from softmax(z), since log p
+// is z up to a per-row constant (metrics/temperature.hpp, which does the same for stored ones).
+torch::Tensor with_temperature(const torch::Tensor& probabilities, double temperature) {
+  if (temperature == 1.0) return probabilities;
+  return torch::softmax(torch::log(probabilities.clamp_min(1e-12)) / temperature, 1);
+}
+
 json read_json_or_null(const fs::path& file) {
   if (!fs::exists(file)) return nullptr;
   std::ifstream in(file);
@@ -270,10 +277,7 @@ Predictions InferenceModel::predict(const torch::Tensor& images, bool explain) {
     auto cam = explain::class_activation_maps(*classifier_, input, std::nullopt, method_);
     out.maps = cam.maps.cpu();
     if (plain) {
-      // softmax(z / T) from softmax(z): log p is z up to a per-row constant (metrics/temperature.hpp).
-      out.probabilities = temperature_ == 1.0
-                              ? cam.probabilities.cpu()
-                              : torch::softmax(torch::log(cam.probabilities.clamp_min(1e-12)) / temperature_, 1).cpu();
+      out.probabilities = with_temperature(cam.probabilities, temperature_).cpu();
       return out;
     }
   }
@@ -281,8 +285,7 @@ Predictions InferenceModel::predict(const torch::Tensor& images, bool explain) {
   // Each model's temperature scales the mean of its views, as evaluate and the held-out tests do.
   torch::NoGradGuard no_grad;
   const auto scaled = [&](const std::function<torch::Tensor(const torch::Tensor&)>& logits_of, double temperature) {
-    auto p = models::test_time_probabilities(logits_of, input, test_time_augmentation_);
-    return temperature == 1.0 ? p : torch::softmax(torch::log(p.clamp_min(1e-12)) / temperature, 1);
+    return with_temperature(models::test_time_probabilities(logits_of, input, test_time_augmentation_), temperature);
   };
   auto sum = scaled(
       [&](const torch::Tensor& view) {

@@ -182,24 +182,30 @@ struct TableRow {
   std::string name;
   std::vector<std::string> cells;  // precision, recall, F1, AUC, ECE
 };
-std::vector<TableRow> paper_rows_without_calibration(const RunContents& run, const json& report_json) {
+struct CalibrationCells {
+  std::vector<std::string> per_class;
+  std::string top_label, classwise;
+};
+std::vector<TableRow> paper_rows(const RunContents& run, const json& report_json, const CalibrationCells& ece) {
   std::vector<TableRow> rows;
   if (run.kind == "cv" && report_json.contains("across_folds")) {
     const auto& across = report_json["across_folds"];
-    for (const auto& name : run.class_names) {
-      const auto& c = across["per_class"][name];
-      rows.push_back(
-          {name, {spread_text(c["precision"]), spread_text(c["recall"]), spread_text(c["f1"]), spread_text(c["auc"])}});
+    for (std::size_t k = 0; k < run.class_names.size(); ++k) {
+      const auto& c = across["per_class"][run.class_names[k]];
+      rows.push_back({run.class_names[k],
+                      {spread_text(c["precision"]), spread_text(c["recall"]), spread_text(c["f1"]),
+                       spread_text(c["auc"]), ece.per_class[k]}});
     }
-    rows.push_back({"accuracy", {"", "", spread_text(across["accuracy"]), ""}});
+    rows.push_back({"accuracy", {"", "", spread_text(across["accuracy"]), "", ece.top_label}});
     rows.push_back({"macro average",
                     {spread_text(across["macro_precision"]), spread_text(across["macro_recall"]),
-                     spread_text(across["macro_f1"]), spread_text(across["macro_auc"])}});
+                     spread_text(across["macro_f1"]), spread_text(across["macro_auc"]), ece.classwise}});
     return rows;
   }
   const auto& m = run.main->metrics;
   const auto& e = report_json["evaluations"][run.main->key];
-  for (const auto& name : run.class_names) {
+  for (std::size_t k = 0; k < run.class_names.size(); ++k) {
+    const auto& name = run.class_names[k];
     const auto& c = e["per_class"][name];
     metrics::Interval interval{NAN, NAN, NAN, 0};
     for (const auto& recorded : m.per_class) {
@@ -207,25 +213,14 @@ std::vector<TableRow> paper_rows_without_calibration(const RunContents& run, con
     }
     rows.push_back({name,
                     {fixed(c["precision"].get<double>()), fixed(c["recall"].get<double>()),
-                     fixed(c["f1"].get<double>()), value_text(number_or_nan(c["auc"]), interval)}});
+                     fixed(c["f1"].get<double>()), value_text(number_or_nan(c["auc"]), interval), ece.per_class[k]}});
   }
-  rows.push_back({"accuracy", {"", "", value_text(number_or_nan(e["accuracy"]), m.accuracy_interval), ""}});
+  rows.push_back(
+      {"accuracy", {"", "", value_text(number_or_nan(e["accuracy"]), m.accuracy_interval), "", ece.top_label}});
   rows.push_back({"macro average",
                   {fixed(e["macro_avg"]["precision"].get<double>()), fixed(e["macro_avg"]["recall"].get<double>()),
                    value_text(number_or_nan(e["macro_avg"]["f1"]), m.macro_f1_interval),
-                   value_text(number_or_nan(e["macro_auc"]), m.macro_auc_interval)}});
-  return rows;
-}
-
-struct CalibrationCells {
-  std::vector<std::string> per_class;
-  std::string top_label, classwise;
-};
-std::vector<TableRow> paper_rows(const RunContents& run, const json& report_json, const CalibrationCells& ece) {
-  auto rows = paper_rows_without_calibration(run, report_json);
-  for (std::size_t c = 0; c < ece.per_class.size(); ++c) rows[c].cells.push_back(ece.per_class[c]);
-  rows[ece.per_class.size()].cells.push_back(ece.top_label);
-  rows[ece.per_class.size() + 1].cells.push_back(ece.classwise);
+                   value_text(number_or_nan(e["macro_auc"]), m.macro_auc_interval), ece.classwise}});
   return rows;
 }
 
