@@ -6,10 +6,12 @@
 #include <set>
 #include <sstream>
 
+#include "brainmri/evaluation/evaluation_files.hpp"
 #include "brainmri/metrics/classification.hpp"
 #include "brainmri/reports/number_text.hpp"
 
 namespace brainmri::reports {
+using evaluation::number_or_null;
 using nlohmann::json;
 
 namespace {
@@ -69,8 +71,6 @@ std::string same_folds(const RunContents& a, const RunContents& b) {
 }
 
 json interval_json(const metrics::Interval& i) { return {{"estimate", i.estimate}, {"low", i.low}, {"high", i.high}}; }
-
-json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : json(value); }
 
 std::string p_text(double p) {
   if (std::isnan(p)) return "n/a";
