@@ -20,9 +20,13 @@ fi
 out="${1:-out/quickstart}"
 bin=build/release
 
-scripts/setup.sh release
+# shellcheck source=scripts/phases.sh
+source scripts/phases.sh
+phases_open
+scripts/setup.sh release  # the programs only; scripts/test.sh builds the tests
 
 serve_model() {
+  phases_close
   echo "== Serving $out/baseline_cnn/model.pt (open the address below in a browser; Ctrl-C stops it)"
   exec "$bin/bin/brainmri" serve --model "$out/baseline_cnn/model.pt" --port "${BRAINMRI_PORT:-8080}"
 }
@@ -30,32 +34,35 @@ if ((serve)) && [[ -s "$out/baseline_cnn/model.pt" ]]; then
   serve_model
 fi
 
-mkdir -p "$out"
-rm -rf "$out/baseline_cnn" "$out/cv_baseline_cnn"
+quick_start() {
+  mkdir -p "$out"
+  rm -rf "$out/baseline_cnn" "$out/cv_baseline_cnn"
 
-echo "== Packing data/sample into $out/dataset"
-"$bin/data_prep/brainmri-prep" --force --quiet --out "$out/dataset" --folds 5 --seed 42 data/sample
-echo "== Verifying"
-"$bin/data_prep/brainmri-prep" verify "$out/dataset"
-echo "== Leakage audit"
-"$bin/data_prep/brainmri-prep" audit "$out/dataset"
+  echo "== Packing data/sample into $out/dataset"
+  "$bin/data_prep/brainmri-prep" --force --quiet --out "$out/dataset" --folds 5 --seed 42 data/sample
+  echo "== Verifying"
+  "$bin/data_prep/brainmri-prep" verify "$out/dataset"
+  echo "== Leakage audit"
+  "$bin/data_prep/brainmri-prep" audit "$out/dataset"
 
-echo "== Training the paper's baseline CNN (3 epochs) on folds 1-4"
-"$bin/bin/brainmri" train --config configs/paper_baseline_cnn.ini --data "$out/dataset" \
-    --output "$out/baseline_cnn" --epochs 3 --explanation-check false
-echo "== Evaluating the trained model on fold 0"
-"$bin/bin/brainmri" evaluate --checkpoint "$out/baseline_cnn/model.pt" --data "$out/dataset" --fold 0 \
-    --output "$out/baseline_cnn/eval-fold-0"
+  echo "== Training the paper's baseline CNN (3 epochs) on folds 1-4"
+  "$bin/bin/brainmri" train --config configs/paper_baseline_cnn.ini --data "$out/dataset" \
+      --output "$out/baseline_cnn" --epochs 3 --explanation-check false
+  echo "== Evaluating the trained model on fold 0"
+  "$bin/bin/brainmri" evaluate --checkpoint "$out/baseline_cnn/model.pt" --data "$out/dataset" --fold 0 \
+      --output "$out/baseline_cnn/eval-fold-0"
 
-echo "== 5-fold cross-validation of the baseline CNN (2 epochs per fold) on 2 MPI ranks"
-mpirun_root=()
-((EUID == 0)) && mpirun_root=(--allow-run-as-root)
-mpirun "${mpirun_root[@]}" --oversubscribe -n 2 "$bin/bin/brainmri" cv --config configs/paper_baseline_cnn.ini \
-    --data "$out/dataset" --output "$out/cv_baseline_cnn" --epochs 2 --threads-per-rank 1 --explanation-check false
+  echo "== 5-fold cross-validation of the baseline CNN (2 epochs per fold) on 2 MPI ranks"
+  mpirun_root=()
+  ((EUID == 0)) && mpirun_root=(--allow-run-as-root)
+  mpirun "${mpirun_root[@]}" --oversubscribe -n 2 "$bin/bin/brainmri" cv --config configs/paper_baseline_cnn.ini \
+      --data "$out/dataset" --output "$out/cv_baseline_cnn" --epochs 2 --threads-per-rank 1 --explanation-check false
 
-echo "== Reports: a comparison with the single run, then the cross-validation's with the check of its explanations"
-"$bin/bin/brainmri" report "$out/cv_baseline_cnn" "$out/baseline_cnn" --output "$out/comparison" --explanation-check false
-"$bin/bin/brainmri" report "$out/cv_baseline_cnn"
+  echo "== Reports: a comparison with the single run, then the cross-validation's with the check of its explanations"
+  "$bin/bin/brainmri" report "$out/cv_baseline_cnn" "$out/baseline_cnn" --output "$out/comparison" --explanation-check false
+  "$bin/bin/brainmri" report "$out/cv_baseline_cnn"
+}
+phase "run" quick_start
 
 echo
 echo "Quick start finished."

@@ -2,9 +2,13 @@
 # Installs what brainmri needs (when missing), then configures and builds it. Idempotent: a second
 # run only rebuilds what changed.
 #
-#   scripts/setup.sh [--with-test-tools] [--no-system-install] [preset]
+#   scripts/setup.sh [--with-test-tools] [--all-targets] [--no-system-install] [preset]
 #
 # preset: release (default), debug, asan, gpu-node.
+# It builds the programs (brainmri, brainmri-prep: the CMake target `product`), which is what
+# scripts/quickstart.sh runs;
+# --all-targets        builds every target instead: the test executables and benchmarks too
+#                      (scripts/test.sh asks for it).
 # --with-test-tools    also the test-only extras: a local Slurm (slurmd, slurmctld, munge), Chromium
 #                      and Selenium (serve's page in a browser), shellcheck, clang-format/-tidy, and
 #                      the Python oracles (scikit-learn, h5py, safetensors, onnxruntime, ...).
@@ -27,12 +31,14 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 with_test_tools=0
+build_target=product
 system_install=1
 [[ "${BRAINMRI_SKIP_INSTALL:-0}" == 1 ]] && system_install=0
 preset=release
 for argument in "$@"; do
   case $argument in
     --with-test-tools) with_test_tools=1 ;;
+    --all-targets) build_target=all ;;
     --no-system-install) system_install=0 ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
@@ -207,16 +213,28 @@ cuda_toolkit() {
                    "-DCMAKE_CUDA_FLAGS=--cudart=shared --cudadevrt=none")
 }
 
-system_packages
-python_environment
-cuda_toolkit
+configure() {
+  log "configuring (preset ${preset})"
+  # BRAINMRI_CMAKE_ARGS: extra configure options (CI sets -DBRAINMRI_WARNINGS_AS_ERRORS=ON).
+  # shellcheck disable=SC2086  # word splitting of the options is intended
+  cmake --preset "$preset" -DPython3_EXECUTABLE="$PWD/$venv/bin/python" "${cmake_feature_args[@]}" \
+    "${cmake_cuda_args[@]}" ${BRAINMRI_CMAKE_ARGS:-} >/dev/null
+}
 
-jobs=$(nproc 2>/dev/null || echo 2)
-log "configuring (preset ${preset})"
-# BRAINMRI_CMAKE_ARGS: extra configure options (CI sets -DBRAINMRI_WARNINGS_AS_ERRORS=ON).
-# shellcheck disable=SC2086  # word splitting of the options is intended
-cmake --preset "$preset" -DPython3_EXECUTABLE="$PWD/$venv/bin/python" "${cmake_feature_args[@]}" "${cmake_cuda_args[@]}" \
-  ${BRAINMRI_CMAKE_ARGS:-} >/dev/null
-log "building with ${jobs} jobs"
-cmake --build --preset "$preset" -j "$jobs"
+build() {
+  local jobs
+  jobs=$(nproc 2>/dev/null || echo 2)
+  log "building target '$build_target' with ${jobs} jobs"
+  cmake --build --preset "$preset" -j "$jobs" --target "$build_target"
+}
+
+python_packages() { python_environment; cuda_toolkit; }
+
+# shellcheck source=scripts/phases.sh
+source scripts/phases.sh
+phases_open
+phase "system packages" system_packages
+phase "Python/torch" python_packages
+phase "configure" configure
+phase "build" build
 log "done: binaries in build/${preset}; Python tools: source $venv/bin/activate"

@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# Wall-clock phase times for scripts/setup.sh, quickstart.sh and test.sh (sourced, not run).
+#
+# The outermost script opens the record and prints it when it exits; a script it calls (setup.sh
+# from quickstart.sh) finds the record through BRAINMRI_PHASE_LOG and adds its phases to it, so
+# one table at the end shows system packages, Python/torch, configure, build and run together.
+#
+#   source scripts/phases.sh
+#   phases_open                      # once, at the top
+#   phase "build" cmake --build ...  # runs the command (a function too) and records its time
+#   phases_close                     # prints the table now (before an exec); else it comes at exit
+
+_phases_owner=0
+
+phases_open() {
+  if [[ -n ${BRAINMRI_PHASE_LOG:-} && -w ${BRAINMRI_PHASE_LOG} ]]; then return; fi
+  BRAINMRI_PHASE_LOG=$(mktemp "${TMPDIR:-/tmp}/brainmri-phases.XXXXXX")
+  export BRAINMRI_PHASE_LOG
+  _phases_owner=1
+  _phases_started=$SECONDS
+  trap '_phases_report $?' EXIT
+}
+
+phase() {
+  local name=$1 started=$SECONDS
+  shift
+  "$@"
+  printf '%s\t%d\n' "$name" $((SECONDS - started)) >>"$BRAINMRI_PHASE_LOG"
+}
+
+phases_close() {
+  ((_phases_owner)) || return 0
+  trap - EXIT
+  _phases_report 0
+}
+
+_phases_minutes() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+_phases_report() {
+  local status=$1 name seconds
+  {
+    echo
+    if ((status == 0)); then
+      echo "Phase times (wall clock):"
+    else
+      echo "Phase times (wall clock; stopped with exit status $status):"
+    fi
+    while IFS=$'\t' read -r name seconds; do
+      printf '  %-18s %9s\n' "$name" "$(_phases_minutes "$seconds")"
+    done <"$BRAINMRI_PHASE_LOG"
+    printf '  %-18s %9s\n' "total" "$(_phases_minutes $((SECONDS - _phases_started)))"
+  } >&2
+  rm -f "$BRAINMRI_PHASE_LOG"
+  _phases_owner=0
+}
