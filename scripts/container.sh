@@ -9,6 +9,8 @@
 #                                non-root user
 #   scripts/container.sh save FILE   a docker-archive for Apptainer (apptainer build brainmri.sif
 #                                docker-archive://FILE) or another machine (podman load -i FILE)
+#   scripts/container.sh base    prints the name of the base image, making it first if needed
+#                                (scripts/fresh_machine_check.sh runs the README's commands in it)
 #
 # Environment: BRAINMRI_BASE_IMAGE (e.g. docker.io/library/debian:bookworm where a registry is
 # reachable), BRAINMRI_TORCH (the torch requirement, as for scripts/setup.sh), BRAINMRI_PODMAN_VM=1
@@ -68,13 +70,14 @@ test_image() {
 
 case ${1:-} in
   build) build ;;
+  base) base_image ;;
   test) test_image ;;
   save)
     [[ -n ${2:-} ]] || { echo "usage: scripts/container.sh save FILE" >&2; exit 2; }
     podman save --quiet --format docker-archive --output "$2" "$image"
     ;;
   *)
-    echo "usage: scripts/container.sh build|test|save FILE" >&2
+    echo "usage: scripts/container.sh build|test|base|save FILE" >&2
     exit 2
     ;;
 esac
