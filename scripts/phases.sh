@@ -1,13 +1,15 @@
 # shellcheck shell=bash
 # Wall-clock phase times for scripts/setup.sh, quickstart.sh and test.sh (sourced, not run).
 #
-# The outermost script opens the record and prints it when it exits; a script it calls (setup.sh
-# from quickstart.sh) finds the record through BRAINMRI_PHASE_LOG and adds its phases to it, so
-# one table at the end shows system packages, Python/torch, configure, build and run together.
+# The outermost script opens the record and prints it when it exits; a script it runs through
+# phases_share (setup.sh from quickstart.sh) adds its phases to the same record, so one table at
+# the end shows system packages, Python/torch, configure, build and run together. Other children
+# (the tests, which run setup.sh themselves) do not see the record.
 #
 #   source scripts/phases.sh
 #   phases_open                      # once, at the top
 #   phase "build" cmake --build ...  # runs the command (a function too) and records its time
+#   phases_share scripts/setup.sh    # runs a script that records its own phases here
 #   phases_close                     # prints the table now (before an exec); else it comes at exit
 
 _phases_owner=0
@@ -15,7 +17,7 @@ _phases_owner=0
 phases_open() {
   if [[ -n ${BRAINMRI_PHASE_LOG:-} && -w ${BRAINMRI_PHASE_LOG} ]]; then return; fi
   BRAINMRI_PHASE_LOG=$(mktemp "${TMPDIR:-/tmp}/brainmri-phases.XXXXXX")
-  export BRAINMRI_PHASE_LOG
+  export -n BRAINMRI_PHASE_LOG  # given by phases_share only
   _phases_owner=1
   _phases_started=$SECONDS
   trap '_phases_report $?' EXIT
@@ -27,6 +29,8 @@ phase() {
   "$@"
   printf '%s\t%d\n' "$name" $((SECONDS - started)) >>"$BRAINMRI_PHASE_LOG"
 }
+
+phases_share() { BRAINMRI_PHASE_LOG=$BRAINMRI_PHASE_LOG "$@"; }
 
 phases_close() {
   ((_phases_owner)) || return 0

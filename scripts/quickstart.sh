@@ -23,7 +23,7 @@ bin=build/release
 # shellcheck source=scripts/phases.sh
 source scripts/phases.sh
 phases_open
-scripts/setup.sh release  # the programs only; scripts/test.sh builds the tests
+phases_share scripts/setup.sh release  # the programs only; scripts/test.sh builds the tests
 
 serve_model() {
   phases_close

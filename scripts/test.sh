@@ -12,6 +12,6 @@ shift || true
 # shellcheck source=scripts/phases.sh
 source scripts/phases.sh
 phases_open
-scripts/setup.sh --with-test-tools --all-targets "$preset"
+phases_share scripts/setup.sh --with-test-tools --all-targets "$preset"
 # The tests call python3 for their oracles and checks: the venv's.
 PATH="$PWD/.venv/bin:$PATH" phase "run (ctest)" ctest --preset "$preset" -j "$(nproc 2>/dev/null || echo 2)" "$@"
