@@ -465,18 +465,24 @@ void plot_subgroup_accuracy(const std::vector<SubgroupAccuracy>& subgroups, doub
   for (const auto& g : subgroups) lowest = std::min(lowest, std::isnan(g.low) ? g.accuracy : g.low);
   const double x_min = std::max(0.0, std::floor((lowest - 0.02) * 10) / 10);
   const auto n = static_cast<double>(rows.size());
-  render(stem, vector, 1100, 150 + 26 * static_cast<int>(rows.size()), [&](plstream& pls) {
+  // Pixels: 120 below the frame (ticks, the axis label and the key), 60 above it, 26 a row.
+  const int height = 180 + 26 * static_cast<int>(rows.size());
+  render(stem, vector, 1100, height, [&](plstream& pls) {
     pls.adv(0);
-    pls.vpor(0.36, 0.96, 90.0 / (150 + 26 * n), 1 - 60.0 / (150 + 26 * n));
-    pls.wind(x_min, 1.0, n, 0);  // the first row at the top
+    pls.vpor(0.36, 0.96, 120.0 / height, 1 - 60.0 / height);
+    // The first row at the top; a margin beyond [x_min, 1] keeps points at the limits whole.
+    const double margin = 0.015 * (1.0 - x_min);
+    pls.wind(x_min - margin, 1.0 + margin, n, 0);
     pls.col0(kInk);
     pls.box("bcnst", 0, 0, "bc", 0, 0);
-    pls.lab("Accuracy (bar: Wilson 95% interval; dashed: all images)", "", title.c_str());
+    // The key on a line of its own: beside "Accuracy" it ran past the right edge of the page.
+    pls.lab("Accuracy", "", title.c_str());
+    pls.schr(0, 0.85);
+    pls.mtex("b", 5.6, 0.5, 0.5, "bar: Wilson 95% interval; dashed line: all images");
     const PLFLT overall_x[2] = {overall_accuracy, overall_accuracy}, overall_y[2] = {0, n};
     pls.lsty(2);
     pls.line(2, overall_x, overall_y);
     pls.lsty(1);
-    pls.schr(0, 0.85);
     for (std::size_t r = 0; r < rows.size(); ++r) {
       const double y = static_cast<double>(r) + 0.5, label_position = 1.0 - y / n;
       if (!rows[r].subgroup) {
@@ -516,8 +522,10 @@ void plot_reliability_diagrams(const std::vector<ReliabilityPanel>& panels, cons
       const auto& bins = panel.reliability.bins;
       pls.adv(0);
       // The diagram above, the counts below.
+      // Margins beyond [0, 1] keep the points at 0 and 1 whole.
+      constexpr double kMargin = 0.02;
       pls.vpor(0.21, 0.95, 0.36, 0.9);
-      pls.wind(0, 1, 0, 1);
+      pls.wind(-kMargin, 1 + kMargin, -kMargin, 1 + kMargin);
       pls.col0(kInk);
       pls.width(1.0);
       pls.box("bcst", 0, 0, "bcnstv", 0, 0);
@@ -550,7 +558,7 @@ void plot_reliability_diagrams(const std::vector<ReliabilityPanel>& panels, cons
       int most = 1;
       for (const auto& b : bins) most = std::max(most, b.count);
       pls.vpor(0.21, 0.95, 0.12, 0.3);
-      pls.wind(0, 1, 0, most * 1.1);
+      pls.wind(-kMargin, 1 + kMargin, 0, most * 1.1);
       pls.col0(kInk);
       pls.box("bcnst", 0, 0, "bcstv", 0, 0);
       pls.lab("Mean confidence", "", "");
@@ -561,9 +569,11 @@ void plot_reliability_diagrams(const std::vector<ReliabilityPanel>& panels, cons
         pls.col0(kGrey);
         pls.fill(4, bx, by);
       }
+      // The scale once, above the bars on the right (beside the top of the axis it read as the
+      // count of whichever bar stood there).
       pls.col0(kInk);
-      pls.schr(0, 0.7);
-      pls.mtex("r", 0.8, 1.0, 1.0, std::to_string(most).c_str());
+      pls.schr(0, 0.8);
+      pls.mtex("t", 0.6, 1.0, 1.0, ("tallest bar: " + std::to_string(most) + " images").c_str());
       pls.schr(0, 0.95);
     }
   });

@@ -105,6 +105,19 @@ std::string format(const char* pattern, double value) {
   return text;
 }
 
+void text_with_halo(plstream& pls, double x, double y, double justification, const std::string& text, int colour) {
+  // The halo: the text drawn at eight small offsets in the background colour, then over them.
+  PLFLT xmin, xmax, ymin, ymax;
+  pls.gvpw(xmin, xmax, ymin, ymax);
+  const double dx = (xmax - xmin) * 0.0015, dy = (ymax - ymin) * 0.003;
+  pls.col0(kBackground);
+  for (const auto& [ox, oy] :
+       {std::pair{-dx, 0.0}, {dx, 0.0}, {0.0, -dy}, {0.0, dy}, {-dx, -dy}, {dx, dy}, {-dx, dy}, {dx, -dy}})
+    pls.ptex(x + ox, y + oy, 0, 0, justification, text.c_str());
+  pls.col0(colour);
+  pls.ptex(x, y, 0, 0, justification, text.c_str());
+}
+
 }  // namespace plotting
 
 bool plotting_available(std::string* why) {

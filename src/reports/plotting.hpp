@@ -61,6 +61,9 @@ void axes(plstream& pls, double xmin, double xmax, double ymin, double ymax, con
 void roc_frame(plstream& pls, const std::string& title);
 // printf of one number into a std::string.
 std::string format(const char* pattern, double value);
+// Text at world coordinates (x, y) like plstream::ptex, drawn over a halo of the background
+// colour so that it stays readable where lines cross it; `colour` is the text's palette index.
+void text_with_halo(plstream& pls, double x, double y, double justification, const std::string& text, int colour);
 #else
 // Built without PLplot: every figure function throws, saying what to install.
 [[noreturn]] void no_plots(const std::filesystem::path& stem);

@@ -104,9 +104,13 @@ void plot_search_history(const std::vector<SearchTrialPoint>& trials, const std:
       pls.width(1.5);
       pls.line(static_cast<PLINT>(step_x.size()), step_x.data(), step_y.data());
       pls.width(1.0);
+      // Beside the best trial's point, on the side with room, and under the step where the step
+      // runs close to the top of the frame.
       pls.schr(0, 0.8);
-      pls.ptex(best_trial, best + 0.03 * (high - low), 0, 0, 0.5,
-               ("best: trial " + std::to_string(best_trial)).c_str());
+      const bool right_of_point = best_trial < 0.7 * last_number;
+      const double label_y = best + (best > high - 0.1 * (high - low) ? -0.05 : 0.02) * (high - low);
+      text_with_halo(pls, best_trial + (right_of_point ? 0.4 : -0.4), label_y, right_of_point ? 0.0 : 1.0,
+                     "best: trial " + std::to_string(best_trial), kInk);
       pls.schr(0, 1.05);
       legend.push_back({"best so far (completed trials)", kInk, 1, 1.5});
     }
@@ -188,7 +192,7 @@ void plot_parallel_coordinates(const std::vector<SearchAxis>& axes_of_search,
       if (a < k && !axes_of_search[a].categories.empty()) {
         const auto& categories = axes_of_search[a].categories;
         for (std::size_t c = 0; c < categories.size(); ++c) {
-          pls.ptex(x + 0.03, position(a, static_cast<double>(c)), 0, 0, 0, categories[c].c_str());
+          text_with_halo(pls, x + 0.03, position(a, static_cast<double>(c)), 0, categories[c], kInk);
         }
       } else {
         const auto [low, high] = ranges[a];
