@@ -12,6 +12,12 @@ endif()
 
 add_library(brainmri_warnings INTERFACE)
 target_compile_options(brainmri_warnings INTERFACE -Wall -Wextra -Wshadow -Wnon-virtual-dtor)
+if(CMAKE_UNITY_BUILD AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  # GCC takes every file a unity source includes for a header, where a class that uses a type of
+  # the file's anonymous namespace would be an error: in unity builds the warning says nothing.
+  # File-by-file builds (-DCMAKE_UNITY_BUILD=OFF) keep it.
+  target_compile_options(brainmri_warnings INTERFACE -Wno-subobject-linkage)
+endif()
 if(BRAINMRI_WARNINGS_AS_ERRORS)
   # GCC 12's -Warray-bounds and -Wstringop-overflow report false positives inside libstdc++'s
   # inlined std::string code (GCC bug 105651 and relatives): still shown, not fatal.

@@ -13,9 +13,13 @@
 #   phases_close                     # prints the table now (before an exec); else it comes at exit
 
 _phases_owner=0
+_phase_running=""  # the phase under way: on exit (a failure, under set -e) it is recorded as stopped
 
 phases_open() {
-  if [[ -n ${BRAINMRI_PHASE_LOG:-} && -w ${BRAINMRI_PHASE_LOG} ]]; then return; fi
+  if [[ -n ${BRAINMRI_PHASE_LOG:-} && -w ${BRAINMRI_PHASE_LOG} ]]; then
+    trap '_phase_stopped' EXIT
+    return
+  fi
   BRAINMRI_PHASE_LOG=$(mktemp "${TMPDIR:-/tmp}/brainmri-phases.XXXXXX")
   export -n BRAINMRI_PHASE_LOG  # given by phases_share only
   _phases_owner=1
@@ -24,10 +28,18 @@ phases_open() {
 }
 
 phase() {
-  local name=$1 started=$SECONDS
+  _phase_running=$1
+  _phase_started=$SECONDS
   shift
   "$@"
-  printf '%s\t%d\n' "$name" $((SECONDS - started)) >>"$BRAINMRI_PHASE_LOG"
+  printf '%s\t%d\n' "$_phase_running" $((SECONDS - _phase_started)) >>"$BRAINMRI_PHASE_LOG"
+  _phase_running=""
+}
+
+_phase_stopped() {
+  [[ -n $_phase_running ]] || return 0
+  printf '%s (stopped)\t%d\n' "$_phase_running" $((SECONDS - _phase_started)) >>"$BRAINMRI_PHASE_LOG"
+  _phase_running=""
 }
 
 phases_share() { BRAINMRI_PHASE_LOG=$BRAINMRI_PHASE_LOG "$@"; }
@@ -42,6 +54,7 @@ _phases_minutes() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
 _phases_report() {
   local status=$1 name seconds
+  _phase_stopped
   {
     echo
     if ((status == 0)); then
