@@ -56,6 +56,15 @@ grep -q "log (optional.*libspdlog-dev; modules: spdlog" "$work/out" || fail "mis
 grep -q -- "--preset release .*-DBRAINMRI_WITH_SPDLOG=OFF -DBRAINMRI_WITH_PLOTS=OFF -DBRAINMRI_WITH_SERVE=OFF" "$work/cmake.log" ||
   { cat "$work/cmake.log"; fail "cmake was not configured without the missing features"; }
 grep -q -- "-DPython3_EXECUTABLE=.*/.venv/bin/python" "$work/cmake.log" || fail "cmake does not take the venv's Python"
+# It builds the programs alone (what the quick start runs); --all-targets the tests too. The phase
+# times come at the end.
+grep -q -- "--build --preset release -j [0-9]* --target product$" "$work/cmake.log" ||
+  { cat "$work/cmake.log"; fail "setup did not build the 'product' target alone"; }
+grep -A6 "^Phase times (wall clock):" "$work/out" | grep -q "^  configure .*0m0[0-9]s$" ||
+  { cat "$work/out"; fail "setup printed no phase times"; }
+run_setup "" --all-targets release
+grep -q -- "--build --preset release -j [0-9]* --target all$" "$work/cmake.log" ||
+  { cat "$work/cmake.log"; fail "setup --all-targets did not build every target"; }
 
 # A required library missing: setup stops with the exact list, before configuring.
 run_setup "libhdf5-dev" release
