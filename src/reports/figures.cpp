@@ -311,6 +311,17 @@ void plot_gradcam_grid(const std::vector<std::vector<std::optional<CamTile>>>& r
 namespace {
 
 // Dotted lines where a new stage starts, with its name, in an epoch axis.
+// Two panels side by side with one legend below both: a legend inside a panel hid the curves of
+// short runs. Pixels: 700 high, the panels from 34% to 90% of it, the legend under the x labels.
+constexpr int kTwoPanelHeight = 700;
+void left_panel(plstream& pls) { pls.vpor(0.11, 0.47, 0.34, 0.9); }
+void right_panel(plstream& pls) { pls.vpor(0.61, 0.97, 0.34, 0.9); }
+void legend_below_panels(plstream& pls, const std::vector<LegendEntry>& entries, int columns) {
+  pls.vpor(0.11, 0.97, 0.34, 0.9);
+  pls.wind(0, 1, 0, 1);
+  draw_legend(pls, entries, PL_POSITION_BOTTOM | PL_POSITION_OUTSIDE, 0.62, columns, 0.25, 0.04);
+}
+
 void stage_marks(plstream& pls, const std::vector<evaluation::EpochRecord>& epochs, double ymin, double ymax) {
   for (std::size_t i = 1; i < epochs.size(); ++i) {
     if (epochs[i].stage == epochs[i - 1].stage) continue;
@@ -344,8 +355,7 @@ void plot_fold_training_curves(const std::vector<std::pair<std::string, std::vec
   const auto& longest_run = std::max_element(folds.begin(), folds.end(), [](const auto& a, const auto& b) {
                               return a.second.size() < b.second.size();
                             })->second;
-  render(stem, vector, 1400, 600, [&](plstream& pls) {
-    pls.ssub(2, 1);
+  render(stem, vector, 1400, kTwoPanelHeight, [&](plstream& pls) {
     const double right = static_cast<double>(longest) + 0.5;
     std::vector<LegendEntry> legend;
     auto draw = [&](const std::vector<evaluation::EpochRecord>& epochs, double evaluation::EpochRecord::*field,
@@ -360,9 +370,9 @@ void plot_fold_training_curves(const std::vector<std::pair<std::string, std::vec
       if (x.size() == 1) pls.poin(1, x.data(), y.data(), 17);  // a one-epoch run is a point
       pls.lsty(1);
     };
-    // Loss.
     pls.adv(0);
-    pls.vpor(0.17, 0.96, 0.14, 0.88);  // room for the y label inside the half page
+    // Loss.
+    left_panel(pls);
     const double loss_top = top_loss * 1.08 + 1e-9;
     axes(pls, 0.5, right, 0, loss_top, "Epoch", "Cross-entropy", title + ": loss");
     stage_marks(pls, longest_run, 0, loss_top);
@@ -372,13 +382,11 @@ void plot_fold_training_curves(const std::vector<std::pair<std::string, std::vec
       draw(folds[f].second, &evaluation::EpochRecord::val_loss, colour, 1);
       legend.push_back({folds[f].first, colour, 1, 2.0});
     }
-    // One legend for both panels, in the right one's empty lower part (scores start high).
     legend.push_back({"validation loss, macro-F1", kInk, 1, 1.0});
     legend.push_back({"training loss", kInk, 2, 1.0});
     legend.push_back({"validation accuracy", kInk, 3, 1.0});
     // Validation macro-F1 and accuracy.
-    pls.adv(0);
-    pls.vpor(0.17, 0.96, 0.14, 0.88);  // room for the y label inside the half page
+    right_panel(pls);
     axes(pls, 0.5, right, 0, 1.02, "Epoch", "Validation macro-F1 / accuracy", title + ": validation");
     stage_marks(pls, longest_run, 0, 1.02);
     for (std::size_t f = 0; f < folds.size(); ++f) {
@@ -386,7 +394,7 @@ void plot_fold_training_curves(const std::vector<std::pair<std::string, std::vec
       draw(folds[f].second, &evaluation::EpochRecord::val_macro_f1, colour, 1);
       draw(folds[f].second, &evaluation::EpochRecord::val_accuracy, colour, 3);
     }
-    draw_legend(pls, legend, PL_POSITION_RIGHT | PL_POSITION_BOTTOM | PL_POSITION_INSIDE, 0.7);
+    legend_below_panels(pls, legend, 3);
   });
 }
 
@@ -396,13 +404,12 @@ void plot_training_curves(const std::vector<evaluation::EpochRecord>& epochs, co
   std::vector<double> x(epochs.size());
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(i + 1);
   auto column = [&](double evaluation::EpochRecord::*field) { return epoch_column(epochs, field); };
-  render(stem, vector, 1400, 600, [&](plstream& pls) {
-    pls.ssub(2, 1);
+  render(stem, vector, 1400, kTwoPanelHeight, [&](plstream& pls) {
     const auto n = static_cast<PLINT>(x.size());
     const double right = static_cast<double>(x.size()) + 0.5;
-    // Loss.
     pls.adv(0);
-    pls.vpor(0.17, 0.96, 0.14, 0.88);  // room for the y label inside the half page
+    // Loss.
+    left_panel(pls);
     const auto train_loss = column(&evaluation::EpochRecord::train_loss),
                val_loss = column(&evaluation::EpochRecord::val_loss);
     double top = 0;
@@ -414,11 +421,8 @@ void plot_training_curves(const std::vector<evaluation::EpochRecord>& epochs, co
     pls.line(n, x.data(), train_loss.data());
     pls.col0(class_colour(1));
     pls.line(n, x.data(), val_loss.data());
-    draw_legend(pls, {{"training", class_colour(0), 1, 2.0}, {"validation", class_colour(1), 1, 2.0}},
-                PL_POSITION_RIGHT | PL_POSITION_TOP | PL_POSITION_INSIDE, 0.9);
     // Accuracy and macro-F1.
-    pls.adv(0);
-    pls.vpor(0.17, 0.96, 0.14, 0.88);  // room for the y label inside the half page
+    right_panel(pls);
     const auto train_accuracy = column(&evaluation::EpochRecord::train_accuracy),
                val_accuracy = column(&evaluation::EpochRecord::val_accuracy),
                val_f1 = column(&evaluation::EpochRecord::val_macro_f1);
@@ -433,11 +437,11 @@ void plot_training_curves(const std::vector<evaluation::EpochRecord>& epochs, co
     pls.lsty(2);
     pls.line(n, x.data(), val_f1.data());
     pls.lsty(1);
-    draw_legend(pls,
-                {{"training accuracy", class_colour(0), 1, 2.0},
-                 {"validation accuracy", class_colour(1), 1, 2.0},
-                 {"validation macro-F1", class_colour(2), 2, 2.0}},
-                PL_POSITION_RIGHT | PL_POSITION_BOTTOM | PL_POSITION_INSIDE, 0.9);
+    legend_below_panels(pls,
+                        {{"training (loss, accuracy)", class_colour(0), 1, 2.0},
+                         {"validation (loss, accuracy)", class_colour(1), 1, 2.0},
+                         {"validation macro-F1", class_colour(2), 2, 2.0}},
+                        3);
   });
 }
 
@@ -573,7 +577,7 @@ void plot_reliability_diagrams(const std::vector<ReliabilityPanel>& panels, cons
       // count of whichever bar stood there).
       pls.col0(kInk);
       pls.schr(0, 0.8);
-      pls.mtex("t", 0.6, 1.0, 1.0, ("tallest bar: " + std::to_string(most) + " images").c_str());
+      pls.mtex("t", 1.0, 1.0, 1.0, ("tallest bar: " + std::to_string(most) + " images").c_str());
       pls.schr(0, 0.95);
     }
   });

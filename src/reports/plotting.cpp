@@ -59,7 +59,7 @@ void render(const fs::path& stem, bool vector, int width, int height, const std:
 }
 
 void draw_legend(plstream& pls, const std::vector<LegendEntry>& entries, PLINT position, double text_scale, int columns,
-                 double y_offset) {
+                 double y_offset, double line_length) {
   const auto n = static_cast<PLINT>(entries.size());
   std::vector<PLINT> options(entries.size(), PL_LEGEND_LINE), colours, styles;
   std::vector<PLFLT> widths;
@@ -74,7 +74,7 @@ void draw_legend(plstream& pls, const std::vector<LegendEntry>& entries, PLINT p
   PLFLT legend_width = 0, legend_height = 0;
   const PLINT rows = columns > 0 ? (n + columns - 1) / columns : 0;
   pls.legend(&legend_width, &legend_height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, position, 0.02, y_offset,
-             0.08, kBackground, kInk, 1, rows, columns, n, options.data(), 1.0, text_scale, 2.0, 0.0,
+             line_length, kBackground, kInk, 1, rows, columns, n, options.data(), 1.0, text_scale, 2.0, 0.0,
              text_colours.data(), texts.data(), nullptr, nullptr, nullptr, nullptr, colours.data(), styles.data(),
              widths.data(), nullptr, nullptr, nullptr, nullptr);
 }

@@ -52,9 +52,10 @@ struct LegendEntry {
 };
 
 // `columns` > 0 lays the entries out in that many columns; `y_offset`: from the anchoring edge, as
-// a fraction of the viewport (below an x axis' labels for a legend outside at the bottom).
+// a fraction of the viewport (below an x axis' labels for a legend outside at the bottom);
+// `line_length`: each entry's line sample, as a fraction of the viewport's width.
 void draw_legend(plstream& pls, const std::vector<LegendEntry>& entries, PLINT position, double text_scale,
-                 int columns = 0, double y_offset = 0.02);
+                 int columns = 0, double y_offset = 0.02, double line_length = 0.08);
 void axes(plstream& pls, double xmin, double xmax, double ymin, double ymax, const char* xlabel, const char* ylabel,
           const std::string& title);
 // A square ROC panel: axes from 0 to 1, labels, and the chance diagonal.

@@ -518,9 +518,13 @@ TEST(NcclBackend, ReducerOnTheDeviceEqualsTheAverage) {
 namespace {
 
 fs::path shared_dataset(distributed::Communicator& world, int count) {
-  // One directory for all ranks of this job (same machine): rank 0 writes, the others wait.
-  const auto dir = fs::temp_directory_path() / ("brainmri-mpi-test-" + std::to_string(count) + "-" +
-                                                std::to_string(world.size()) + "-" + std::to_string(::getppid()));
+  // One directory for all ranks of this job (on a filesystem they share, also across nodes):
+  // named after rank 0's parent (mpirun's daemon on its node); rank 0 writes, the others wait.
+  auto job = torch::tensor({static_cast<std::int64_t>(::getppid())}, torch::kInt64);
+  world.broadcast(job, 0, "dataset directory");
+  const auto dir =
+      fs::temp_directory_path() / ("brainmri-mpi-test-" + std::to_string(count) + "-" + std::to_string(world.size()) +
+                                   "-" + std::to_string(job.item<std::int64_t>()));
   if (world.rank() == 0) {
     fs::remove_all(dir);
     brainmri::testing::write_synthetic_dataset(dir, count, 4, 16, 1, false, 2, 4);
